@@ -1,0 +1,58 @@
+# Shared helpers of scripts/run and scripts/test: make sure what Tern and its
+# tests need is installed and running, whatever the machine had before.
+
+log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+apt_updated=""
+apt_install() {
+  if [ -z "$apt_updated" ]; then
+    apt-get update -qq >/dev/null
+    apt_updated=1
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+# PostgreSQL on 127.0.0.1:5432 accepting the postgres role without a password.
+ensure_postgres() {
+  if pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then return 0; fi
+  local fresh=""
+  if [ -z "$(ls /etc/postgresql 2>/dev/null)" ]; then
+    log "installing PostgreSQL"
+    apt_install postgresql
+    fresh=1
+  fi
+  local version
+  version=$(ls /etc/postgresql | sort -V | tail -n 1)
+  if [ -n "$fresh" ]; then
+    # Local development server: trust connections from loopback only.
+    local hba="/etc/postgresql/$version/main/pg_hba.conf"
+    sed -i -E 's/^(host\s+all\s+all\s+(127\.0\.0\.1\/32|::1\/128)\s+)\S+/\1trust/' "$hba"
+  fi
+  log "starting PostgreSQL $version"
+  pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
+  for _ in $(seq 1 60); do
+    pg_isready -q -h 127.0.0.1 -p 5432 && return 0
+    sleep 0.5
+  done
+  echo "PostgreSQL did not come up on 127.0.0.1:5432" >&2
+  return 1
+}
+
+# A Debian package providing COMMAND.
+ensure_command() {
+  local command="$1" package="$2"
+  command -v "$command" >/dev/null 2>&1 && return 0
+  log "installing $package"
+  apt_install "$package"
+}
+
+# .venv with the Python test peers (dkimpy, openapi-spec-validator).
+ensure_python_venv() {
+  local requirements="tests/support/requirements.txt"
+  local stamp=".venv/.tern-requirements"
+  if [ -x .venv/bin/python ] && cmp -s "$requirements" "$stamp"; then return 0; fi
+  log "installing Python test peers into .venv"
+  python3 -m venv .venv
+  .venv/bin/pip install -q --disable-pip-version-check -r "$requirements"
+  cp "$requirements" "$stamp"
+}

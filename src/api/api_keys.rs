@@ -1,0 +1,132 @@
+//! Server API keys: created (shown once), listed, revoked.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::extract::{ApiJson, ApiPath, require_write, valid_name};
+use super::servers::visible as visible_server;
+use crate::auth::{UserSession, api_key};
+use crate::db;
+use crate::db::api_keys::ApiKey;
+use crate::error::{ApiError, ErrorBody};
+use crate::startup::AppState;
+
+/// Input for creating an API key.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateApiKey {
+    #[schema(example = "production web app")]
+    pub name: String,
+}
+
+/// Changes to a key.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateApiKey {
+    pub name: String,
+}
+
+/// A new key. `secret` is shown only in this response; store it now.
+#[derive(Serialize, ToSchema)]
+pub struct CreatedApiKey {
+    #[serde(flatten)]
+    pub key: ApiKey,
+    #[schema(example = "tern_3f9a1c2b7d4e_Vb4kC2...")]
+    pub secret: String,
+}
+
+/// Keys of a server (revoked ones included).
+#[derive(Serialize, ToSchema)]
+pub struct ApiKeyList {
+    pub data: Vec<ApiKey>,
+}
+
+async fn visible(state: &AppState, user: Uuid, id: Uuid) -> Result<ApiKey, ApiError> {
+    db::api_keys::get_for_user(&state.db, user, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("API key"))
+}
+
+/// Lists a server's API keys.
+#[utoipa::path(get, path = "/v1/servers/{server_id}/api-keys", operation_id = "list_api_keys", tag = "api-keys",
+    security(("session" = [])), params(("server_id" = Uuid, Path)),
+    responses((status = 200, description = "OK", body = ApiKeyList), (status = 404, description = "Not found (or not visible to you)", body = ErrorBody)))]
+pub async fn list_api_keys(
+    State(state): State<AppState>,
+    session: UserSession,
+    ApiPath(server): ApiPath<Uuid>,
+) -> Result<Json<ApiKeyList>, ApiError> {
+    visible_server(&state, session.user_id, server).await?;
+    let data = db::api_keys::list(&state.db, session.user_id, server).await?;
+    Ok(Json(ApiKeyList { data }))
+}
+
+/// Creates an API key (owner or admin). The secret is returned once.
+#[utoipa::path(post, path = "/v1/servers/{server_id}/api-keys", operation_id = "create_api_key", tag = "api-keys",
+    security(("session" = [])), params(("server_id" = Uuid, Path)), request_body = CreateApiKey,
+    responses((status = 201, description = "Created", body = CreatedApiKey), (status = 403, description = "Your role does not allow this", body = ErrorBody), (status = 404, description = "Not found (or not visible to you)", body = ErrorBody), (status = 422, description = "Invalid input", body = ErrorBody)))]
+pub async fn create_api_key(
+    State(state): State<AppState>,
+    session: UserSession,
+    ApiPath(server): ApiPath<Uuid>,
+    ApiJson(input): ApiJson<CreateApiKey>,
+) -> Result<(StatusCode, Json<CreatedApiKey>), ApiError> {
+    require_write(visible_server(&state, session.user_id, server).await?.role)?;
+    let name = valid_name("name", &input.name)?;
+    let new = api_key::generate();
+    let key = db::api_keys::create(&state.db, session.user_id, server, &name, &new.prefix, &new.hash).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedApiKey {
+            key,
+            secret: new.secret,
+        }),
+    ))
+}
+
+/// Gets one API key (never its secret).
+#[utoipa::path(get, path = "/v1/api-keys/{api_key_id}", operation_id = "get_api_key", tag = "api-keys",
+    security(("session" = [])), params(("api_key_id" = Uuid, Path)),
+    responses((status = 200, description = "OK", body = ApiKey), (status = 404, description = "Not found (or not visible to you)", body = ErrorBody)))]
+pub async fn get_api_key(
+    State(state): State<AppState>,
+    session: UserSession,
+    ApiPath(id): ApiPath<Uuid>,
+) -> Result<Json<ApiKey>, ApiError> {
+    Ok(Json(visible(&state, session.user_id, id).await?))
+}
+
+/// Renames an API key (owner or admin).
+#[utoipa::path(patch, path = "/v1/api-keys/{api_key_id}", operation_id = "update_api_key", tag = "api-keys",
+    security(("session" = [])), params(("api_key_id" = Uuid, Path)), request_body = UpdateApiKey,
+    responses((status = 200, description = "OK", body = ApiKey), (status = 403, description = "Your role does not allow this", body = ErrorBody),
+        (status = 404, description = "Not found (or not visible to you)", body = ErrorBody), (status = 422, description = "Invalid input", body = ErrorBody)))]
+pub async fn update_api_key(
+    State(state): State<AppState>,
+    session: UserSession,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(input): ApiJson<UpdateApiKey>,
+) -> Result<Json<ApiKey>, ApiError> {
+    require_write(visible(&state, session.user_id, id).await?.role)?;
+    let name = valid_name("name", &input.name)?;
+    db::api_keys::rename(&state.db, id, &name).await?;
+    Ok(Json(visible(&state, session.user_id, id).await?))
+}
+
+/// Revokes an API key at once (owner or admin). The key stays listed.
+#[utoipa::path(delete, path = "/v1/api-keys/{api_key_id}", operation_id = "revoke_api_key", tag = "api-keys",
+    security(("session" = [])), params(("api_key_id" = Uuid, Path)),
+    responses((status = 204, description = "Revoked"), (status = 403, description = "Your role does not allow this", body = ErrorBody), (status = 404, description = "Not found (or not visible to you)", body = ErrorBody)))]
+pub async fn revoke_api_key(
+    State(state): State<AppState>,
+    session: UserSession,
+    ApiPath(id): ApiPath<Uuid>,
+) -> Result<StatusCode, ApiError> {
+    require_write(visible(&state, session.user_id, id).await?.role)?;
+    db::api_keys::revoke(&state.db, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

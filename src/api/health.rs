@@ -1,0 +1,64 @@
+//! Liveness and readiness probes.
+
+use axum::Json;
+use axum::extract::State;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::db::MIGRATOR;
+use crate::error::ApiError;
+use crate::startup::AppState;
+
+/// A probe's answer.
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    #[schema(example = "ok")]
+    pub status: &'static str,
+}
+
+/// The process is up.
+#[utoipa::path(get, path = "/healthz", operation_id = "healthz", tag = "health",
+    responses((status = 200, description = "Process is running", body = Health)))]
+pub async fn healthz() -> Json<Health> {
+    Json(Health { status: "ok" })
+}
+
+/// The database is reachable and every migration of this build is applied.
+#[utoipa::path(get, path = "/readyz", operation_id = "readyz", tag = "health",
+    responses(
+        (status = 200, description = "Ready to serve", body = Health),
+        (status = 503, description = "Database unreachable or schema behind", body = crate::error::ErrorBody),
+    ))]
+pub async fn readyz(
+    State(state): State<AppState>,
+) -> Result<Json<Health>, (axum::http::StatusCode, Json<crate::error::ErrorBody>)> {
+    let unavailable = |message: &str| {
+        (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            Json(crate::error::ErrorBody {
+                error: crate::error::ErrorDetail {
+                    code: "not_ready",
+                    message: message.to_string(),
+                    field: None,
+                },
+            }),
+        )
+    };
+    let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+        .fetch_all(&state.db)
+        .await
+        .map_err(|err| {
+            tracing::warn!(error = %err, "readiness check failed");
+            unavailable("database unreachable")
+        })?;
+    let missing = MIGRATOR.iter().any(|m| !applied.contains(&m.version));
+    if missing {
+        return Err(unavailable("migrations pending"));
+    }
+    Ok(Json(Health { status: "ok" }))
+}
+
+/// Fallback for unknown paths.
+pub async fn not_found() -> ApiError {
+    ApiError::not_found("route")
+}

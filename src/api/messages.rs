@@ -1,0 +1,255 @@
+//! Reading messages back: one with its recipients, events and headers, or a
+//! filtered, newest-first page of them (server API key).
+
+use std::collections::{BTreeMap, HashMap};
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::IntoResponse;
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use super::extract::{ApiPath, ApiQuery};
+use crate::auth::ServerAuth;
+use crate::db;
+use crate::db::messages::{Event, ListFilter, MessageRow, Recipient, RecipientStatus};
+use crate::error::{ApiError, ErrorBody};
+use crate::mail::raw::header_fields;
+use crate::startup::AppState;
+
+/// One header of the stored message, unfolded.
+#[derive(Serialize, ToSchema)]
+pub struct HeaderView {
+    #[schema(example = "Subject")]
+    pub name: String,
+    pub value: String,
+}
+
+/// A message as listed.
+#[derive(Serialize, ToSchema)]
+pub struct MessageSummary {
+    pub id: Uuid,
+    /// The `Message-ID` header, without angle brackets.
+    pub message_id: String,
+    /// The `From` header.
+    #[schema(example = "Acme <hello@example.com>")]
+    pub from: String,
+    /// The envelope sender given at submission.
+    pub mail_from: String,
+    pub subject: String,
+    pub tag: Option<String>,
+    pub metadata: BTreeMap<String, String>,
+    /// Size of the stored, signed message in bytes.
+    pub size: i32,
+    pub created_at: DateTime<Utc>,
+    pub recipients: Vec<Recipient>,
+}
+
+/// A message with everything Tern knows of it.
+#[derive(Serialize, ToSchema)]
+pub struct MessageDetail {
+    #[serde(flatten)]
+    pub summary: MessageSummary,
+    /// Every event, oldest first.
+    pub events: Vec<Event>,
+    pub headers: Vec<HeaderView>,
+    /// Base64 of the stored (signed) source, with `?include=raw`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub raw: Option<String>,
+}
+
+/// A page of messages, newest first.
+#[derive(Serialize, ToSchema)]
+pub struct MessageList {
+    pub data: Vec<MessageSummary>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// Options for `GET /v1/messages/{id}`.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct GetParams {
+    /// `raw` adds the stored source (base64) to the answer.
+    pub include: Option<String>,
+}
+
+/// Filters for `GET /v1/messages`, combined with AND.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListParams {
+    /// Messages with at least one recipient in this status.
+    pub status: Option<RecipientStatus>,
+    /// Messages to this address (case-insensitive).
+    pub recipient: Option<String>,
+    pub tag: Option<String>,
+    /// Created at or after (RFC 3339).
+    pub since: Option<DateTime<Utc>>,
+    /// Created before (RFC 3339).
+    pub until: Option<DateTime<Utc>>,
+    /// Page size, 1 to 100; default 25.
+    pub limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+fn summary(row: MessageRow, recipients: Vec<Recipient>) -> MessageSummary {
+    MessageSummary {
+        id: row.id,
+        message_id: row.message_id,
+        from: row.from_header,
+        mail_from: row.mail_from,
+        subject: row.subject,
+        tag: row.tag,
+        metadata: serde_json::from_value(row.metadata).unwrap_or_default(),
+        size: row.size,
+        created_at: row.created_at,
+        recipients,
+    }
+}
+
+fn encode_cursor(at: DateTime<Utc>, id: Uuid) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{}.{}", at.timestamp_micros(), id))
+}
+
+fn decode_cursor(cursor: &str) -> Option<(DateTime<Utc>, Uuid)> {
+    let text = String::from_utf8(URL_SAFE_NO_PAD.decode(cursor).ok()?).ok()?;
+    let (micros, id) = text.split_once('.')?;
+    Some((
+        DateTime::from_timestamp_micros(micros.parse().ok()?)?,
+        id.parse().ok()?,
+    ))
+}
+
+async fn visible(state: &AppState, auth: &ServerAuth, id: Uuid) -> Result<MessageRow, ApiError> {
+    db::messages::get(&state.db, auth.server_id, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("message"))
+}
+
+/// Gets a message: per-recipient status, events, headers, size.
+#[utoipa::path(get, path = "/v1/messages/{message_id}", operation_id = "get_message", tag = "messages",
+    security(("api_key" = [])), params(("message_id" = Uuid, Path), GetParams),
+    responses((status = 200, description = "OK", body = MessageDetail), (status = 401, description = "Missing or invalid credentials", body = ErrorBody), (status = 404, description = "Not found (or not visible to you)", body = ErrorBody)))]
+pub async fn get_message(
+    State(state): State<AppState>,
+    auth: ServerAuth,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiQuery(params): ApiQuery<GetParams>,
+) -> Result<Json<MessageDetail>, ApiError> {
+    let row = visible(&state, &auth, id).await?;
+    let ids = [id];
+    let (recipients, events, source) = tokio::try_join!(
+        db::messages::recipients(&state.db, &ids),
+        db::messages::events(&state.db, id),
+        db::messages::source(&state.db, id),
+    )?;
+    let headers = header_fields(&source, usize::MAX)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|f| HeaderView {
+            name: f.name,
+            value: f.value,
+        })
+        .collect();
+    let raw = (params.include.as_deref() == Some("raw")).then(|| STANDARD.encode(&source));
+    Ok(Json(MessageDetail {
+        summary: summary(row, recipients),
+        events,
+        headers,
+        raw,
+    }))
+}
+
+/// The stored, signed source as `message/rfc822`.
+#[utoipa::path(get, path = "/v1/messages/{message_id}/source", operation_id = "get_message_source", tag = "messages",
+    security(("api_key" = [])), params(("message_id" = Uuid, Path)),
+    responses((status = 200, description = "OK", content_type = "message/rfc822", body = String), (status = 401, description = "Missing or invalid credentials", body = ErrorBody), (status = 404, description = "Not found (or not visible to you)", body = ErrorBody)))]
+pub async fn get_message_source(
+    State(state): State<AppState>,
+    auth: ServerAuth,
+    ApiPath(id): ApiPath<Uuid>,
+) -> Result<impl IntoResponse, ApiError> {
+    visible(&state, &auth, id).await?;
+    let source = db::messages::source(&state.db, id).await?;
+    Ok(([(CONTENT_TYPE, "message/rfc822")], source))
+}
+
+/// Lists messages, newest first, with cursor pagination.
+#[utoipa::path(get, path = "/v1/messages", operation_id = "list_messages", tag = "messages",
+    security(("api_key" = [])), params(ListParams),
+    responses((status = 200, description = "OK", body = MessageList), (status = 400, description = "Malformed request", body = ErrorBody), (status = 401, description = "Missing or invalid credentials", body = ErrorBody)))]
+pub async fn list_messages(
+    State(state): State<AppState>,
+    auth: ServerAuth,
+    ApiQuery(params): ApiQuery<ListParams>,
+) -> Result<Json<MessageList>, ApiError> {
+    let limit = params.limit.unwrap_or(25);
+    if !(1..=100).contains(&limit) {
+        return Err(ApiError::bad_request("invalid_query", "`limit` must be 1 to 100").field("limit"));
+    }
+    let after = match &params.cursor {
+        Some(cursor) => Some(decode_cursor(cursor).ok_or_else(|| {
+            ApiError::bad_request("invalid_cursor", "`cursor` is not a cursor this API returned")
+                .field("cursor")
+        })?),
+        None => None,
+    };
+    if params.recipient.as_ref().is_some_and(|r| r.len() > 254)
+        || params.tag.as_ref().is_some_and(|t| t.len() > 100)
+    {
+        return Err(ApiError::bad_request("invalid_query", "filter value too long"));
+    }
+    let filter = ListFilter {
+        status: params.status,
+        recipient: params.recipient,
+        tag: params.tag,
+        since: params.since,
+        until: params.until,
+        after,
+        limit: limit + 1,
+    };
+    let mut rows = db::messages::list(&state.db, auth.server_id, &filter).await?;
+    let next_cursor = if rows.len() as i64 > limit {
+        rows.truncate(limit as usize);
+        rows.last().map(|r| encode_cursor(r.created_at, r.id))
+    } else {
+        None
+    };
+    let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
+    let mut by_message: HashMap<Uuid, Vec<Recipient>> = HashMap::new();
+    for recipient in db::messages::recipients(&state.db, &ids).await? {
+        by_message
+            .entry(recipient.message_id)
+            .or_default()
+            .push(recipient);
+    }
+    let data = rows
+        .into_iter()
+        .map(|row| {
+            let mine = by_message.remove(&row.id).unwrap_or_default();
+            summary(row, mine)
+        })
+        .collect();
+    Ok(Json(MessageList { data, next_cursor }))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn cursors_round_trip_and_reject_garbage() {
+        let at = chrono::DateTime::from_timestamp_micros(1_700_000_000_123_456).unwrap();
+        let id = uuid::Uuid::now_v7();
+        assert_eq!(
+            super::decode_cursor(&super::encode_cursor(at, id)),
+            Some((at, id))
+        );
+        assert_eq!(super::decode_cursor("!!"), None);
+        assert_eq!(super::decode_cursor("bm9wZQ"), None);
+    }
+}

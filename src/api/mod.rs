@@ -1,0 +1,163 @@
+//! The HTTP API: routes, middleware and the OpenAPI document built from the
+//! same handler annotations.
+
+pub mod api_keys;
+pub mod auth;
+pub mod domains;
+pub mod extract;
+pub mod health;
+pub mod messages;
+pub mod organizations;
+pub mod send;
+pub mod servers;
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, Request, StatusCode};
+use axum::response::IntoResponse;
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::error::ApiError;
+use crate::startup::AppState;
+
+/// The header carrying each request's id, in requests and responses.
+pub const REQUEST_ID: &str = "x-request-id";
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Tern API",
+        version = "1.0.0",
+        description = "Tern is a self-hosted transactional email platform. Management endpoints take a \
+session token from `POST /v1/auth/login`; sending endpoints take a server API key. Both go in \
+`Authorization: Bearer ...`. Every error has the body `{\"error\": {\"code\", \"message\", \"field\"}}` \
+with a stable `code`.",
+        license(name = "Apache-2.0", identifier = "Apache-2.0")
+    ),
+    modifiers(&SecuritySchemes),
+    tags(
+        (name = "messages", description = "Send messages and read them back (server API key)"),
+        (name = "auth", description = "Sessions for the management API"),
+        (name = "organizations", description = "Organizations and members"),
+        (name = "servers", description = "Mail servers"),
+        (name = "domains", description = "Sending domains, DKIM keys and DNS records"),
+        (name = "api-keys", description = "Server API keys"),
+        (name = "health", description = "Probes"),
+    ),
+    components(schemas(crate::error::ErrorBody, crate::error::ErrorDetail))
+)]
+struct ApiDoc;
+
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        let mut session = Http::new(HttpAuthScheme::Bearer);
+        session.bearer_format = Some("JWT".into());
+        session.description = Some("Session token from POST /v1/auth/login".into());
+        components.add_security_scheme("session", SecurityScheme::Http(session));
+        let mut key = Http::new(HttpAuthScheme::Bearer);
+        key.bearer_format = Some("tern_<prefix>_<secret>".into());
+        key.description = Some("Server API key".into());
+        components.add_security_scheme("api_key", SecurityScheme::Http(key));
+    }
+}
+
+fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(health::healthz))
+        .routes(routes!(health::readyz))
+        .routes(routes!(auth::login))
+        .routes(routes!(auth::me))
+        .routes(routes!(
+            organizations::list_organizations,
+            organizations::create_organization
+        ))
+        .routes(routes!(
+            organizations::get_organization,
+            organizations::update_organization,
+            organizations::delete_organization
+        ))
+        .routes(routes!(organizations::list_members, organizations::add_member))
+        .routes(routes!(organizations::remove_member))
+        .routes(routes!(servers::list_servers, servers::create_server))
+        .routes(routes!(
+            servers::get_server,
+            servers::update_server,
+            servers::delete_server
+        ))
+        .routes(routes!(domains::list_domains, domains::create_domain))
+        .routes(routes!(domains::get_domain, domains::delete_domain))
+        .routes(routes!(domains::verify_domain))
+        .routes(routes!(api_keys::list_api_keys, api_keys::create_api_key))
+        .routes(routes!(
+            api_keys::get_api_key,
+            api_keys::update_api_key,
+            api_keys::revoke_api_key
+        ))
+        .routes(routes!(send::send_message, messages::list_messages))
+        .routes(routes!(send::send_raw_message))
+        .routes(routes!(messages::get_message))
+        .routes(routes!(messages::get_message_source))
+}
+
+/// The OpenAPI document, as served at `/openapi.json`.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    routes().split_for_parts().1
+}
+
+/// The OpenAPI document as committed under `openapi/openapi.json`.
+pub fn openapi_json() -> String {
+    let mut json = openapi().to_pretty_json().unwrap_or_default();
+    json.push('\n');
+    json
+}
+
+fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> axum::response::Response {
+    ApiError::Internal(anyhow::anyhow!("handler panicked")).into_response()
+}
+
+/// The whole HTTP application.
+pub fn router(state: AppState) -> Router {
+    let body_limit = state.settings.max_request_bytes();
+    let timeout = Duration::from_secs(state.settings.http.request_timeout_secs);
+    let (api, doc) = routes().split_for_parts();
+    let request_id = HeaderName::from_static(REQUEST_ID);
+    let middleware = ServiceBuilder::new()
+        .layer(SetSensitiveRequestHeadersLayer::new([
+            axum::http::header::AUTHORIZATION,
+        ]))
+        .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
+            let id = req
+                .headers()
+                .get(REQUEST_ID)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("-");
+            tracing::info_span!("request", method = %req.method(), uri = %req.uri().path(), request_id = %id)
+        }))
+        .layer(PropagateRequestIdLayer::new(request_id))
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            timeout,
+        ));
+    api.merge(SwaggerUi::new("/docs").url("/openapi.json", doc))
+        .fallback(health::not_found)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(middleware)
+        .with_state(state)
+}

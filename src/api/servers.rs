@@ -1,0 +1,128 @@
+//! Mail servers of an organization.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::extract::{ApiJson, ApiPath, require_write, valid_name};
+use super::organizations::visible as visible_org;
+use crate::auth::UserSession;
+use crate::db;
+use crate::db::servers::{Server, ServerMode};
+use crate::error::{ApiError, ErrorBody};
+use crate::startup::AppState;
+
+/// Input for creating a server.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateServer {
+    #[schema(example = "Transactional")]
+    pub name: String,
+    /// Defaults to `development`: nothing is delivered until you switch.
+    #[serde(default = "development")]
+    pub mode: ServerMode,
+}
+
+fn development() -> ServerMode {
+    ServerMode::Development
+}
+
+/// Changes to a server; absent fields stay as they are.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateServer {
+    pub name: Option<String>,
+    pub mode: Option<ServerMode>,
+}
+
+/// Servers of an organization.
+#[derive(Serialize, ToSchema)]
+pub struct ServerList {
+    pub data: Vec<Server>,
+}
+
+/// The server if the caller is a member of its organization, else a 404.
+pub async fn visible(state: &AppState, user: Uuid, id: Uuid) -> Result<Server, ApiError> {
+    db::servers::get_for_user(&state.db, user, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("server"))
+}
+
+/// Lists the servers of an organization.
+#[utoipa::path(get, path = "/v1/organizations/{organization_id}/servers", operation_id = "list_servers", tag = "servers",
+    security(("session" = [])), params(("organization_id" = Uuid, Path)),
+    responses((status = 200, description = "OK", body = ServerList), (status = 401, description = "Missing or invalid credentials", body = ErrorBody), (status = 404, description = "Not found (or not visible to you)", body = ErrorBody)))]
+pub async fn list_servers(
+    State(state): State<AppState>,
+    session: UserSession,
+    ApiPath(org): ApiPath<Uuid>,
+) -> Result<Json<ServerList>, ApiError> {
+    visible_org(&state, session.user_id, org).await?;
+    let data = db::servers::list(&state.db, session.user_id, org).await?;
+    Ok(Json(ServerList { data }))
+}
+
+/// Creates a server (owner or admin).
+#[utoipa::path(post, path = "/v1/organizations/{organization_id}/servers", operation_id = "create_server", tag = "servers",
+    security(("session" = [])), params(("organization_id" = Uuid, Path)), request_body = CreateServer,
+    responses((status = 201, description = "Created", body = Server), (status = 403, description = "Your role does not allow this", body = ErrorBody), (status = 404, description = "Not found (or not visible to you)", body = ErrorBody), (status = 422, description = "Invalid input", body = ErrorBody)))]
+pub async fn create_server(
+    State(state): State<AppState>,
+    session: UserSession,
+    ApiPath(org): ApiPath<Uuid>,
+    ApiJson(input): ApiJson<CreateServer>,
+) -> Result<(StatusCode, Json<Server>), ApiError> {
+    require_write(visible_org(&state, session.user_id, org).await?.role)?;
+    let name = valid_name("name", &input.name)?;
+    let server = db::servers::create(&state.db, session.user_id, org, &name, input.mode).await?;
+    Ok((StatusCode::CREATED, Json(server)))
+}
+
+/// Gets one server.
+#[utoipa::path(get, path = "/v1/servers/{server_id}", operation_id = "get_server", tag = "servers",
+    security(("session" = [])), params(("server_id" = Uuid, Path)),
+    responses((status = 200, description = "OK", body = Server), (status = 404, description = "Not found (or not visible to you)", body = ErrorBody)))]
+pub async fn get_server(
+    State(state): State<AppState>,
+    session: UserSession,
+    ApiPath(id): ApiPath<Uuid>,
+) -> Result<Json<Server>, ApiError> {
+    Ok(Json(visible(&state, session.user_id, id).await?))
+}
+
+/// Renames a server or changes its mode (owner or admin).
+#[utoipa::path(patch, path = "/v1/servers/{server_id}", operation_id = "update_server", tag = "servers",
+    security(("session" = [])), params(("server_id" = Uuid, Path)), request_body = UpdateServer,
+    responses((status = 200, description = "OK", body = Server), (status = 403, description = "Your role does not allow this", body = ErrorBody), (status = 404, description = "Not found (or not visible to you)", body = ErrorBody), (status = 422, description = "Invalid input", body = ErrorBody)))]
+pub async fn update_server(
+    State(state): State<AppState>,
+    session: UserSession,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(input): ApiJson<UpdateServer>,
+) -> Result<Json<Server>, ApiError> {
+    let server = visible(&state, session.user_id, id).await?;
+    require_write(server.role)?;
+    let name = match &input.name {
+        Some(name) => valid_name("name", name)?,
+        None => server.name,
+    };
+    db::servers::update(&state.db, id, &name, input.mode.unwrap_or(server.mode)).await?;
+    Ok(Json(visible(&state, session.user_id, id).await?))
+}
+
+/// Deletes a server with its domains, keys and messages (owner or admin).
+#[utoipa::path(delete, path = "/v1/servers/{server_id}", operation_id = "delete_server", tag = "servers",
+    security(("session" = [])), params(("server_id" = Uuid, Path)),
+    responses((status = 204, description = "Deleted"), (status = 403, description = "Your role does not allow this", body = ErrorBody), (status = 404, description = "Not found (or not visible to you)", body = ErrorBody)))]
+pub async fn delete_server(
+    State(state): State<AppState>,
+    session: UserSession,
+    ApiPath(id): ApiPath<Uuid>,
+) -> Result<StatusCode, ApiError> {
+    require_write(visible(&state, session.user_id, id).await?.role)?;
+    db::servers::delete(&state.db, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

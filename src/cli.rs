@@ -1,0 +1,168 @@
+//! The `tern` command line.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use crate::config::Settings;
+use crate::delivery::worker::Worker;
+use crate::startup::{AppState, Application, connect_and_migrate};
+use crate::{bootstrap, telemetry};
+
+/// Tern: a self-hosted, HTTP-API-first transactional email platform.
+#[derive(Debug, Parser)]
+#[command(name = "tern", version, about)]
+pub struct Cli {
+    /// TOML settings file; `TERN_*` environment variables override it.
+    #[arg(long, short, env = "TERN_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Apply migrations, then serve the API and docs and/or deliver mail.
+    Serve {
+        /// `all` (API and a delivery worker), `api` or `worker`.
+        #[arg(long, value_enum, default_value_t = ProcessRole::All)]
+        role: ProcessRole,
+    },
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Manage admin users.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+    /// Create (or refresh) a demo admin, organization, development server,
+    /// domain and API key, and print how to send a first message.
+    Demo,
+    /// Print the OpenAPI document.
+    Openapi,
+}
+
+/// What a `tern serve` process does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProcessRole {
+    All,
+    Api,
+    Worker,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Create an admin user; prints a generated password once if none given.
+    CreateUser {
+        #[arg(long)]
+        email: String,
+        #[arg(long, default_value = "")]
+        name: String,
+        /// Read from the environment rather than the command line where possible.
+        #[arg(long, env = "TERN_ADMIN_PASSWORD")]
+        password: Option<String>,
+    },
+    /// Print a session token for a user (a one-time login for the API).
+    Token {
+        #[arg(long)]
+        email: String,
+    },
+}
+
+/// Parses arguments and runs the command.
+pub async fn run() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    if let Command::Openapi = cli.command {
+        print!("{}", crate::api::openapi_json());
+        return Ok(());
+    }
+    let settings = Settings::load(cli.config.as_deref())?;
+    telemetry::init(&settings.log);
+    let pool = connect_and_migrate(&settings).await?;
+    match cli.command {
+        Command::Migrate => {
+            tracing::info!("migrations applied");
+            Ok(())
+        }
+        Command::Serve { role } => {
+            let (stop, stopped) = tokio::sync::watch::channel(false);
+            let until_stopped = move || {
+                let mut stopped = stopped.clone();
+                async move {
+                    let _ = stopped.wait_for(|s| *s).await;
+                }
+            };
+            let mut tasks = tokio::task::JoinSet::new();
+            if role != ProcessRole::Api {
+                let worker = Worker::new(pool.clone(), settings.clone()).await?;
+                tracing::info!(worker = worker.id(), "delivery worker started");
+                tasks.spawn(worker.run(until_stopped()));
+            }
+            if role != ProcessRole::Worker {
+                let state = AppState::new(pool, settings).await?;
+                let app = Application::build(state).await?;
+                let addr = app.local_addr()?;
+                tracing::info!(%addr, "Tern API listening; docs at http://{addr}/docs");
+                tasks.spawn(app.run_until_stopped(until_stopped()));
+            }
+            tokio::spawn(async move {
+                shutdown_signal().await;
+                let _ = stop.send(true);
+            });
+            while let Some(done) = tasks.join_next().await {
+                done??;
+            }
+            Ok(())
+        }
+        Command::Admin(AdminCommand::CreateUser {
+            email,
+            name,
+            password,
+        }) => {
+            let (user, generated) = bootstrap::create_admin(&pool, &email, &name, password).await?;
+            println!("created admin user {} ({})", user.email, user.id);
+            if let Some(password) = generated {
+                println!("password (shown once): {password}");
+            }
+            Ok(())
+        }
+        Command::Admin(AdminCommand::Token { email }) => {
+            let state = AppState::new(pool, settings).await?;
+            let user = crate::db::users::find_by_email(&state.db, &email)
+                .await?
+                .with_context(|| format!("no user with email {email}"))?;
+            let (token, expires) = state.sessions.issue(user.id)?;
+            println!("{token}");
+            eprintln!("(valid until {expires})");
+            Ok(())
+        }
+        Command::Demo => {
+            let demo = bootstrap::demo(&pool).await?;
+            print!("{}", demo.instructions(&settings));
+            Ok(())
+        }
+        Command::Openapi => Ok(()),
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down");
+}

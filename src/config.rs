@@ -1,0 +1,353 @@
+//! Typed settings: defaults, then an optional TOML file, then `TERN_*`
+//! environment variables (`__` separates nesting: `TERN_DATABASE__URL`).
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+/// Everything Tern reads at start-up.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Host name of this Tern installation: used in Message-IDs, the SPF
+    /// include, the return-path CNAME target and the MX record.
+    pub public_hostname: String,
+    pub database: DatabaseSettings,
+    pub http: HttpSettings,
+    pub dns: DnsSettings,
+    pub limits: Limits,
+    pub auth: AuthSettings,
+    pub log: LogSettings,
+    pub delivery: DeliverySettings,
+}
+
+/// PostgreSQL connection.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    pub url: String,
+    pub max_connections: u32,
+}
+
+/// HTTP API listener.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSettings {
+    pub listen: SocketAddr,
+    /// Whole-request timeout in seconds.
+    pub request_timeout_secs: u64,
+}
+
+/// DNS used to check sending domains' records.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DnsSettings {
+    /// Nameservers as `ip:port`; empty means the system's resolv.conf.
+    pub nameservers: Vec<SocketAddr>,
+    pub timeout_ms: u64,
+    /// Label put in front of a sending domain for its VERP return path.
+    pub return_path_prefix: String,
+    /// Host the SPF record includes; default `_spf.<public_hostname>`.
+    pub spf_include: Option<String>,
+}
+
+/// Bounds on what a client may submit.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Size of a built or raw message, in bytes.
+    pub max_message_bytes: usize,
+    /// Distinct envelope recipients per message.
+    pub max_recipients: usize,
+    pub max_attachments: usize,
+    /// Length of one header value (custom headers, raw header lines).
+    pub max_header_bytes: usize,
+    /// Number of custom headers per message.
+    pub max_custom_headers: usize,
+    /// Subject length in characters.
+    pub max_subject_chars: usize,
+    /// Entries in `metadata`; keys and values are bounded by `max_header_bytes`.
+    pub max_metadata_entries: usize,
+}
+
+/// How mail leaves: MX lookup, or a smart host and per-domain rules.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliverySettings {
+    /// Port of receiving servers: 25, or a high port for tests.
+    pub port: u16,
+    /// Send everything through this `host[:port]` instead of MX hosts.
+    pub smart_host: Option<String>,
+    /// Per-domain routes, checked before the smart host and MX.
+    pub transports: Vec<TransportRule>,
+    /// Waits before each retry of a temporary failure, in seconds; when they
+    /// run out the recipient is `failed`. ±10% jitter is added.
+    pub retry_schedule_secs: Vec<u64>,
+    /// How long a worker owns the recipients it claimed.
+    pub lease_secs: u64,
+    /// Recipients claimed at once.
+    pub batch_size: i64,
+    /// Fallback poll when no notification arrives, in milliseconds.
+    pub poll_interval_ms: u64,
+    /// TCP connect timeout per address, in seconds.
+    pub connect_timeout_secs: u64,
+    /// SMTP transactions a worker runs at once.
+    pub concurrency: usize,
+    /// Of those, at most this many to one recipient domain.
+    pub per_domain_concurrency: usize,
+}
+
+/// A route for one recipient domain, as in Postfix's transport maps.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransportRule {
+    pub domain: String,
+    pub host: String,
+    /// Default: `delivery.port`.
+    pub port: Option<u16>,
+    /// Never send to this route without STARTTLS.
+    #[serde(default)]
+    pub require_tls: bool,
+}
+
+/// Sessions for the management API.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSettings {
+    /// Session lifetime in seconds.
+    pub session_ttl_secs: u64,
+    /// HMAC secret for session tokens; default: one generated and kept in
+    /// the database, shared by every process.
+    pub jwt_secret: Option<String>,
+}
+
+/// Log output.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    /// `human` or `json`.
+    pub format: LogFormat,
+    /// `tracing` filter directives, e.g. `info,tern=debug`.
+    pub filter: String,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            public_hostname: "tern.localhost".into(),
+            database: DatabaseSettings {
+                url: "postgres://postgres@127.0.0.1:5432/tern".into(),
+                max_connections: 10,
+            },
+            http: HttpSettings {
+                listen: SocketAddr::from(([127, 0, 0, 1], 8025)),
+                request_timeout_secs: 30,
+            },
+            dns: DnsSettings {
+                nameservers: Vec::new(),
+                timeout_ms: 3000,
+                return_path_prefix: "rp".into(),
+                spf_include: None,
+            },
+            limits: Limits {
+                max_message_bytes: 10 * 1024 * 1024,
+                max_recipients: 50,
+                max_attachments: 20,
+                max_header_bytes: 2000,
+                max_custom_headers: 50,
+                max_subject_chars: 998,
+                max_metadata_entries: 20,
+            },
+            auth: AuthSettings {
+                session_ttl_secs: 12 * 3600,
+                jwt_secret: None,
+            },
+            log: LogSettings {
+                format: LogFormat::Human,
+                filter: "info".into(),
+            },
+            delivery: DeliverySettings {
+                port: 25,
+                smart_host: None,
+                transports: Vec::new(),
+                // 18 retries over about two days.
+                retry_schedule_secs: vec![
+                    60, 120, 300, 600, 900, 1800, 3600, 3600, 7200, 7200, 10800, 10800, 14400, 14400, 21600,
+                    21600, 28800, 28800,
+                ],
+                lease_secs: 300,
+                batch_size: 50,
+                poll_interval_ms: 5000,
+                connect_timeout_secs: 30,
+                concurrency: 20,
+                per_domain_concurrency: 5,
+            },
+        }
+    }
+}
+
+/// A setting that is present but unusable; names the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("invalid configuration: {0}")]
+    Load(Box<figment::Error>),
+    #[error("invalid configuration key `{key}`: {reason}")]
+    Invalid { key: &'static str, reason: String },
+}
+
+impl Settings {
+    /// Loads defaults, then `file` if given (it must exist), then `TERN_*`.
+    pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Settings::default()));
+        if let Some(path) = file {
+            if !path.exists() {
+                return Err(ConfigError::Invalid {
+                    key: "--config",
+                    reason: format!("file {} does not exist", path.display()),
+                });
+            }
+            figment = figment.merge(Toml::file(path));
+        }
+        let settings: Settings = figment
+            .merge(
+                Env::prefixed("TERN_")
+                    // Variables of the CLI and of the test suite, not settings.
+                    .filter(|key| {
+                        let key = key.as_str().to_ascii_lowercase();
+                        key != "config" && key != "admin_password" && !key.starts_with("test_")
+                    })
+                    .split("__"),
+            )
+            .extract()
+            .map_err(|e| ConfigError::Load(Box::new(e)))?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Checks what serde cannot: ranges and formats.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key, reason: &str| {
+            Err(ConfigError::Invalid {
+                key,
+                reason: reason.to_string(),
+            })
+        };
+        if crate::domain::DomainName::parse(&self.public_hostname).is_err() {
+            return invalid("public_hostname", "must be a domain name");
+        }
+        if !self.database.url.starts_with("postgres://") && !self.database.url.starts_with("postgresql://") {
+            return invalid("database.url", "must be a postgres:// URL");
+        }
+        if self.database.max_connections == 0 {
+            return invalid("database.max_connections", "must be at least 1");
+        }
+        if self.http.request_timeout_secs == 0 {
+            return invalid("http.request_timeout_secs", "must be at least 1");
+        }
+        if crate::domain::DomainName::parse(&self.dns.return_path_prefix).is_err()
+            || self.dns.return_path_prefix.contains('.')
+        {
+            return invalid("dns.return_path_prefix", "must be one DNS label");
+        }
+        let limits = [
+            ("limits.max_message_bytes", self.limits.max_message_bytes),
+            ("limits.max_recipients", self.limits.max_recipients),
+            ("limits.max_header_bytes", self.limits.max_header_bytes),
+            ("limits.max_subject_chars", self.limits.max_subject_chars),
+        ];
+        for (key, value) in limits {
+            if value == 0 {
+                return invalid(key, "must be at least 1");
+            }
+        }
+        if self.limits.max_message_bytes > 50 * 1024 * 1024 {
+            return invalid("limits.max_message_bytes", "must be at most 50 MiB");
+        }
+        if self.delivery.lease_secs < 10 {
+            return invalid("delivery.lease_secs", "must be at least 10");
+        }
+        if self.delivery.batch_size < 1 {
+            return invalid("delivery.batch_size", "must be at least 1");
+        }
+        if self.delivery.poll_interval_ms < 10 {
+            return invalid("delivery.poll_interval_ms", "must be at least 10");
+        }
+        if self.delivery.concurrency == 0 || self.delivery.per_domain_concurrency == 0 {
+            return invalid("delivery.concurrency", "concurrency limits must be at least 1");
+        }
+        if self.delivery.port == 0 {
+            return invalid("delivery.port", "must be a port number");
+        }
+        if self
+            .delivery
+            .transports
+            .iter()
+            .any(|t| t.host.is_empty() || t.domain.is_empty())
+        {
+            return invalid("delivery.transports", "every rule needs a domain and a host");
+        }
+        if self.auth.session_ttl_secs < 60 {
+            return invalid("auth.session_ttl_secs", "must be at least 60");
+        }
+        if let Some(secret) = &self.auth.jwt_secret
+            && secret.len() < 32
+        {
+            return invalid("auth.jwt_secret", "must be at least 32 characters");
+        }
+        Ok(())
+    }
+
+    /// The host an SPF record of a sending domain includes.
+    pub fn spf_include(&self) -> String {
+        self.dns
+            .spf_include
+            .clone()
+            .unwrap_or_else(|| format!("_spf.{}", self.public_hostname))
+    }
+
+    /// Where each domain's return-path host points (CNAME target).
+    pub fn return_path_target(&self) -> String {
+        format!("{}.{}", self.dns.return_path_prefix, self.public_hostname)
+    }
+
+    /// The largest request body the HTTP layer reads: a message at the size
+    /// limit, base64-encoded, plus room for the JSON around it.
+    pub fn max_request_bytes(&self) -> usize {
+        self.limits.max_message_bytes / 3 * 4 + 64 * 1024
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        Settings::default().validate().expect("defaults validate");
+    }
+
+    #[test]
+    fn the_example_file_loads() {
+        let settings = Settings::load(Some(Path::new("tern.example.toml"))).expect("example loads");
+        assert_eq!(settings.public_hostname, "tern.example.com");
+    }
+
+    #[test]
+    fn a_bad_value_names_its_key() {
+        let mut settings = Settings::default();
+        settings.limits.max_recipients = 0;
+        let message = settings.validate().unwrap_err().to_string();
+        assert!(message.contains("limits.max_recipients"), "{message}");
+    }
+}

@@ -1,0 +1,164 @@
+//! Sending domains and their DKIM keys.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sqlx::{FromRow, PgPool};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::Role;
+
+/// The DKIM signing algorithm of a domain's key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, sqlx::Type)]
+#[sqlx(type_name = "text", rename_all = "lowercase")]
+#[serde(rename_all = "lowercase")]
+pub enum DkimAlgorithm {
+    /// RSA-2048 with SHA-256 (`rsa-sha256`), understood by every receiver.
+    Rsa,
+    /// Ed25519 with SHA-256 (`ed25519-sha256`, RFC 8463).
+    Ed25519,
+}
+
+/// A sending domain as stored (without its private key).
+#[derive(Debug, Clone, FromRow)]
+pub struct Domain {
+    pub id: Uuid,
+    pub server_id: Uuid,
+    pub name: String,
+    pub dkim_algorithm: DkimAlgorithm,
+    pub dkim_selector: String,
+    pub dkim_public_key: String,
+    pub return_path_host: String,
+    pub spf_status: String,
+    pub dkim_status: String,
+    pub return_path_status: String,
+    pub dmarc_status: String,
+    pub mx_status: String,
+    pub verified_at: Option<DateTime<Utc>>,
+    pub last_checked_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub role: Role,
+}
+
+/// What the signer needs of a domain.
+#[derive(Debug, Clone, FromRow)]
+pub struct SigningDomain {
+    pub id: Uuid,
+    pub name: String,
+    pub dkim_algorithm: DkimAlgorithm,
+    pub dkim_selector: String,
+    pub dkim_private_key: Vec<u8>,
+    pub verified: bool,
+}
+
+/// A new domain's generated values.
+pub struct NewDomain<'a> {
+    pub server_id: Uuid,
+    pub name: &'a str,
+    pub algorithm: DkimAlgorithm,
+    pub selector: &'a str,
+    pub private_key: &'a [u8],
+    pub public_key: &'a str,
+    pub return_path_host: &'a str,
+}
+
+/// Per-record results of a DNS check.
+pub struct CheckResult {
+    pub spf: String,
+    pub dkim: String,
+    pub return_path: String,
+    pub dmarc: String,
+    pub mx: String,
+    pub verified: bool,
+}
+
+macro_rules! select {
+    () => {
+        "SELECT d.id, d.server_id, d.name, d.dkim_algorithm, d.dkim_selector,
+        d.dkim_public_key, d.return_path_host, d.spf_status, d.dkim_status,
+        d.return_path_status, d.dmarc_status, d.mx_status, d.verified_at,
+        d.last_checked_at, d.created_at, m.role
+    FROM domains d
+    JOIN servers s ON s.id = d.server_id
+    JOIN memberships m ON m.organization_id = s.organization_id AND m.user_id = $1"
+    };
+}
+
+pub async fn create(pool: &PgPool, user: Uuid, new: NewDomain<'_>) -> sqlx::Result<Domain> {
+    let id = Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO domains (id, server_id, name, dkim_algorithm, dkim_selector,
+            dkim_private_key, dkim_public_key, return_path_host)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(id)
+    .bind(new.server_id)
+    .bind(new.name)
+    .bind(new.algorithm)
+    .bind(new.selector)
+    .bind(new.private_key)
+    .bind(new.public_key)
+    .bind(new.return_path_host)
+    .execute(pool)
+    .await?;
+    get_for_user(pool, user, id)
+        .await?
+        .ok_or(sqlx::Error::RowNotFound)
+}
+
+pub async fn list(pool: &PgPool, user: Uuid, server: Uuid) -> sqlx::Result<Vec<Domain>> {
+    sqlx::query_as(concat!(select!(), " WHERE d.server_id = $2 ORDER BY d.name"))
+        .bind(user)
+        .bind(server)
+        .fetch_all(pool)
+        .await
+}
+
+pub async fn get_for_user(pool: &PgPool, user: Uuid, id: Uuid) -> sqlx::Result<Option<Domain>> {
+    sqlx::query_as(concat!(select!(), " WHERE d.id = $2"))
+        .bind(user)
+        .bind(id)
+        .fetch_optional(pool)
+        .await
+}
+
+pub async fn delete(pool: &PgPool, id: Uuid) -> sqlx::Result<()> {
+    sqlx::query("DELETE FROM domains WHERE id = $1")
+        .bind(id)
+        .execute(pool)
+        .await
+        .map(|_| ())
+}
+
+/// Stores a DNS check; `verified_at` keeps the first time it passed.
+pub async fn record_check(pool: &PgPool, id: Uuid, check: &CheckResult) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE domains SET spf_status = $2, dkim_status = $3, return_path_status = $4,
+            dmarc_status = $5, mx_status = $6, last_checked_at = now(),
+            verified_at = CASE WHEN $7 THEN coalesce(verified_at, now()) ELSE NULL END
+         WHERE id = $1",
+    )
+    .bind(id)
+    .bind(&check.spf)
+    .bind(&check.dkim)
+    .bind(&check.return_path)
+    .bind(&check.dmarc)
+    .bind(&check.mx)
+    .bind(check.verified)
+    .execute(pool)
+    .await
+    .map(|_| ())
+}
+
+/// The domain `name` of `server`, with its key, for signing a message.
+pub async fn for_signing(pool: &PgPool, server: Uuid, name: &str) -> sqlx::Result<Option<SigningDomain>> {
+    sqlx::query_as(
+        "SELECT id, name, dkim_algorithm, dkim_selector, dkim_private_key,
+                verified_at IS NOT NULL AS verified
+         FROM domains WHERE server_id = $1 AND name = $2",
+    )
+    .bind(server)
+    .bind(name)
+    .fetch_optional(pool)
+    .await
+}

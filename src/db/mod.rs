@@ -1,0 +1,61 @@
+//! SQL, one file per table group. Functions take a pool or a transaction;
+//! access checks join `memberships` so that a row of another organization is
+//! simply not found.
+
+pub mod api_keys;
+pub mod domains;
+pub mod idempotency;
+pub mod messages;
+pub mod organizations;
+pub mod queue;
+pub mod secrets;
+pub mod servers;
+pub mod users;
+
+use serde::{Deserialize, Serialize};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{ConnectOptions, PgPool};
+use std::str::FromStr;
+use std::time::Duration;
+use utoipa::ToSchema;
+
+/// The migrations embedded in the binary.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Opens a pool; statement logging is left to spans, not sqlx.
+pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<PgPool> {
+    let options = PgConnectOptions::from_str(url)?
+        // Tern's statements have a fixed shape: planning each execution anew
+        // (a custom plan, rewriting column defaults and all) cost more CPU
+        // than executing it on the send path.
+        .options([("plan_cache_mode", "force_generic_plan")])
+        .log_statements(tracing::log::LevelFilter::Trace)
+        .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_millis(500));
+    let pool = PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect_with(options)
+        .await?;
+    Ok(pool)
+}
+
+/// What a member may do in an organization.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, ToSchema, sqlx::Type,
+)]
+#[sqlx(type_name = "text", rename_all = "lowercase")]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Read only.
+    Viewer,
+    /// Manage servers, domains, keys.
+    Admin,
+    /// Everything, including members and deleting the organization.
+    Owner,
+}
+
+impl Role {
+    pub fn can_write(self) -> bool {
+        self >= Role::Admin
+    }
+}

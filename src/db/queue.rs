@@ -1,0 +1,131 @@
+//! The delivery queue: recipient rows that are due, claimed in batches with
+//! `FOR UPDATE SKIP LOCKED` and a lease, so any number of workers on any
+//! number of machines share one database. A worker that dies leaves leases
+//! that expire; another worker then claims those rows.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::{FromRow, PgPool};
+use uuid::Uuid;
+
+/// A recipient claimed for delivery.
+#[derive(Debug, Clone, FromRow)]
+pub struct Claimed {
+    pub id: Uuid,
+    pub message_id: Uuid,
+    pub server_id: Uuid,
+    pub address: String,
+    pub domain: String,
+    pub attempts: i32,
+}
+
+/// Claims up to `batch` due recipients for `worker` for `lease`. Due:
+/// `queued` or `deferred` with `next_attempt_at` passed, and no live lease.
+/// Oldest first; rows locked by another claimer are skipped, not waited for.
+pub async fn claim(pool: &PgPool, worker: &str, batch: i64, lease: Duration) -> sqlx::Result<Vec<Claimed>> {
+    sqlx::query_as(
+        "WITH due AS (
+            SELECT id FROM recipients
+            WHERE status IN ('queued', 'deferred') AND next_attempt_at <= now()
+              AND (lease_expires_at IS NULL OR lease_expires_at < now())
+            ORDER BY next_attempt_at
+            LIMIT $2
+            FOR UPDATE SKIP LOCKED
+         )
+         UPDATE recipients r
+         SET lease_owner = $1, lease_expires_at = now() + make_interval(secs => $3)
+         FROM due WHERE r.id = due.id
+         RETURNING r.id, r.message_id,
+                   (SELECT m.server_id FROM messages m WHERE m.id = r.message_id) AS server_id,
+                   r.address, r.domain, r.attempts",
+    )
+    .bind(worker)
+    .bind(batch)
+    .bind(lease.as_secs_f64())
+    .fetch_all(pool)
+    .await
+}
+
+/// Gives a claimed recipient back without an attempt (e.g. on shutdown).
+pub async fn release(pool: &PgPool, worker: &str, id: Uuid) -> sqlx::Result<bool> {
+    let done = sqlx::query(
+        "UPDATE recipients SET lease_owner = NULL, lease_expires_at = NULL
+         WHERE id = $1 AND lease_owner = $2",
+    )
+    .bind(id)
+    .bind(worker)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// When the next due recipient is, for sleeping until then.
+pub async fn next_due(pool: &PgPool) -> sqlx::Result<Option<DateTime<Utc>>> {
+    sqlx::query_scalar(
+        "SELECT min(greatest(next_attempt_at, coalesce(lease_expires_at, next_attempt_at)))
+         FROM recipients WHERE status IN ('queued', 'deferred')",
+    )
+    .fetch_one(pool)
+    .await
+}
+
+/// What a delivery attempt came to for one recipient.
+pub struct Outcome<'a> {
+    pub status: super::messages::RecipientStatus,
+    /// The remote reply or local reason, as text.
+    pub reply: &'a str,
+    /// When to try again (`deferred` only).
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    /// Event detail: host, TLS, reply code… (`attempt` is added).
+    pub detail: serde_json::Value,
+}
+
+/// Records an attempt and its event in one statement, if `worker` still
+/// holds the lease; returns whether it did.
+pub async fn complete(pool: &PgPool, worker: &str, id: Uuid, outcome: &Outcome<'_>) -> sqlx::Result<bool> {
+    let done = sqlx::query(
+        "WITH u AS (
+            UPDATE recipients
+            SET status = $3, attempts = attempts + 1, last_reply = $4, next_attempt_at = $5,
+                lease_owner = NULL, lease_expires_at = NULL, updated_at = now()
+            WHERE id = $1 AND lease_owner = $2
+            RETURNING id, message_id, attempts
+         )
+         INSERT INTO message_events (message_id, recipient_id, kind, detail)
+         SELECT message_id, id, $3, $6 || jsonb_build_object('attempt', attempts) FROM u",
+    )
+    .bind(id)
+    .bind(worker)
+    .bind(outcome.status.as_str())
+    .bind(outcome.reply)
+    .bind(outcome.next_attempt_at)
+    .bind(&outcome.detail)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// What delivering a message needs: its signed source and the host of its
+/// sending domain's return path.
+#[derive(Debug, FromRow)]
+pub struct Outgoing {
+    pub raw: Vec<u8>,
+    pub return_path_host: Option<String>,
+}
+
+pub async fn outgoing(pool: &PgPool, message: Uuid) -> sqlx::Result<Outgoing> {
+    sqlx::query_as(
+        "SELECT s.raw, d.return_path_host
+         FROM messages m
+         JOIN message_sources s ON s.message_id = m.id
+         LEFT JOIN domains d ON d.id = m.domain_id
+         WHERE m.id = $1",
+    )
+    .bind(message)
+    .fetch_one(pool)
+    .await
+}
+
+/// The channel workers LISTEN on; a trigger notifies it on new recipients.
+pub const CHANNEL: &str = "tern_queue";

@@ -1,0 +1,74 @@
+//! Admin users.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::{FromRow, PgPool};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+/// An admin user, as the API shows it (never the password hash).
+#[derive(Debug, Clone, Serialize, FromRow, ToSchema)]
+pub struct User {
+    pub id: Uuid,
+    #[schema(example = "admin@example.com")]
+    pub email: String,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A user with the hash, for logging in.
+#[derive(Debug, FromRow)]
+pub struct Credentials {
+    pub id: Uuid,
+    pub password_hash: String,
+}
+
+pub async fn create(pool: &PgPool, email: &str, name: &str, password_hash: &str) -> sqlx::Result<User> {
+    sqlx::query_as(
+        "INSERT INTO users (id, email, name, password_hash) VALUES ($1, $2, $3, $4)
+         RETURNING id, email, name, created_at",
+    )
+    .bind(Uuid::now_v7())
+    .bind(email)
+    .bind(name)
+    .bind(password_hash)
+    .fetch_one(pool)
+    .await
+}
+
+pub async fn set_password(pool: &PgPool, id: Uuid, password_hash: &str) -> sqlx::Result<()> {
+    sqlx::query("UPDATE users SET password_hash = $2 WHERE id = $1")
+        .bind(id)
+        .bind(password_hash)
+        .execute(pool)
+        .await
+        .map(|_| ())
+}
+
+pub async fn credentials(pool: &PgPool, email: &str) -> sqlx::Result<Option<Credentials>> {
+    sqlx::query_as("SELECT id, password_hash FROM users WHERE lower(email) = lower($1)")
+        .bind(email)
+        .fetch_optional(pool)
+        .await
+}
+
+pub async fn get(pool: &PgPool, id: Uuid) -> sqlx::Result<Option<User>> {
+    sqlx::query_as("SELECT id, email, name, created_at FROM users WHERE id = $1")
+        .bind(id)
+        .fetch_optional(pool)
+        .await
+}
+
+pub async fn find_by_email(pool: &PgPool, email: &str) -> sqlx::Result<Option<User>> {
+    sqlx::query_as("SELECT id, email, name, created_at FROM users WHERE lower(email) = lower($1)")
+        .bind(email)
+        .fetch_optional(pool)
+        .await
+}
+
+pub async fn exists(pool: &PgPool, id: Uuid) -> sqlx::Result<bool> {
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM users WHERE id = $1)")
+        .bind(id)
+        .fetch_one(pool)
+        .await
+}

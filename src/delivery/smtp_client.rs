@@ -1,0 +1,400 @@
+//! An SMTP client for one delivery transaction at a time, on any stream
+//! (TCP now, TLS after STARTTLS), built on smtp-proto's reply and EHLO
+//! parsers. Unlike `mail-send` it reports a result for every recipient
+//! (RFC 5321 §3.3: each RCPT is accepted or refused on its own).
+
+use std::time::Duration;
+
+use smtp_proto::response::parser::ResponseReceiver;
+use smtp_proto::{EXT_8BIT_MIME, EXT_PIPELINING, EXT_SIZE, EXT_SMTP_UTF8, EXT_START_TLS, EhloResponse};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+/// A reply: code, enhanced status code (RFC 3463) if given, text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub code: u16,
+    pub enhanced: Option<String>,
+    pub text: String,
+}
+
+impl Reply {
+    pub fn is_positive(&self) -> bool {
+        (200..400).contains(&self.code)
+    }
+    pub fn is_permanent(&self) -> bool {
+        self.code >= 500
+    }
+}
+
+impl std::fmt::Display for Reply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.enhanced {
+            Some(esc) => write!(f, "{} {} {}", self.code, esc, self.text),
+            None => write!(f, "{} {}", self.code, self.text),
+        }
+    }
+}
+
+/// Why a session failed as a whole (as opposed to a refused recipient).
+#[derive(Debug, thiserror::Error)]
+pub enum SmtpClientError {
+    #[error("connection failed: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("timed out waiting for the server ({0})")]
+    Timeout(&'static str),
+    #[error("the server closed the connection")]
+    Closed,
+    #[error("malformed reply from the server")]
+    Protocol,
+    #[error("the server refused the session: {0}")]
+    Refused(Reply),
+}
+
+/// Waits of RFC 5321 §4.5.3.2.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    pub greeting: Duration,
+    pub command: Duration,
+    pub data_start: Duration,
+    pub data_block: Duration,
+    pub data_end: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            greeting: Duration::from_secs(300),
+            command: Duration::from_secs(300),
+            data_start: Duration::from_secs(120),
+            data_block: Duration::from_secs(180),
+            data_end: Duration::from_secs(600),
+        }
+    }
+}
+
+/// One message to hand over.
+pub struct Envelope<'a> {
+    pub mail_from: &'a str,
+    pub recipients: &'a [String],
+    /// The message with CRLF line ends, not yet dot-stuffed.
+    pub message: &'a [u8],
+}
+
+/// The outcome of a transaction: one final reply per recipient, in order.
+#[derive(Debug)]
+pub struct TransactionResult {
+    pub recipients: Vec<Reply>,
+}
+
+/// Replies longer than this are refused (RFC 5321 allows 512-byte lines).
+const MAX_REPLY: usize = 64 * 1024;
+
+/// A session with one server.
+pub struct SmtpClient<S> {
+    stream: S,
+    buf: Vec<u8>,
+    timeouts: Timeouts,
+    capabilities: u32,
+    max_size: usize,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> SmtpClient<S> {
+    /// Reads the greeting (220) of a freshly connected stream.
+    pub async fn greet(stream: S, timeouts: Timeouts) -> Result<SmtpClient<S>, SmtpClientError> {
+        let mut client = SmtpClient {
+            stream,
+            buf: Vec::with_capacity(1024),
+            timeouts,
+            capabilities: 0,
+            max_size: 0,
+        };
+        let greeting = client.reply(timeouts.greeting, "greeting").await?;
+        if greeting.code != 220 {
+            return Err(SmtpClientError::Refused(greeting));
+        }
+        Ok(client)
+    }
+
+    /// Continues a session on a new stream (after STARTTLS): no greeting.
+    pub fn resume(stream: S, timeouts: Timeouts) -> SmtpClient<S> {
+        SmtpClient {
+            stream,
+            buf: Vec::with_capacity(1024),
+            timeouts,
+            capabilities: 0,
+            max_size: 0,
+        }
+    }
+
+    /// Sends STARTTLS; on 220 returns the stream for the TLS handshake
+    /// (then [`SmtpClient::resume`] and EHLO again, RFC 3207 §4.2).
+    pub async fn starttls(mut self) -> Result<S, SmtpClientError> {
+        self.write(b"STARTTLS\r\n").await?;
+        let reply = self.reply(self.timeouts.command, "STARTTLS").await?;
+        if reply.code != 220 {
+            return Err(SmtpClientError::Refused(reply));
+        }
+        // Bytes after the 220 were sent before TLS: injected, never trusted.
+        if !self.buf.is_empty() {
+            return Err(SmtpClientError::Protocol);
+        }
+        Ok(self.stream)
+    }
+
+    /// Sends EHLO (falling back to HELO) and records the extensions.
+    pub async fn ehlo(&mut self, hostname: &str) -> Result<(), SmtpClientError> {
+        self.write(format!("EHLO {hostname}\r\n").as_bytes()).await?;
+        let raw = self.raw_reply(self.timeouts.command, "EHLO").await?;
+        match EhloResponse::parse(&mut raw.iter()) {
+            Ok(ehlo) => {
+                self.capabilities = ehlo.capabilities;
+                self.max_size = ehlo.size;
+                Ok(())
+            }
+            Err(_) => {
+                self.write(format!("HELO {hostname}\r\n").as_bytes()).await?;
+                let reply = self.reply(self.timeouts.command, "HELO").await?;
+                if reply.code != 250 {
+                    return Err(SmtpClientError::Refused(reply));
+                }
+                self.capabilities = 0;
+                Ok(())
+            }
+        }
+    }
+
+    /// Whether the server offers STARTTLS (RFC 3207).
+    pub fn offers_starttls(&self) -> bool {
+        self.capabilities & EXT_START_TLS != 0
+    }
+
+    /// The largest message the server accepts (SIZE, RFC 1870), 0 if none given.
+    pub fn max_size(&self) -> usize {
+        self.max_size
+    }
+
+    /// Runs MAIL, RCPT for every recipient, DATA. Recipients refused at
+    /// RCPT keep that reply; the others get the reply to the message.
+    pub async fn send(&mut self, envelope: &Envelope<'_>) -> Result<TransactionResult, SmtpClientError> {
+        let utf8 = !envelope.mail_from.is_ascii() || envelope.recipients.iter().any(|r| !r.is_ascii());
+        let eight_bit = envelope.message.iter().any(|b| *b >= 0x80);
+        let mut mail = format!("MAIL FROM:<{}>", envelope.mail_from);
+        if self.capabilities & EXT_SIZE != 0 {
+            mail.push_str(&format!(" SIZE={}", envelope.message.len()));
+        }
+        if eight_bit && self.capabilities & EXT_8BIT_MIME != 0 {
+            mail.push_str(" BODY=8BITMIME");
+        }
+        if utf8 {
+            if self.capabilities & EXT_SMTP_UTF8 == 0 {
+                let reply = local_reply(553, "5.6.7", "the server does not support SMTPUTF8 (RFC 6531)");
+                return Ok(all(reply, envelope.recipients.len()));
+            }
+            mail.push_str(" SMTPUTF8");
+        }
+        mail.push_str("\r\n");
+        let pipelining = self.capabilities & EXT_PIPELINING != 0;
+        let rcpts: Vec<String> = envelope
+            .recipients
+            .iter()
+            .map(|r| format!("RCPT TO:<{r}>\r\n"))
+            .collect();
+
+        let (mail_reply, rcpt_replies, data_reply) = if pipelining {
+            // RFC 2920: MAIL, every RCPT and DATA in one write; replies in order.
+            let mut batch = mail.into_bytes();
+            for rcpt in &rcpts {
+                batch.extend_from_slice(rcpt.as_bytes());
+            }
+            batch.extend_from_slice(b"DATA\r\n");
+            self.write(&batch).await?;
+            let mail_reply = self.reply(self.timeouts.command, "MAIL").await?;
+            let mut rcpt_replies = Vec::with_capacity(rcpts.len());
+            for _ in &rcpts {
+                rcpt_replies.push(self.reply(self.timeouts.command, "RCPT").await?);
+            }
+            let data_reply = self.reply(self.timeouts.data_start, "DATA").await?;
+            (mail_reply, rcpt_replies, Some(data_reply))
+        } else {
+            self.write(mail.as_bytes()).await?;
+            let mail_reply = self.reply(self.timeouts.command, "MAIL").await?;
+            let mut rcpt_replies = Vec::with_capacity(rcpts.len());
+            if mail_reply.is_positive() {
+                for rcpt in &rcpts {
+                    self.write(rcpt.as_bytes()).await?;
+                    rcpt_replies.push(self.reply(self.timeouts.command, "RCPT").await?);
+                }
+            }
+            let data_reply = if rcpt_replies.iter().any(Reply::is_positive) {
+                self.write(b"DATA\r\n").await?;
+                Some(self.reply(self.timeouts.data_start, "DATA").await?)
+            } else {
+                None
+            };
+            (mail_reply, rcpt_replies, data_reply)
+        };
+
+        if !mail_reply.is_positive() {
+            if data_reply.as_ref().is_some_and(|r| r.code == 354) {
+                // Pipelined DATA was accepted although MAIL was not: abort it.
+                self.write(b".\r\n").await?;
+                self.reply(self.timeouts.data_end, "DATA end").await?;
+            }
+            self.reset().await?;
+            return Ok(all(mail_reply, envelope.recipients.len()));
+        }
+        let final_reply = match data_reply {
+            Some(reply) if reply.code == 354 => {
+                if rcpt_replies.iter().any(Reply::is_positive) {
+                    self.write_data(envelope.message).await?;
+                } else {
+                    // Nothing to deliver: end the (pipelined) DATA empty.
+                    self.write(b".\r\n").await?;
+                }
+                self.reply(self.timeouts.data_end, "DATA end").await?
+            }
+            Some(reply) => reply,
+            None => local_reply(554, "5.5.1", "no valid recipients"),
+        };
+        let recipients = rcpt_replies
+            .into_iter()
+            .map(|rcpt| {
+                if rcpt.is_positive() {
+                    final_reply.clone()
+                } else {
+                    rcpt
+                }
+            })
+            .collect();
+        if !final_reply.is_positive() {
+            self.reset().await?;
+        }
+        Ok(TransactionResult { recipients })
+    }
+
+    /// RSET, so that the session can carry the next message.
+    pub async fn reset(&mut self) -> Result<(), SmtpClientError> {
+        self.write(b"RSET\r\n").await?;
+        self.reply(self.timeouts.command, "RSET").await.map(|_| ())
+    }
+
+    /// QUIT; errors are irrelevant by then.
+    pub async fn quit(mut self) {
+        if self.write(b"QUIT\r\n").await.is_ok() {
+            let _ = self.reply(Duration::from_secs(5), "QUIT").await;
+        }
+    }
+
+    /// The stream, for STARTTLS (after the 220 reply to it).
+    pub fn into_inner(self) -> S {
+        self.stream
+    }
+
+    async fn write(&mut self, bytes: &[u8]) -> Result<(), SmtpClientError> {
+        tokio::time::timeout(self.timeouts.command, self.stream.write_all(bytes))
+            .await
+            .map_err(|_| SmtpClientError::Timeout("write"))??;
+        Ok(())
+    }
+
+    /// Writes the message dot-stuffed (RFC 5321 §4.5.2) and the final dot.
+    async fn write_data(&mut self, message: &[u8]) -> Result<(), SmtpClientError> {
+        let mut out = Vec::with_capacity(message.len() + message.len() / 64 + 5);
+        let mut line_start = true;
+        for &b in message {
+            if line_start && b == b'.' {
+                out.push(b'.');
+            }
+            out.push(b);
+            line_start = b == b'\n';
+        }
+        if !message.ends_with(b"\r\n") {
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(b".\r\n");
+        tokio::time::timeout(self.timeouts.data_block, self.stream.write_all(&out))
+            .await
+            .map_err(|_| SmtpClientError::Timeout("data"))??;
+        Ok(())
+    }
+
+    /// Reads one complete (possibly multi-line) reply, raw.
+    async fn raw_reply(&mut self, wait: Duration, what: &'static str) -> Result<Vec<u8>, SmtpClientError> {
+        tokio::time::timeout(wait, async {
+            loop {
+                if let Some(end) = complete_reply(&self.buf) {
+                    let raw: Vec<u8> = self.buf.drain(..end).collect();
+                    return Ok(raw);
+                }
+                if self.buf.len() > MAX_REPLY {
+                    return Err(SmtpClientError::Protocol);
+                }
+                let mut chunk = [0u8; 4096];
+                let n = self.stream.read(&mut chunk).await?;
+                if n == 0 {
+                    return Err(SmtpClientError::Closed);
+                }
+                self.buf.extend_from_slice(&chunk[..n]);
+            }
+        })
+        .await
+        .map_err(|_| SmtpClientError::Timeout(what))?
+    }
+
+    async fn reply(&mut self, wait: Duration, what: &'static str) -> Result<Reply, SmtpClientError> {
+        let raw = self.raw_reply(wait, what).await?;
+        let parsed = ResponseReceiver::default()
+            .parse(&mut raw.iter())
+            .map_err(|_| SmtpClientError::Protocol)?;
+        let enhanced =
+            (parsed.esc[0] != 0).then(|| format!("{}.{}.{}", parsed.esc[0], parsed.esc[1], parsed.esc[2]));
+        Ok(Reply {
+            code: parsed.code,
+            enhanced,
+            text: parsed.message.trim().to_string(),
+        })
+    }
+}
+
+/// The end of the first complete reply in `buf`: lines up to one whose
+/// fourth character is a space (RFC 5321 §4.2.1), or a bare 3-digit line.
+fn complete_reply(buf: &[u8]) -> Option<usize> {
+    let mut start = 0;
+    while let Some(nl) = buf[start..].iter().position(|&b| b == b'\n') {
+        let line = &buf[start..start + nl];
+        let end = start + nl + 1;
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.len() <= 3 || line[3] != b'-' {
+            return Some(end);
+        }
+        start = end;
+    }
+    None
+}
+
+fn local_reply(code: u16, esc: &str, text: &str) -> Reply {
+    Reply {
+        code,
+        enhanced: Some(esc.into()),
+        text: text.into(),
+    }
+}
+
+fn all(reply: Reply, n: usize) -> TransactionResult {
+    TransactionResult {
+        recipients: vec![reply; n],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::complete_reply;
+
+    #[test]
+    fn finds_the_end_of_multiline_replies() {
+        assert_eq!(complete_reply(b"250-a\r\n250-b\r\n"), None);
+        assert_eq!(complete_reply(b"250-a\r\n250 b\r\n250 next\r\n"), Some(14));
+        assert_eq!(complete_reply(b"220 hi\r\n"), Some(8));
+        assert_eq!(complete_reply(b"220 partial"), None);
+    }
+}

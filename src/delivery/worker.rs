@@ -1,0 +1,351 @@
+//! A delivery worker: claims due recipients, groups them by message and
+//! destination domain, delivers each group in one SMTP transaction, and
+//! records every recipient's outcome before claiming more work.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::Utc;
+use futures_util::{StreamExt, stream};
+use hickory_resolver::TokioResolver;
+use rand::Rng;
+use serde_json::json;
+use sqlx::PgPool;
+use sqlx::postgres::PgListener;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio::sync::Semaphore;
+use tokio_rustls::TlsConnector;
+use uuid::Uuid;
+
+use super::routing::{self, Destination, Route, RouteError};
+use super::smtp_client::{Envelope, Reply, SmtpClient, Timeouts};
+use super::tls;
+use super::verp::{Verp, VerpTarget};
+use crate::config::Settings;
+use crate::db::messages::RecipientStatus;
+use crate::db::queue::{self, Claimed, Outcome};
+use crate::db::{self};
+
+/// One worker; run several per process or on several machines.
+pub struct Worker {
+    id: String,
+    db: PgPool,
+    resolver: TokioResolver,
+    settings: Settings,
+    verp: Verp,
+    tls: TlsConnector,
+}
+
+/// A result for one recipient, before it is stored.
+struct Attempt {
+    reply: Reply,
+    detail: serde_json::Value,
+}
+
+impl Worker {
+    pub async fn new(db: PgPool, settings: Settings) -> anyhow::Result<Worker> {
+        let key = db::secrets::get_or_create(&db, "verp_hmac", 32).await?;
+        let resolver = crate::dns::resolver::build(&settings.dns)?;
+        let id = format!(
+            "{}-{}",
+            std::process::id(),
+            &Uuid::new_v4().simple().to_string()[..8]
+        );
+        Ok(Worker {
+            id,
+            db,
+            resolver,
+            settings,
+            verp: Verp::new(&key),
+            tls: tls::connector(),
+        })
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Claims one batch and delivers it; returns how many recipients it handled.
+    pub async fn run_once(&self) -> anyhow::Result<usize> {
+        let lease = Duration::from_secs(self.settings.delivery.lease_secs);
+        let claimed = queue::claim(&self.db, &self.id, self.settings.delivery.batch_size, lease).await?;
+        let count = claimed.len();
+        let mut groups: BTreeMap<(Uuid, String), Vec<Claimed>> = BTreeMap::new();
+        for recipient in claimed {
+            groups
+                .entry((recipient.message_id, recipient.domain.clone()))
+                .or_default()
+                .push(recipient);
+        }
+        // Groups run concurrently, at most `concurrency` at once and at most
+        // `per_domain_concurrency` to one destination domain.
+        let mut per_domain: HashMap<String, Arc<Semaphore>> = HashMap::new();
+        let per_domain_limit = self.settings.delivery.per_domain_concurrency;
+        let jobs: Vec<_> = groups
+            .into_iter()
+            .map(|((message, domain), recipients)| {
+                let gate = per_domain
+                    .entry(domain.clone())
+                    .or_insert_with(|| Arc::new(Semaphore::new(per_domain_limit)))
+                    .clone();
+                (message, domain, recipients, gate)
+            })
+            .collect();
+        let results: Vec<anyhow::Result<()>> = stream::iter(jobs)
+            .map(|(message, domain, recipients, gate)| async move {
+                let _permit = gate.acquire_owned().await?;
+                self.deliver_group(message, &domain, recipients).await
+            })
+            .buffer_unordered(self.settings.delivery.concurrency)
+            .collect()
+            .await;
+        // Every group has finished (and recorded what it could) before an
+        // error is reported.
+        results.into_iter().collect::<anyhow::Result<Vec<()>>>()?;
+        Ok(count)
+    }
+
+    /// Delivers one group and records every recipient's outcome.
+    async fn deliver_group(
+        &self,
+        message: Uuid,
+        domain: &str,
+        recipients: Vec<Claimed>,
+    ) -> anyhow::Result<()> {
+        let recipients = self.drop_suppressed(recipients).await?;
+        if recipients.is_empty() {
+            return Ok(());
+        }
+        let attempts = self.deliver(message, domain, &recipients).await;
+        for (recipient, attempt) in recipients.iter().zip(attempts) {
+            self.record(recipient, attempt).await?;
+        }
+        Ok(())
+    }
+
+    /// Runs until `shutdown` resolves: drains the queue, then waits for a
+    /// notification or the fallback poll.
+    pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
+        let mut listener = PgListener::connect_with(&self.db)
+            .await
+            .context("LISTEN connection")?;
+        listener.listen(queue::CHANNEL).await?;
+        let poll = Duration::from_millis(self.settings.delivery.poll_interval_ms);
+        let mut last_housekeeping: Option<std::time::Instant> = None;
+        tokio::pin!(shutdown);
+        loop {
+            if last_housekeeping.is_none_or(|at| at.elapsed() > Duration::from_secs(3600)) {
+                last_housekeeping = Some(std::time::Instant::now());
+                match db::idempotency::purge(&self.db, 24).await {
+                    Ok(n) if n > 0 => tracing::info!(purged = n, "old idempotency keys removed"),
+                    Ok(_) => {}
+                    Err(err) => tracing::warn!(error = %err, "purging idempotency keys failed"),
+                }
+            }
+            match self.run_once().await {
+                Ok(n) if n > 0 => continue,
+                Ok(_) => {}
+                Err(err) => tracing::warn!(error = %err, "delivery batch failed"),
+            }
+            tokio::select! {
+                () = &mut shutdown => return Ok(()),
+                notified = listener.recv() => {
+                    if let Err(err) = notified {
+                        tracing::warn!(error = %err, "queue notifications interrupted");
+                        tokio::time::sleep(poll).await;
+                    }
+                }
+                () = tokio::time::sleep(poll) => {}
+            }
+        }
+    }
+
+    /// Marks recipients suppressed since they were accepted (a bounce or
+    /// complaint in the meantime) and returns the others.
+    async fn drop_suppressed(&self, recipients: Vec<Claimed>) -> anyhow::Result<Vec<Claimed>> {
+        let Some(server) = recipients.first().map(|r| r.server_id) else {
+            return Ok(recipients);
+        };
+        let addresses: Vec<String> = recipients.iter().map(|r| r.address.clone()).collect();
+        let suppressed = db::messages::suppressed(&self.db, server, &addresses).await?;
+        let mut keep = Vec::with_capacity(recipients.len());
+        for recipient in recipients {
+            if suppressed.contains(&recipient.address) {
+                let outcome = Outcome {
+                    status: RecipientStatus::Suppressed,
+                    reply: "address is on the suppression list",
+                    next_attempt_at: None,
+                    detail: json!({}),
+                };
+                queue::complete(&self.db, &self.id, recipient.id, &outcome).await?;
+            } else {
+                keep.push(recipient);
+            }
+        }
+        Ok(keep)
+    }
+
+    /// Delivers one message to the recipients at one domain; one attempt each.
+    async fn deliver(&self, message: Uuid, domain: &str, recipients: &[Claimed]) -> Vec<Attempt> {
+        let local = |code: u16, esc: &str, text: String| Attempt {
+            reply: Reply {
+                code,
+                enhanced: Some(esc.into()),
+                text,
+            },
+            detail: json!({}),
+        };
+        let all = |attempt: Attempt| {
+            recipients
+                .iter()
+                .map(|_| Attempt {
+                    reply: attempt.reply.clone(),
+                    detail: attempt.detail.clone(),
+                })
+                .collect()
+        };
+        let outgoing = match queue::outgoing(&self.db, message).await {
+            Ok(outgoing) => outgoing,
+            Err(err) => return all(local(451, "4.3.0", format!("could not load the message: {err}"))),
+        };
+        let destinations = match routing::route(&self.resolver, &self.settings.delivery, domain).await {
+            Ok(Route::Hosts(hosts)) => hosts,
+            Ok(Route::NullMx) => {
+                return all(local(
+                    556,
+                    "5.1.10",
+                    format!("{domain} accepts no mail (null MX)"),
+                ));
+            }
+            Err(RouteError::NoSuchDomain(_)) => {
+                return all(local(550, "5.1.2", format!("domain {domain} does not exist")));
+            }
+            Err(err @ RouteError::Temporary(..)) => return all(local(451, "4.4.3", err.to_string())),
+        };
+        let host = outgoing
+            .return_path_host
+            .unwrap_or_else(|| self.settings.return_path_target());
+        let target = match recipients {
+            [only] => VerpTarget::Recipient(only.id),
+            _ => VerpTarget::Message(message),
+        };
+        let mail_from = self.verp.return_path(target, &host);
+        let addresses: Vec<String> = recipients.iter().map(|r| r.address.clone()).collect();
+        let envelope = Envelope {
+            mail_from: &mail_from,
+            recipients: &addresses,
+            message: &outgoing.raw,
+        };
+        let mut last_error = String::from("no destination host");
+        for destination in &destinations {
+            match self.try_destination(destination, &envelope).await {
+                Ok((replies, tls)) => {
+                    return replies
+                        .into_iter()
+                        .map(|reply| Attempt {
+                            detail: json!({"host": destination.host, "code": reply.code, "tls": tls}),
+                            reply,
+                        })
+                        .collect();
+                }
+                Err(err) => last_error = format!("{}: {err}", destination.host),
+            }
+        }
+        all(local(451, "4.4.1", last_error))
+    }
+
+    /// Connects to each address of a destination until one session works;
+    /// returns the replies and whether the session was encrypted.
+    async fn try_destination(
+        &self,
+        destination: &Destination,
+        envelope: &Envelope<'_>,
+    ) -> anyhow::Result<(Vec<Reply>, bool)> {
+        let ips = routing::addresses(&self.resolver, &destination.host).await?;
+        if ips.is_empty() {
+            anyhow::bail!("no address");
+        }
+        let connect_timeout = Duration::from_secs(self.settings.delivery.connect_timeout_secs);
+        let mut last = anyhow::anyhow!("no address");
+        for ip in ips {
+            let addr = SocketAddr::new(ip, destination.port);
+            let stream = match tokio::time::timeout(connect_timeout, TcpStream::connect(addr)).await {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(err)) => {
+                    last = anyhow::anyhow!("{addr}: {err}");
+                    continue;
+                }
+                Err(_) => {
+                    last = anyhow::anyhow!("{addr}: connect timed out");
+                    continue;
+                }
+            };
+            let hostname = &self.settings.public_hostname;
+            let mut client = SmtpClient::greet(stream, Timeouts::default()).await?;
+            client.ehlo(hostname).await?;
+            if client.offers_starttls() {
+                let stream = client.starttls().await?;
+                let stream = tls::upgrade(&self.tls, &destination.host, stream).await?;
+                let mut client = SmtpClient::resume(stream, Timeouts::default());
+                client.ehlo(hostname).await?;
+                return Ok((transact(client, envelope).await?, true));
+            }
+            if destination.require_tls {
+                anyhow::bail!("{addr} does not offer STARTTLS, which this route requires");
+            }
+            return Ok((transact(client, envelope).await?, false));
+        }
+        Err(last)
+    }
+
+    /// Stores an attempt: 2xx sent, 5xx bounced, 4xx deferred (or failed
+    /// when the retry schedule has run out).
+    async fn record(&self, recipient: &Claimed, attempt: Attempt) -> anyhow::Result<()> {
+        let schedule = &self.settings.delivery.retry_schedule_secs;
+        let (status, next) = if attempt.reply.is_positive() {
+            (RecipientStatus::Sent, None)
+        } else if attempt.reply.is_permanent() {
+            (RecipientStatus::Bounced, None)
+        } else {
+            match schedule.get(usize::try_from(recipient.attempts).unwrap_or(usize::MAX)) {
+                Some(&delay) => {
+                    let jitter = rand::rng().random_range(0.9..1.1);
+                    let wait = chrono::Duration::milliseconds((delay as f64 * 1000.0 * jitter) as i64);
+                    (RecipientStatus::Deferred, Some(Utc::now() + wait))
+                }
+                None => (RecipientStatus::Failed, None),
+            }
+        };
+        let reply = attempt.reply.to_string();
+        let stored = queue::complete(
+            &self.db,
+            &self.id,
+            recipient.id,
+            &Outcome {
+                status,
+                reply: &reply,
+                next_attempt_at: next,
+                detail: attempt.detail,
+            },
+        )
+        .await?;
+        if !stored {
+            tracing::warn!(recipient = %recipient.id, "lease lost before the outcome was stored");
+        }
+        Ok(())
+    }
+}
+
+/// Sends the message on an established session and ends it.
+async fn transact<S: AsyncRead + AsyncWrite + Unpin>(
+    mut client: SmtpClient<S>,
+    envelope: &Envelope<'_>,
+) -> anyhow::Result<Vec<Reply>> {
+    let result = client.send(envelope).await?;
+    client.quit().await;
+    Ok(result.recipients)
+}

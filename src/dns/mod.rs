@@ -1,0 +1,5 @@
+//! DNS: the records a sending domain must publish, and checking them.
+
+pub mod records;
+pub mod resolver;
+pub mod verify;

@@ -1,0 +1,143 @@
+//! The DNS records the owner of a sending domain publishes.
+
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::config::Settings;
+use crate::db::domains::Domain;
+use crate::mail::keys::dkim_record;
+
+/// What a record is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordPurpose {
+    /// Authorises Tern's servers to send for the domain (RFC 7208).
+    Spf,
+    /// Publishes the DKIM public key (RFC 6376 §3.6.1).
+    Dkim,
+    /// The VERP return-path host bounces come back to.
+    ReturnPath,
+    /// A DMARC policy (RFC 7489); recommended, not required.
+    Dmarc,
+    /// Receives mail for the domain through Tern (inbound routes).
+    Mx,
+}
+
+/// Result of the last check of one record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordStatus {
+    /// Not checked yet.
+    Pending,
+    /// Found as expected.
+    Ok,
+    /// Not published.
+    Missing,
+    /// Published with another value.
+    Mismatch,
+    /// The lookup failed (timeout, SERVFAIL); try again.
+    Error,
+}
+
+impl RecordStatus {
+    pub fn parse(s: &str) -> RecordStatus {
+        match s {
+            "ok" => RecordStatus::Ok,
+            "missing" => RecordStatus::Missing,
+            "mismatch" => RecordStatus::Mismatch,
+            "error" => RecordStatus::Error,
+            _ => RecordStatus::Pending,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordStatus::Pending => "pending",
+            RecordStatus::Ok => "ok",
+            RecordStatus::Missing => "missing",
+            RecordStatus::Mismatch => "mismatch",
+            RecordStatus::Error => "error",
+        }
+    }
+}
+
+/// One record to publish.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct DnsRecord {
+    pub purpose: RecordPurpose,
+    /// `TXT`, `CNAME` or `MX`.
+    #[schema(example = "TXT")]
+    pub record_type: String,
+    /// Fully qualified owner name.
+    #[schema(example = "tern._domainkey.example.com")]
+    pub name: String,
+    #[schema(example = "v=DKIM1; k=rsa; p=MIIBIjANBgkqh...")]
+    pub value: String,
+    /// MX preference.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub priority: Option<u16>,
+    /// Whether sending needs it (for `live` servers).
+    pub required: bool,
+    pub status: RecordStatus,
+}
+
+/// Every record for `domain`, with the status of its last check.
+pub fn for_domain(domain: &Domain, settings: &Settings) -> Vec<DnsRecord> {
+    let record =
+        |purpose, record_type: &str, name: String, value: String, required, status: &str| DnsRecord {
+            purpose,
+            record_type: record_type.into(),
+            name,
+            value,
+            priority: (purpose == RecordPurpose::Mx).then_some(10),
+            required,
+            status: RecordStatus::parse(status),
+        };
+    vec![
+        record(
+            RecordPurpose::Spf,
+            "TXT",
+            domain.name.clone(),
+            expected_spf(settings),
+            true,
+            &domain.spf_status,
+        ),
+        record(
+            RecordPurpose::Dkim,
+            "TXT",
+            format!("{}._domainkey.{}", domain.dkim_selector, domain.name),
+            dkim_record(domain.dkim_algorithm, &domain.dkim_public_key),
+            true,
+            &domain.dkim_status,
+        ),
+        record(
+            RecordPurpose::ReturnPath,
+            "CNAME",
+            domain.return_path_host.clone(),
+            settings.return_path_target(),
+            true,
+            &domain.return_path_status,
+        ),
+        record(
+            RecordPurpose::Dmarc,
+            "TXT",
+            format!("_dmarc.{}", domain.name),
+            format!("v=DMARC1; p=none; rua=mailto:dmarc@{}", domain.name),
+            false,
+            &domain.dmarc_status,
+        ),
+        record(
+            RecordPurpose::Mx,
+            "MX",
+            domain.name.clone(),
+            settings.public_hostname.clone(),
+            false,
+            &domain.mx_status,
+        ),
+    ]
+}
+
+/// The SPF record Tern asks for.
+pub fn expected_spf(settings: &Settings) -> String {
+    format!("v=spf1 a mx include:{} ~all", settings.spf_include())
+}

@@ -1,0 +1,129 @@
+//! Checks a sending domain's published records against what Tern expects.
+
+use hickory_resolver::TokioResolver;
+use hickory_resolver::proto::rr::{RData, RecordType};
+
+use super::records::RecordStatus;
+use super::resolver::{self, LookupError};
+use crate::config::Settings;
+use crate::db::domains::{CheckResult, Domain};
+
+fn status(result: Result<RecordStatus, LookupError>) -> RecordStatus {
+    result.unwrap_or_else(|err| {
+        tracing::info!(error = %err, "DNS check failed");
+        RecordStatus::Error
+    })
+}
+
+fn same_host(a: &str, b: &str) -> bool {
+    a.trim_end_matches('.')
+        .eq_ignore_ascii_case(b.trim_end_matches('.'))
+}
+
+/// An SPF record passes when it includes Tern's SPF host (RFC 7208 §5.2).
+async fn spf(resolver: &TokioResolver, domain: &str, include: &str) -> Result<RecordStatus, LookupError> {
+    let records = resolver::txt(resolver, domain).await?;
+    let spf: Vec<&String> = records
+        .iter()
+        .filter(|r| r.to_ascii_lowercase().starts_with("v=spf1"))
+        .collect();
+    Ok(match spf.as_slice() {
+        [] => RecordStatus::Missing,
+        [one]
+            if one.split_whitespace().any(|term| {
+                term.strip_prefix("include:")
+                    .is_some_and(|h| same_host(h, include))
+            }) =>
+        {
+            RecordStatus::Ok
+        }
+        // No include, or several v=spf1 records (a permerror, RFC 7208 §4.5).
+        _ => RecordStatus::Mismatch,
+    })
+}
+
+/// The DKIM record passes when its `p=` equals the domain's public key.
+async fn dkim(resolver: &TokioResolver, name: &str, public_b64: &str) -> Result<RecordStatus, LookupError> {
+    let records = resolver::txt(resolver, name).await?;
+    if records.is_empty() {
+        return Ok(RecordStatus::Missing);
+    }
+    let matches = records.iter().any(|record| {
+        record
+            .split(';')
+            .filter_map(|tag| tag.split_once('='))
+            .any(|(k, v)| {
+                k.trim() == "p" && v.chars().filter(|c| !c.is_whitespace()).collect::<String>() == public_b64
+            })
+    });
+    Ok(if matches {
+        RecordStatus::Ok
+    } else {
+        RecordStatus::Mismatch
+    })
+}
+
+async fn cname(resolver: &TokioResolver, name: &str, target: &str) -> Result<RecordStatus, LookupError> {
+    let records = resolver::lookup(resolver, name, RecordType::CNAME).await?;
+    if records.is_empty() {
+        return Ok(RecordStatus::Missing);
+    }
+    let matches = records
+        .iter()
+        .any(|r| matches!(r, RData::CNAME(c) if same_host(&c.0.to_ascii(), target)));
+    Ok(if matches {
+        RecordStatus::Ok
+    } else {
+        RecordStatus::Mismatch
+    })
+}
+
+async fn dmarc(resolver: &TokioResolver, domain: &str) -> Result<RecordStatus, LookupError> {
+    let records = resolver::txt(resolver, &format!("_dmarc.{domain}")).await?;
+    let found = records
+        .iter()
+        .any(|r| r.to_ascii_lowercase().starts_with("v=dmarc1"));
+    Ok(if found {
+        RecordStatus::Ok
+    } else {
+        RecordStatus::Missing
+    })
+}
+
+async fn mx(resolver: &TokioResolver, domain: &str, host: &str) -> Result<RecordStatus, LookupError> {
+    let records = resolver::lookup(resolver, domain, RecordType::MX).await?;
+    if records.is_empty() {
+        return Ok(RecordStatus::Missing);
+    }
+    let matches = records
+        .iter()
+        .any(|r| matches!(r, RData::MX(mx) if same_host(&mx.exchange.to_ascii(), host)));
+    Ok(if matches {
+        RecordStatus::Ok
+    } else {
+        RecordStatus::Mismatch
+    })
+}
+
+/// Looks every record up (concurrently). The domain is verified when SPF,
+/// DKIM and the return path pass; DMARC and MX are advisory.
+pub async fn check(resolver: &TokioResolver, domain: &Domain, settings: &Settings) -> CheckResult {
+    let dkim_name = format!("{}._domainkey.{}", domain.dkim_selector, domain.name);
+    let (include, target) = (settings.spf_include(), settings.return_path_target());
+    let (spf, dkim, return_path, dmarc, mx) = tokio::join!(
+        spf(resolver, &domain.name, &include),
+        dkim(resolver, &dkim_name, &domain.dkim_public_key),
+        cname(resolver, &domain.return_path_host, &target),
+        dmarc(resolver, &domain.name),
+        mx(resolver, &domain.name, &settings.public_hostname),
+    );
+    let (spf, dkim, return_path) = (status(spf), status(dkim), status(return_path));
+    CheckResult {
+        verified: [spf, dkim, return_path].iter().all(|s| *s == RecordStatus::Ok),
+        spf: spf.as_str().into(),
+        dkim: dkim.as_str().into(),
+        return_path: return_path.as_str().into(),
+        dmarc: status(dmarc).as_str().into(),
+        mx: status(mx).as_str().into(),
+    }
+}

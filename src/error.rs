@@ -1,0 +1,205 @@
+//! The one error shape of the HTTP API:
+//! `{"error": {"code": "...", "message": "...", "field": "..."}}`.
+
+use axum::Json;
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// What a client is told about a failed request.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable, machine-readable code, e.g. `invalid_address`.
+    #[schema(example = "invalid_address")]
+    pub code: &'static str,
+    /// Human-readable explanation; wording may change.
+    #[schema(example = "`to[0]` is not a valid email address")]
+    pub message: String,
+    /// The request field at fault, as a JSON path, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "to[0]")]
+    pub field: Option<String>,
+}
+
+/// The body of every error response.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+/// Every way an API request can fail; each variant is one HTTP status.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400: the request is not well-formed (bad JSON, bad parameter).
+    #[error("{}", .0.message)]
+    BadRequest(ErrorDetail),
+    /// 401: no credentials, or credentials that are not valid.
+    #[error("{}", .0.message)]
+    Unauthorized(ErrorDetail),
+    /// 403: valid credentials without the right to do this.
+    #[error("{}", .0.message)]
+    Forbidden(ErrorDetail),
+    /// 404: no such resource visible to the caller.
+    #[error("{}", .0.message)]
+    NotFound(ErrorDetail),
+    /// 409: conflicts with the current state (duplicate name, reused key).
+    #[error("{}", .0.message)]
+    Conflict(ErrorDetail),
+    /// 413: a size limit was exceeded.
+    #[error("{}", .0.message)]
+    PayloadTooLarge(ErrorDetail),
+    /// 422: well-formed but semantically invalid input.
+    #[error("{}", .0.message)]
+    Unprocessable(ErrorDetail),
+    /// 429: too many attempts; try later.
+    #[error("{}", .0.message)]
+    TooManyRequests(ErrorDetail),
+    /// 500: our fault. Logged in full, reported without detail.
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+fn detail(code: &'static str, message: impl Into<String>) -> ErrorDetail {
+    ErrorDetail {
+        code,
+        message: message.into(),
+        field: None,
+    }
+}
+
+impl ApiError {
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        ApiError::BadRequest(detail(code, message))
+    }
+    pub fn unauthorized(code: &'static str, message: impl Into<String>) -> Self {
+        ApiError::Unauthorized(detail(code, message))
+    }
+    pub fn forbidden(code: &'static str, message: impl Into<String>) -> Self {
+        ApiError::Forbidden(detail(code, message))
+    }
+    /// A 404 with code `not_found`, naming the kind of resource.
+    pub fn not_found(resource: &str) -> Self {
+        ApiError::NotFound(detail("not_found", format!("{resource} not found")))
+    }
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+        ApiError::Conflict(detail(code, message))
+    }
+    pub fn too_large(code: &'static str, message: impl Into<String>) -> Self {
+        ApiError::PayloadTooLarge(detail(code, message))
+    }
+    pub fn unprocessable(code: &'static str, message: impl Into<String>) -> Self {
+        ApiError::Unprocessable(detail(code, message))
+    }
+    pub fn too_many(code: &'static str, message: impl Into<String>) -> Self {
+        ApiError::TooManyRequests(detail(code, message))
+    }
+
+    /// Names the request field at fault.
+    pub fn field(mut self, field: impl Into<String>) -> Self {
+        if let Some(detail) = self.detail_mut() {
+            detail.field = Some(field.into());
+        }
+        self
+    }
+
+    fn detail_mut(&mut self) -> Option<&mut ErrorDetail> {
+        match self {
+            ApiError::BadRequest(d)
+            | ApiError::Unauthorized(d)
+            | ApiError::Forbidden(d)
+            | ApiError::NotFound(d)
+            | ApiError::Conflict(d)
+            | ApiError::PayloadTooLarge(d)
+            | ApiError::Unprocessable(d)
+            | ApiError::TooManyRequests(d) => Some(d),
+            ApiError::Internal(_) => None,
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(err: sqlx::Error) -> Self {
+        ApiError::Internal(anyhow::Error::new(err))
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let mut error = self;
+        let detail = match error.detail_mut() {
+            Some(detail) => std::mem::replace(detail, self::detail("", "")),
+            None => {
+                tracing::error!(error = ?error, "request failed");
+                self::detail("internal_error", "internal server error")
+            }
+        };
+        (status, Json(ErrorBody { error: detail })).into_response()
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> Self {
+        match rejection {
+            JsonRejection::JsonDataError(err) => {
+                // serde's message names the path, e.g. "to[1]: invalid type".
+                ApiError::unprocessable("invalid_field", err.body_text())
+            }
+            JsonRejection::JsonSyntaxError(err) => ApiError::bad_request("invalid_json", err.body_text()),
+            JsonRejection::MissingJsonContentType(_) => ApiError::bad_request(
+                "unsupported_content_type",
+                "expected `Content-Type: application/json`",
+            ),
+            JsonRejection::BytesRejection(err) => {
+                if err.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::too_large("payload_too_large", "request body is too large")
+                } else {
+                    ApiError::bad_request("invalid_body", err.body_text())
+                }
+            }
+            other => ApiError::bad_request("invalid_body", other.body_text()),
+        }
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(_: PathRejection) -> Self {
+        ApiError::not_found("resource")
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(rejection: QueryRejection) -> Self {
+        ApiError::bad_request("invalid_query", rejection.body_text())
+    }
+}
+
+/// Maps a unique-key violation to a 409, other database errors to a 500.
+pub trait ResultExt<T> {
+    fn on_unique_violation(self, code: &'static str, message: &str) -> Result<T, ApiError>;
+}
+
+impl<T> ResultExt<T> for Result<T, sqlx::Error> {
+    fn on_unique_violation(self, code: &'static str, message: &str) -> Result<T, ApiError> {
+        self.map_err(|err| match &err {
+            sqlx::Error::Database(db) if db.is_unique_violation() => ApiError::conflict(code, message),
+            _ => ApiError::from(err),
+        })
+    }
+}

@@ -1,0 +1,109 @@
+//! DKIM signing (RFC 6376) with a per-domain cache of parsed keys: parsing
+//! and checking an RSA key costs more than a signature.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use mail_auth::common::crypto::{DkimKey, Ed25519Key, RsaKey, Sha256};
+use mail_auth::common::headers::HeaderWriter;
+use mail_auth::dkim::{Canonicalization, DkimSigner, Done};
+use rustls_pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+use uuid::Uuid;
+
+use crate::db::domains::{DkimAlgorithm, SigningDomain};
+
+/// Headers Tern signs. Listing From, Subject, To and Cc also protects
+/// against a second copy being added in transit (RFC 6376 §8.15).
+pub const SIGNED_HEADERS: &[&str] = &[
+    "From",
+    "Reply-To",
+    "Subject",
+    "Date",
+    "Message-ID",
+    "To",
+    "Cc",
+    "MIME-Version",
+    "Content-Type",
+    "Content-Transfer-Encoding",
+    "In-Reply-To",
+    "References",
+    "List-Unsubscribe",
+    "List-Unsubscribe-Post",
+    "Feedback-ID",
+];
+
+type Signer = DkimSigner<DkimKey, Done>;
+
+/// Why a message could not be signed.
+#[derive(Debug, thiserror::Error)]
+pub enum DkimError {
+    #[error("stored DKIM key of domain {0} cannot be loaded: {1}")]
+    BadKey(String, String),
+    #[error("signing failed: {0}")]
+    Sign(String),
+}
+
+/// Parsed signers by domain id. Keys never change under a domain id (a new
+/// key means a new domain row), so entries never go stale.
+#[derive(Default)]
+pub struct SignerCache {
+    signers: RwLock<HashMap<Uuid, Arc<Signer>>>,
+}
+
+const CACHE_LIMIT: usize = 10_000;
+
+impl SignerCache {
+    /// Signs `message` for `domain`; returns the `DKIM-Signature` header
+    /// line(s) followed by the message.
+    pub fn sign(&self, domain: &SigningDomain, message: &[u8]) -> Result<Vec<u8>, DkimError> {
+        let signer = self.signer(domain)?;
+        let signature = signer.sign(message).map_err(|e| DkimError::Sign(e.to_string()))?;
+        let header = signature.to_header();
+        let mut out = Vec::with_capacity(header.len() + message.len());
+        out.extend_from_slice(header.as_bytes());
+        out.extend_from_slice(message);
+        Ok(out)
+    }
+
+    fn signer(&self, domain: &SigningDomain) -> Result<Arc<Signer>, DkimError> {
+        if let Some(found) = self.read().get(&domain.id) {
+            return Ok(found.clone());
+        }
+        let signer = Arc::new(load(domain)?);
+        let mut map = self
+            .signers
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if map.len() >= CACHE_LIMIT {
+            map.clear();
+        }
+        map.insert(domain.id, signer.clone());
+        Ok(signer)
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<Uuid, Arc<Signer>>> {
+        self.signers
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+fn load(domain: &SigningDomain) -> Result<Signer, DkimError> {
+    let bad = |e: mail_auth::Error| DkimError::BadKey(domain.name.clone(), e.to_string());
+    let key: DkimKey = match domain.dkim_algorithm {
+        DkimAlgorithm::Rsa => RsaKey::<Sha256>::from_key_der(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
+            domain.dkim_private_key.as_slice(),
+        )))
+        .map_err(bad)?
+        .into(),
+        DkimAlgorithm::Ed25519 => Ed25519Key::from_pkcs8_der(&domain.dkim_private_key)
+            .map_err(bad)?
+            .into(),
+    };
+    Ok(DkimSigner::from_key(key)
+        .domain(domain.name.clone())
+        .selector(domain.dkim_selector.clone())
+        .headers(SIGNED_HEADERS.iter().copied())
+        .header_canonicalization(Canonicalization::Relaxed)
+        .body_canonicalization(Canonicalization::Relaxed))
+}

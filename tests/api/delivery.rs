@@ -1,0 +1,162 @@
+//! Live servers deliver: API → queue → worker → SMTP sinks on loopback.
+
+use serde_json::json;
+use tern::config::TransportRule;
+use tern::delivery::verp::{Verp, VerpTarget};
+use tern::delivery::worker::Worker;
+
+use crate::helpers::{json_of, recipient, spawn_app_with};
+use crate::smtp_client::Sink;
+
+fn rule(domain: &str, port: u16) -> TransportRule {
+    TransportRule {
+        domain: domain.into(),
+        host: "127.0.0.1".into(),
+        port: Some(port),
+        require_tls: false,
+    }
+}
+
+#[tokio::test]
+async fn queued_mail_is_delivered_bounced_or_retried_by_the_worker() {
+    let ok = Sink::start(&[]);
+    let hard = Sink::start(&["-f", "rcpt"]);
+    let soft = Sink::start(&["-r", "rcpt"]);
+    let app = spawn_app_with(|s| {
+        s.delivery.transports = vec![
+            rule("example.org", ok.port),
+            rule("bounce.test", hard.port),
+            rule("later.test", soft.port),
+        ];
+        s.delivery.retry_schedule_secs = vec![3600];
+    })
+    .await;
+    let t = app.live_tenant("ann@example.com", "shop.test").await;
+    let sent = json_of(
+        app.post(
+            "/v1/messages",
+            &t.key,
+            &json!({"from": "a@shop.test", "to": ["x@example.org", "y@example.org", "z@bounce.test", "w@later.test"],
+                    "subject": "hello", "text": "Body\n.with a dot line\n"}),
+        )
+        .await,
+        202,
+    )
+    .await;
+    let id = sent["id"].as_str().unwrap();
+    // Suppressed after acceptance, before delivery: not delivered.
+    let late = json_of(
+        app.post(
+            "/v1/messages",
+            &t.key,
+            &json!({"from": "a@shop.test", "to": "gone@example.org", "text": "x"}),
+        )
+        .await,
+        202,
+    )
+    .await;
+    sqlx::query("INSERT INTO suppressions (server_id, address, reason) VALUES ($1, 'gone@example.org', 'hard_bounce')")
+        .bind(t.server_id)
+        .execute(&app.db)
+        .await
+        .unwrap();
+
+    let worker = Worker::new(app.db.clone(), app.settings.clone()).await.unwrap();
+    assert_eq!(worker.run_once().await.unwrap(), 5);
+    let late = json_of(
+        app.get(&format!("/v1/messages/{}", late["id"].as_str().unwrap()), &t.key)
+            .await,
+        200,
+    )
+    .await;
+    assert_eq!(late["recipients"][0]["status"], "suppressed");
+    assert_eq!(worker.run_once().await.unwrap(), 0, "nothing is due any more");
+
+    let detail = json_of(app.get(&format!("/v1/messages/{id}"), &t.key).await, 200).await;
+    let status = |address: &str| recipient(&detail, address).clone();
+    assert_eq!(status("x@example.org")["status"], "sent");
+    assert_eq!(status("y@example.org")["status"], "sent");
+    assert!(
+        status("x@example.org")["last_reply"]
+            .as_str()
+            .unwrap()
+            .starts_with("250")
+    );
+    assert_eq!(status("z@bounce.test")["status"], "bounced");
+    let later = status("w@later.test");
+    assert_eq!(later["status"], "deferred");
+    assert_eq!(later["attempts"], 1);
+    assert!(later["next_attempt_at"].is_string());
+    let kinds: Vec<&str> = detail["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert!(
+        kinds.contains(&"sent") && kinds.contains(&"bounced") && kinds.contains(&"deferred"),
+        "{kinds:?}"
+    );
+
+    // One transaction for both example.org recipients, from a VERP address
+    // naming the message; the message itself arrives intact.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let dumps = ok.dumps();
+    assert_eq!(dumps.len(), 1, "{dumps:?}");
+    let mail_from = dumps[0]
+        .lines()
+        .find_map(|l| l.strip_prefix("X-Mail-Args: <"))
+        .unwrap()
+        .trim_end_matches('>');
+    assert!(mail_from.ends_with("@rp.shop.test"), "{mail_from}");
+    let key: Vec<u8> = sqlx::query_scalar("SELECT value FROM instance_secrets WHERE name = 'verp_hmac'")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(
+        Verp::new(&key).decode(mail_from),
+        Ok(VerpTarget::Message(id.parse().unwrap()))
+    );
+    assert!(dumps[0].contains("DKIM-Signature:") && dumps[0].contains("\n.with a dot line"));
+
+    // The retry comes due; the schedule (one retry) has run out: failed.
+    sqlx::query("UPDATE recipients SET next_attempt_at = now() WHERE status = 'deferred'")
+        .execute(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(worker.run_once().await.unwrap(), 1);
+    let detail = json_of(app.get(&format!("/v1/messages/{id}"), &t.key).await, 200).await;
+    let later = recipient(&detail, "w@later.test");
+    assert_eq!(later["status"], "failed");
+    assert_eq!(later["attempts"], 2);
+}
+
+#[tokio::test]
+async fn a_worker_runs_transactions_concurrently_within_its_limits() {
+    // Each DATA reply takes a second: six sequential transactions would
+    // take six seconds.
+    let slow = Sink::start(&["-w", "1"]);
+    let app = spawn_app_with(|s| {
+        s.delivery.transports = vec![rule("example.org", slow.port)];
+        s.delivery.per_domain_concurrency = 6;
+    })
+    .await;
+    let t = app.live_tenant("ann@example.com", "shop.test").await;
+    for i in 0..6 {
+        let body = json!({"from": "a@shop.test", "to": format!("r{i}@example.org"), "text": "x"});
+        json_of(app.post("/v1/messages", &t.key, &body).await, 202).await;
+    }
+    let worker = Worker::new(app.db.clone(), app.settings.clone()).await.unwrap();
+    let start = std::time::Instant::now();
+    assert_eq!(worker.run_once().await.unwrap(), 6);
+    assert!(
+        start.elapsed() < std::time::Duration::from_secs(4),
+        "took {:?}",
+        start.elapsed()
+    );
+    let sent: i64 = sqlx::query_scalar("SELECT count(*) FROM recipients WHERE status = 'sent'")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(sent, 6);
+}

@@ -1,0 +1,316 @@
+//! Test harness: each test gets its own PostgreSQL database and a Tern API
+//! on an ephemeral port; real HTTP with reqwest.
+
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use reqwest::{Client, Response};
+use serde_json::{Value, json};
+use sqlx::{Connection, Executor, PgConnection, PgPool};
+use tern::config::Settings;
+use tern::startup::{AppState, Application, connect_and_migrate};
+use uuid::Uuid;
+
+/// Server of the test databases; `TERN_TEST_DATABASE_URL` overrides.
+pub fn admin_url() -> String {
+    std::env::var("TERN_TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+}
+
+/// A running Tern with its own database, dropped with the value.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub db: PgPool,
+    pub db_name: String,
+    pub client: Client,
+    pub settings: Settings,
+}
+
+/// Starts Tern with default test settings.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// Starts Tern after letting the test adjust the settings.
+pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
+    let db_name = format!("tern_test_{}", Uuid::new_v4().simple());
+    let mut admin = PgConnection::connect(&format!("{}/postgres", admin_url()))
+        .await
+        .expect("PostgreSQL must be running (scripts/test starts it)");
+    admin
+        .execute(sqlx::AssertSqlSafe(format!(r#"CREATE DATABASE "{db_name}""#)))
+        .await
+        .expect("create test database");
+    let mut settings = Settings::default();
+    settings.database.url = format!("{}/{db_name}", admin_url());
+    settings.database.max_connections = 5;
+    settings.http.listen = "127.0.0.1:0".parse().unwrap();
+    settings.public_hostname = "tern.test".into();
+    settings.dns.nameservers = vec!["127.0.0.1:9".parse().unwrap()];
+    settings.dns.timeout_ms = 500;
+    adjust(&mut settings);
+    let pool = connect_and_migrate(&settings).await.expect("migrate");
+    let state = AppState::new(pool.clone(), settings.clone())
+        .await
+        .expect("state");
+    let app = Application::build(state).await.expect("bind");
+    let addr = app.local_addr().unwrap();
+    tokio::spawn(app.run_until_stopped(std::future::pending()));
+    TestApp {
+        addr,
+        db: pool,
+        db_name,
+        client: Client::new(),
+        settings,
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        // Drop the database from a fresh runtime: Drop cannot await. FORCE
+        // ends the pool's connections, which live on the test's runtime.
+        let name = self.db_name.clone();
+        let _ = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+                return;
+            };
+            rt.block_on(async move {
+                if let Ok(mut admin) = PgConnection::connect(&format!("{}/postgres", admin_url())).await {
+                    let _ = admin
+                        .execute(sqlx::AssertSqlSafe(format!(
+                            r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#
+                        )))
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// What a test tenant consists of.
+pub struct Tenant {
+    pub token: String,
+    pub user_id: Uuid,
+    pub org_id: Uuid,
+    pub server_id: Uuid,
+    pub domain_id: Uuid,
+    pub domain: String,
+    pub key: String,
+    pub key_id: Uuid,
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> Response {
+        self.client
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: &Value) -> Response {
+        self.client
+            .post(self.url(path))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn patch(&self, path: &str, token: &str, body: &Value) -> Response {
+        self.client
+            .patch(self.url(path))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn delete(&self, path: &str, token: &str) -> Response {
+        self.client
+            .delete(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// Creates an admin user and logs in through the API.
+    pub async fn user(&self, email: &str) -> (Uuid, String) {
+        let (user, _) = tern::bootstrap::create_admin(&self.db, email, "", Some("a long password".into()))
+            .await
+            .expect("create user");
+        let response = self
+            .client
+            .post(self.url("/v1/auth/login"))
+            .json(&json!({"email": email, "password": "a long password"}))
+            .send()
+            .await
+            .expect("login");
+        assert_eq!(response.status(), 200);
+        let body: Value = response.json().await.unwrap();
+        (user.id, body["token"].as_str().unwrap().to_string())
+    }
+
+    /// A user with an organization, a server in `mode`, a domain and a key.
+    pub async fn tenant(&self, email: &str, domain: &str, mode: &str, algorithm: &str) -> Tenant {
+        let (user_id, token) = self.user(email).await;
+        let org = json_of(
+            self.post("/v1/organizations", &token, &json!({"name": "Org"}))
+                .await,
+            201,
+        )
+        .await;
+        let org_id = id_of(&org);
+        let server = json_of(
+            self.post(
+                &format!("/v1/organizations/{org_id}/servers"),
+                &token,
+                &json!({"name": "Server", "mode": mode}),
+            )
+            .await,
+            201,
+        )
+        .await;
+        let server_id = id_of(&server);
+        let created = json_of(
+            self.post(
+                &format!("/v1/servers/{server_id}/domains"),
+                &token,
+                &json!({"name": domain, "dkim_algorithm": algorithm}),
+            )
+            .await,
+            201,
+        )
+        .await;
+        let key = json_of(
+            self.post(
+                &format!("/v1/servers/{server_id}/api-keys"),
+                &token,
+                &json!({"name": "test"}),
+            )
+            .await,
+            201,
+        )
+        .await;
+        Tenant {
+            token,
+            user_id,
+            org_id,
+            server_id,
+            domain_id: id_of(&created),
+            domain: domain.to_string(),
+            key: key["secret"].as_str().unwrap().to_string(),
+            key_id: id_of(&key),
+        }
+    }
+
+    /// A tenant on a `live` server whose domain is marked verified (as if
+    /// its DNS records had been checked), ready to deliver.
+    pub async fn live_tenant(&self, email: &str, domain: &str) -> Tenant {
+        let tenant = self.tenant(email, domain, "live", "ed25519").await;
+        sqlx::query("UPDATE domains SET verified_at = now() WHERE id = $1")
+            .bind(tenant.domain_id)
+            .execute(&self.db)
+            .await
+            .unwrap();
+        tenant
+    }
+
+    /// Rows in `table`, to prove that a refused request wrote nothing.
+    pub async fn count(&self, table: &str) -> i64 {
+        sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table}")))
+            .fetch_one(&self.db)
+            .await
+            .unwrap()
+    }
+
+    /// The stored source of a message, through the API.
+    pub async fn source(&self, key: &str, id: &str) -> Vec<u8> {
+        let response = self.get(&format!("/v1/messages/{id}/source"), key).await;
+        assert_eq!(response.status(), 200);
+        response.bytes().await.unwrap().to_vec()
+    }
+}
+
+/// Asserts the status and returns the JSON body.
+pub async fn json_of(response: Response, status: u16) -> Value {
+    let actual = response.status().as_u16();
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    assert_eq!(actual, status, "unexpected status; body: {body}");
+    body
+}
+
+/// Asserts an error response's status and code.
+pub async fn assert_error(response: Response, status: u16, code: &str) -> Value {
+    let body = json_of(response, status).await;
+    assert_eq!(body["error"]["code"], code, "body: {body}");
+    body
+}
+
+pub fn id_of(body: &Value) -> Uuid {
+    body["id"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .expect("id in body")
+}
+
+/// The Python with the test peers' packages (scripts/test sets it).
+pub fn python() -> String {
+    std::env::var("TERN_TEST_PYTHON").unwrap_or_else(|_| "python3".into())
+}
+
+/// dnsmasq answering only from its command line; killed on drop.
+pub struct Dnsmasq(Child);
+
+impl Dnsmasq {
+    /// Serves `records` (dnsmasq flags) on 127.0.0.1:`port`; other names are NXDOMAIN.
+    pub fn start(port: u16, records: &[String]) -> Dnsmasq {
+        let child = Command::new("dnsmasq")
+            .args([
+                "-k",
+                "-C",
+                "/dev/null",
+                "--no-resolv",
+                "--no-hosts",
+                "--bind-interfaces",
+            ])
+            .args([
+                "--listen-address=127.0.0.1",
+                "--user=nobody",
+                "--pid-file=",
+                "--address=/#/",
+            ])
+            .arg(format!("--port={port}"))
+            .args(records)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("dnsmasq (scripts/test installs dnsmasq-base)");
+        std::thread::sleep(Duration::from_millis(300));
+        Dnsmasq(child)
+    }
+}
+
+impl Drop for Dnsmasq {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The recipient with `address` in a message's JSON.
+pub fn recipient<'a>(message: &'a Value, address: &str) -> &'a Value {
+    message["recipients"]
+        .as_array()
+        .and_then(|list| list.iter().find(|r| r["address"] == address))
+        .unwrap_or_else(|| panic!("no recipient {address} in {message}"))
+}

@@ -1,0 +1,20 @@
+//! API tests against a real PostgreSQL and real HTTP.
+
+mod auth;
+mod delivery;
+mod dkim;
+mod domains;
+mod health;
+mod helpers;
+mod idempotency;
+mod list;
+mod openapi;
+mod queue;
+mod raw;
+mod routing;
+mod send;
+mod smtp_client;
+mod tenancy;
+mod tls;
+mod validation;
+mod workers;

@@ -1,0 +1,70 @@
+//! The delivery queue: disjoint concurrent claims, leases that expire.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use serde_json::json;
+use tern::db::queue;
+
+use crate::helpers::{json_of, spawn_app};
+
+#[tokio::test]
+async fn concurrent_claims_are_disjoint_and_expired_leases_are_reclaimed() {
+    let app = spawn_app().await;
+    let t = app.live_tenant("ann@example.com", "shop.test").await;
+    for i in 0..20 {
+        let to: Vec<String> = (0..5).map(|j| format!("r{i}-{j}@example.org")).collect();
+        json_of(
+            app.post(
+                "/v1/messages",
+                &t.key,
+                &json!({"from": "a@shop.test", "to": to, "text": "x"}),
+            )
+            .await,
+            202,
+        )
+        .await;
+    }
+    let lease = Duration::from_secs(60);
+    let claimers = (0..4).map(|w| {
+        let pool = app.db.clone();
+        tokio::spawn(async move {
+            let mut mine = Vec::new();
+            loop {
+                let batch = queue::claim(&pool, &format!("w{w}"), 7, lease).await.unwrap();
+                if batch.is_empty() {
+                    break mine;
+                }
+                mine.extend(batch.into_iter().map(|c| c.id));
+            }
+        })
+    });
+    let mut all = Vec::new();
+    for claimer in claimers {
+        all.extend(claimer.await.unwrap());
+    }
+    let unique: HashSet<_> = all.iter().collect();
+    assert_eq!(all.len(), 100, "every queued recipient claimed");
+    assert_eq!(unique.len(), 100, "no recipient claimed twice");
+    assert!(queue::claim(&app.db, "late", 10, lease).await.unwrap().is_empty());
+
+    // A worker that died: its leases expire and another worker takes over.
+    sqlx::query(
+        "UPDATE recipients SET lease_expires_at = now() - interval '1 second' WHERE lease_owner = 'w0'",
+    )
+    .execute(&app.db)
+    .await
+    .unwrap();
+    let expired: i64 = sqlx::query_scalar("SELECT count(*) FROM recipients WHERE lease_owner = 'w0'")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    let taken = queue::claim(&app.db, "w9", 1000, lease).await.unwrap();
+    assert_eq!(taken.len() as i64, expired);
+    assert!(queue::release(&app.db, "w9", taken[0].id).await.unwrap());
+    assert!(
+        !queue::release(&app.db, "w0", taken[1].id).await.unwrap(),
+        "a lost lease cannot be released"
+    );
+    assert_eq!(queue::claim(&app.db, "w5", 1000, lease).await.unwrap().len(), 1);
+}

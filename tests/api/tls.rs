@@ -1,0 +1,156 @@
+//! STARTTLS: mail travels encrypted when the peer offers it, and a
+//! `require_tls` route never sends in clear.
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+
+use serde_json::json;
+use tern::config::TransportRule;
+use tern::delivery::worker::Worker;
+
+use crate::helpers::{json_of, python, recipient, spawn_app_with};
+use crate::smtp_client::Sink;
+
+/// tests/support/smtp_tls_peer.py with a fresh self-signed certificate.
+struct TlsPeer {
+    child: Child,
+    port: u16,
+    dir: std::path::PathBuf,
+}
+
+impl TlsPeer {
+    fn start() -> TlsPeer {
+        let dir = std::env::temp_dir().join(format!("tern-tls-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+        let made = Command::new("openssl")
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "1",
+                "-subj",
+                "/CN=mx.tls.test",
+            ])
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("openssl");
+        assert!(made.success());
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut child = Command::new(python())
+            .arg("tests/support/smtp_tls_peer.py")
+            .arg(port.to_string())
+            .arg(&cert)
+            .arg(&key)
+            .arg(&dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python with aiosmtpd (scripts/test installs it)");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line.trim(), "ready");
+        TlsPeer { child, port, dir }
+    }
+
+    fn messages(&self) -> Vec<serde_json::Value> {
+        std::fs::read_dir(&self.dir)
+            .unwrap()
+            .filter_map(|e| {
+                let path = e.unwrap().path();
+                (path.extension().is_some_and(|x| x == "json"))
+                    .then(|| serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap())
+            })
+            .collect()
+    }
+}
+
+impl Drop for TlsPeer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[tokio::test]
+async fn starttls_is_used_when_offered_and_required_tls_is_never_skipped() {
+    let peer = TlsPeer::start();
+    let clear = Sink::start(&[]);
+    let app = spawn_app_with(|s| {
+        s.delivery.transports = vec![
+            TransportRule {
+                domain: "tls.test".into(),
+                host: "127.0.0.1".into(),
+                port: Some(peer.port),
+                require_tls: false,
+            },
+            TransportRule {
+                domain: "strict.test".into(),
+                host: "127.0.0.1".into(),
+                port: Some(clear.port),
+                require_tls: true,
+            },
+        ];
+    })
+    .await;
+    let t = app.live_tenant("ann@example.com", "shop.test").await;
+    let sent = json_of(
+        app.post(
+            "/v1/messages",
+            &t.key,
+            &json!({"from": "a@shop.test", "to": ["x@tls.test", "y@strict.test"], "text": "secret"}),
+        )
+        .await,
+        202,
+    )
+    .await;
+    let worker = Worker::new(app.db.clone(), app.settings.clone()).await.unwrap();
+    assert_eq!(worker.run_once().await.unwrap(), 2);
+
+    let messages = peer.messages();
+    assert_eq!(messages.len(), 1);
+    assert_eq!(messages[0]["tls"], true, "{:?}", messages[0]);
+    assert_eq!(messages[0]["rcpt_tos"], json!(["x@tls.test"]));
+    assert!(messages[0]["data"].as_str().unwrap().contains("secret"));
+    assert!(clear.dumps().is_empty(), "a require_tls route was sent in clear");
+
+    let detail = json_of(
+        app.get(&format!("/v1/messages/{}", sent["id"].as_str().unwrap()), &t.key)
+            .await,
+        200,
+    )
+    .await;
+    let recipient = |address: &str| recipient(&detail, address).clone();
+    assert_eq!(recipient("x@tls.test")["status"], "sent");
+    assert_eq!(recipient("y@strict.test")["status"], "deferred");
+    assert!(
+        recipient("y@strict.test")["last_reply"]
+            .as_str()
+            .unwrap()
+            .contains("STARTTLS")
+    );
+    let sent_event = detail["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "sent")
+        .unwrap()
+        .clone();
+    assert_eq!(sent_event["detail"]["tls"], true);
+}

@@ -1,0 +1,139 @@
+//! Real worker processes (`tern serve --role worker`) against one database:
+//! no recipient delivered twice, and a SIGKILL mid-batch loses nothing.
+
+use std::collections::HashSet;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::helpers::{TestApp, json_of, spawn_app};
+use crate::smtp_client::Sink;
+
+/// A `tern serve --role worker` process; killed on drop.
+struct WorkerProcess(Child);
+
+impl WorkerProcess {
+    /// `concurrency` limits the worker's transactions at once.
+    fn start(app: &TestApp, sink_port: u16, lease_secs: u64, concurrency: usize) -> WorkerProcess {
+        let config = std::env::temp_dir().join(format!("tern-worker-{}.toml", uuid::Uuid::new_v4()));
+        std::fs::write(
+            &config,
+            format!(
+                "public_hostname = \"tern.test\"\n\
+                 [database]\nurl = \"{}\"\nmax_connections = 4\n\
+                 [log]\nfilter = \"warn\"\n\
+                 [delivery]\nlease_secs = {lease_secs}\npoll_interval_ms = 200\nbatch_size = 10\n\
+                 concurrency = {concurrency}\nper_domain_concurrency = {concurrency}\n\
+                 [[delivery.transports]]\ndomain = \"example.org\"\nhost = \"127.0.0.1\"\nport = {sink_port}\n",
+                app.settings.database.url
+            ),
+        )
+        .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_tern"))
+            .arg("--config")
+            .arg(&config)
+            .args(["serve", "--role", "worker"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start tern worker");
+        WorkerProcess(child)
+    }
+
+    fn kill(&mut self) {
+        let _ = self.0.kill(); // SIGKILL
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for WorkerProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+async fn send_many(app: &TestApp, key: &str, n: usize) {
+    for i in 0..n {
+        let body =
+            json!({"from": "a@shop.test", "to": format!("r{i}@example.org"), "text": format!("message {i}")});
+        json_of(app.post("/v1/messages", key, &body).await, 202).await;
+    }
+}
+
+async fn wait_until_sent(app: &TestApp, n: i64, limit: Duration) {
+    let start = Instant::now();
+    loop {
+        let sent: i64 = sqlx::query_scalar("SELECT count(*) FROM recipients WHERE status = 'sent'")
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+        if sent == n {
+            return;
+        }
+        assert!(start.elapsed() < limit, "only {sent} of {n} sent after {limit:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn recipients_of(dumps: &[String]) -> Vec<String> {
+    dumps
+        .iter()
+        .flat_map(|d| {
+            d.lines()
+                .filter_map(|l| l.strip_prefix("X-Rcpt-Args: ").map(str::to_string))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn two_worker_processes_never_deliver_a_recipient_twice() {
+    let sink = Sink::start(&[]);
+    let app = spawn_app().await;
+    let t = app.live_tenant("ann@example.com", "shop.test").await;
+    send_many(&app, &t.key, 60).await;
+    let _a = WorkerProcess::start(&app, sink.port, 60, 5);
+    let _b = WorkerProcess::start(&app, sink.port, 60, 5);
+    wait_until_sent(&app, 60, Duration::from_secs(60)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let delivered = recipients_of(&sink.dumps());
+    let unique: HashSet<&String> = delivered.iter().collect();
+    assert_eq!(delivered.len(), 60, "a recipient was delivered twice");
+    assert_eq!(unique.len(), 60);
+}
+
+#[tokio::test]
+async fn a_killed_worker_loses_no_message() {
+    // Two transactions at a time, each waiting two seconds for its DATA
+    // reply: at three seconds two are delivered, two in flight, one waiting.
+    let sink = Sink::start(&["-w", "2"]);
+    let app = spawn_app().await;
+    let t = app.live_tenant("ann@example.com", "shop.test").await;
+    send_many(&app, &t.key, 5).await;
+    let mut first = WorkerProcess::start(&app, sink.port, 10, 2);
+    tokio::time::sleep(Duration::from_millis(3000)).await;
+    first.kill();
+    let leased: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM recipients WHERE status = 'queued' AND lease_owner IS NOT NULL",
+    )
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    assert!(
+        leased > 0,
+        "the kill should leave claimed, undelivered recipients"
+    );
+    let _second = WorkerProcess::start(&app, sink.port, 10, 2);
+    wait_until_sent(&app, 5, Duration::from_secs(60)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let delivered = recipients_of(&sink.dumps());
+    let unique: HashSet<&String> = delivered.iter().collect();
+    assert_eq!(unique.len(), 5, "every message arrived");
+    // At most the one transaction in flight at the kill is delivered again.
+    assert!(
+        delivered.len() <= 6,
+        "{} deliveries for 5 messages",
+        delivered.len()
+    );
+}

@@ -1,0 +1,49 @@
+"""An SMTP server offering STARTTLS with a self-signed certificate.
+Usage: smtp_tls_peer.py PORT CERT KEY OUTDIR
+Writes OUTDIR/<n>.json per message: mail_from, rcpt_tos, tls (bool), data."""
+import asyncio
+import json
+import os
+import ssl
+import sys
+
+from aiosmtpd.controller import Controller
+
+
+class Recorder:
+    def __init__(self, outdir):
+        self.outdir = outdir
+        self.count = 0
+
+    async def handle_DATA(self, server, session, envelope):
+        self.count += 1
+        record = {
+            "mail_from": envelope.mail_from,
+            "rcpt_tos": envelope.rcpt_tos,
+            "tls": session.ssl is not None,
+            "data": envelope.original_content.decode("utf-8", "replace"),
+        }
+        path = os.path.join(self.outdir, f"{self.count}.json")
+        with open(path + ".tmp", "w") as f:
+            json.dump(record, f)
+        os.rename(path + ".tmp", path)
+        return "250 2.0.0 OK"
+
+
+def main():
+    port, cert, key, outdir = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    controller = Controller(
+        Recorder(outdir), hostname="127.0.0.1", port=port, tls_context=context, require_starttls=False
+    )
+    controller.start()
+    print("ready", flush=True)
+    try:
+        asyncio.new_event_loop().run_forever()
+    finally:
+        controller.stop()
+
+
+if __name__ == "__main__":
+    main()
