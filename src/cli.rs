@@ -97,8 +97,12 @@ pub async fn run() -> anyhow::Result<()> {
                 tracing::info!(worker = worker.id(), "delivery worker started");
                 tasks.spawn(worker.run(until_stopped()));
             }
+            let state = AppState::new(pool, settings).await?;
+            if let Some(ops) = Application::build_ops(state.clone()).await? {
+                tracing::info!(addr = %ops.local_addr()?, "probes and metrics listening");
+                tasks.spawn(ops.run_until_stopped(until_stopped()));
+            }
             if role != ProcessRole::Worker {
-                let state = AppState::new(pool, settings).await?;
                 let app = Application::build(state).await?;
                 let addr = app.local_addr()?;
                 tracing::info!(%addr, "Tern API listening; docs at http://{addr}/docs");

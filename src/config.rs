@@ -37,6 +37,9 @@ pub struct DatabaseSettings {
 #[serde(deny_unknown_fields)]
 pub struct HttpSettings {
     pub listen: SocketAddr,
+    /// Optional second listener serving only `/healthz`, `/readyz` and
+    /// `/metrics`: how a `--role worker` process is probed and scraped.
+    pub ops_listen: Option<SocketAddr>,
     /// Whole-request timeout in seconds.
     pub request_timeout_secs: u64,
 }
@@ -152,6 +155,7 @@ impl Default for Settings {
             },
             http: HttpSettings {
                 listen: SocketAddr::from(([127, 0, 0, 1], 8025)),
+                ops_listen: None,
                 request_timeout_secs: 30,
             },
             dns: DnsSettings {

@@ -15,6 +15,7 @@ pub mod dns;
 pub mod domain;
 pub mod error;
 pub mod mail;
+pub mod monitoring;
 pub mod sending;
 pub mod startup;
 pub mod telemetry;

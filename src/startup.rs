@@ -46,6 +46,7 @@ impl AppState {
                 .context("loading the session secret")?,
         };
         let sessions = SessionKeys::new(&secret, settings.auth.session_ttl_secs);
+        crate::monitoring::handle();
         let resolver = dns::resolver::build(&settings.dns).context("building the DNS resolver")?;
         Ok(AppState(Arc::new(AppInner {
             db,
@@ -83,6 +84,20 @@ impl Application {
             listener,
             router: api::router(state),
         })
+    }
+
+    /// Binds `http.ops_listen`, if set, for probes and metrics only.
+    pub async fn build_ops(state: AppState) -> anyhow::Result<Option<Application>> {
+        let Some(addr) = state.settings.http.ops_listen else {
+            return Ok(None);
+        };
+        let listener = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding http.ops_listen {addr}"))?;
+        Ok(Some(Application {
+            listener,
+            router: api::ops_router(state),
+        }))
     }
 
     pub fn local_addr(&self) -> std::io::Result<std::net::SocketAddr> {

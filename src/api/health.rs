@@ -62,3 +62,18 @@ pub async fn readyz(
 pub async fn not_found() -> ApiError {
     ApiError::not_found("route")
 }
+
+/// Prometheus metrics of this process, plus the shared queue's depth and age.
+#[utoipa::path(get, path = "/metrics", operation_id = "metrics", tag = "health",
+    responses((status = 200, description = "Prometheus text exposition format",
+        content_type = "text/plain; version=0.0.4", body = String,
+        example = "tern_queue_depth{status=\"queued\"} 0")))]
+pub async fn metrics(State(state): State<AppState>) -> impl axum::response::IntoResponse {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        crate::monitoring::render(&state.db).await,
+    )
+}

@@ -54,7 +54,7 @@ with a stable `code`.",
         (name = "servers", description = "Mail servers"),
         (name = "domains", description = "Sending domains, DKIM keys and DNS records"),
         (name = "api-keys", description = "Server API keys"),
-        (name = "health", description = "Probes"),
+        (name = "health", description = "Probes and metrics"),
     ),
     components(schemas(crate::error::ErrorBody, crate::error::ErrorDetail))
 )]
@@ -80,6 +80,7 @@ fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
+        .routes(routes!(health::metrics))
         .routes(routes!(auth::login))
         .routes(routes!(auth::me))
         .routes(routes!(
@@ -128,6 +129,16 @@ pub fn openapi_json() -> String {
 
 fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> axum::response::Response {
     ApiError::Internal(anyhow::anyhow!("handler panicked")).into_response()
+}
+
+/// The operations listener (`http.ops_listen`): probes and metrics only.
+pub fn ops_router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", axum::routing::get(health::healthz))
+        .route("/readyz", axum::routing::get(health::readyz))
+        .route("/metrics", axum::routing::get(health::metrics))
+        .fallback(health::not_found)
+        .with_state(state)
 }
 
 /// The whole HTTP application.

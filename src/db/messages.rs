@@ -77,8 +77,14 @@ pub struct Recipient {
     /// Delivery attempts so far.
     pub attempts: i32,
     pub next_attempt_at: Option<DateTime<Utc>>,
-    /// The last reply from the receiving server, if any.
+    /// The last reply from the receiving server (or the local reason), if any.
+    #[schema(example = "250 2.0.0 Ok: queued as 4BzTqv")]
     pub last_reply: Option<String>,
+    /// The host the last attempt talked to (MX, smart host or transport).
+    #[schema(example = "mx1.example.org")]
+    pub last_host: Option<String>,
+    /// Whether the last attempt's session was encrypted with STARTTLS.
+    pub last_tls: Option<bool>,
     pub updated_at: DateTime<Utc>,
 }
 
@@ -240,7 +246,8 @@ pub async fn source(pool: &PgPool, id: Uuid) -> sqlx::Result<Vec<u8>> {
 /// Recipients of the given messages, in insertion order per message.
 pub async fn recipients(pool: &PgPool, messages: &[Uuid]) -> sqlx::Result<Vec<Recipient>> {
     sqlx::query_as(
-        "SELECT id, message_id, address, kind, status, attempts, next_attempt_at, last_reply, updated_at
+        "SELECT id, message_id, address, kind, status, attempts, next_attempt_at, last_reply,
+                last_host, last_tls, updated_at
          FROM recipients WHERE message_id = ANY($1) ORDER BY message_id, id",
     )
     .bind(messages)

@@ -18,6 +18,8 @@ pub struct Claimed {
     pub address: String,
     pub domain: String,
     pub attempts: i32,
+    /// When the message was accepted, for the delivery latency.
+    pub accepted_at: DateTime<Utc>,
 }
 
 /// Claims up to `batch` due recipients for `worker` for `lease`. Due:
@@ -35,10 +37,10 @@ pub async fn claim(pool: &PgPool, worker: &str, batch: i64, lease: Duration) -> 
          )
          UPDATE recipients r
          SET lease_owner = $1, lease_expires_at = now() + make_interval(secs => $3)
-         FROM due WHERE r.id = due.id
-         RETURNING r.id, r.message_id,
-                   (SELECT m.server_id FROM messages m WHERE m.id = r.message_id) AS server_id,
-                   r.address, r.domain, r.attempts",
+         FROM due, messages m
+         WHERE r.id = due.id AND m.id = r.message_id
+         RETURNING r.id, r.message_id, m.server_id, r.address, r.domain, r.attempts,
+                   m.created_at AS accepted_at",
     )
     .bind(worker)
     .bind(batch)
@@ -77,6 +79,9 @@ pub struct Outcome<'a> {
     pub reply: &'a str,
     /// When to try again (`deferred` only).
     pub next_attempt_at: Option<DateTime<Utc>>,
+    /// The host the attempt talked to, and whether it used TLS.
+    pub host: Option<&'a str>,
+    pub tls: Option<bool>,
     /// Event detail: host, TLS, reply code… (`attempt` is added).
     pub detail: serde_json::Value,
 }
@@ -88,6 +93,7 @@ pub async fn complete(pool: &PgPool, worker: &str, id: Uuid, outcome: &Outcome<'
         "WITH u AS (
             UPDATE recipients
             SET status = $3, attempts = attempts + 1, last_reply = $4, next_attempt_at = $5,
+                last_host = $7, last_tls = $8,
                 lease_owner = NULL, lease_expires_at = NULL, updated_at = now()
             WHERE id = $1 AND lease_owner = $2
             RETURNING id, message_id, attempts
@@ -101,9 +107,28 @@ pub async fn complete(pool: &PgPool, worker: &str, id: Uuid, outcome: &Outcome<'
     .bind(outcome.reply)
     .bind(outcome.next_attempt_at)
     .bind(&outcome.detail)
+    .bind(outcome.host)
+    .bind(outcome.tls)
     .execute(pool)
     .await?;
     Ok(done.rows_affected() == 1)
+}
+
+/// Which claimed recipients are on their server's suppression list now.
+pub async fn suppressed(pool: &PgPool, claimed: &[Claimed]) -> sqlx::Result<Vec<Uuid>> {
+    let ids: Vec<Uuid> = claimed.iter().map(|c| c.id).collect();
+    let servers: Vec<Uuid> = claimed.iter().map(|c| c.server_id).collect();
+    let addresses: Vec<&str> = claimed.iter().map(|c| c.address.as_str()).collect();
+    sqlx::query_scalar(
+        "SELECT c.id FROM unnest($1::uuid[], $2::uuid[], $3::text[]) AS c(id, server_id, address)
+         JOIN suppressions s ON s.server_id = c.server_id AND s.address = c.address
+         WHERE s.expires_at IS NULL OR s.expires_at > now()",
+    )
+    .bind(ids)
+    .bind(servers)
+    .bind(addresses)
+    .fetch_all(pool)
+    .await
 }
 
 /// What delivering a message needs: its signed source and the host of its

@@ -108,7 +108,10 @@ pub async fn route(
             .collect(),
         Err(err) if err.is_nx_domain() => return Err(RouteError::NoSuchDomain(domain.into())),
         Err(err) if err.is_no_records_found() => Vec::new(),
-        Err(err) => return Err(RouteError::Temporary(domain.into(), err.to_string())),
+        Err(err) => {
+            crate::monitoring::dns_failure("mx");
+            return Err(RouteError::Temporary(domain.into(), err.to_string()));
+        }
     };
     let hosts = if records.is_empty() {
         // RFC 5321 §5.1: no MX, so the domain itself is the implicit MX.
@@ -140,7 +143,10 @@ pub async fn addresses(resolver: &TokioResolver, host: &str) -> Result<Vec<IpAdd
     match resolver.lookup_ip(fqdn.as_str()).await {
         Ok(found) => Ok(found.iter().collect()),
         Err(err) if err.is_nx_domain() || err.is_no_records_found() => Ok(Vec::new()),
-        Err(err) => Err(RouteError::Temporary(host.into(), err.to_string())),
+        Err(err) => {
+            crate::monitoring::dns_failure("address");
+            Err(RouteError::Temporary(host.into(), err.to_string()))
+        }
     }
 }
 

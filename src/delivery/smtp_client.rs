@@ -96,6 +96,8 @@ pub struct SmtpClient<S> {
     timeouts: Timeouts,
     capabilities: u32,
     max_size: usize,
+    /// The server said 421: it is closing the session.
+    closing: bool,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> SmtpClient<S> {
@@ -107,6 +109,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> SmtpClient<S> {
             timeouts,
             capabilities: 0,
             max_size: 0,
+            closing: false,
         };
         let greeting = client.reply(timeouts.greeting, "greeting").await?;
         if greeting.code != 220 {
@@ -123,7 +126,32 @@ impl<S: AsyncRead + AsyncWrite + Unpin> SmtpClient<S> {
             timeouts,
             capabilities: 0,
             max_size: 0,
+            closing: false,
         }
+    }
+
+    /// The same session on a wrapped stream (e.g. into a [`Connection`]).
+    ///
+    /// [`Connection`]: super::connection::Connection
+    pub fn map_stream<T>(self, wrap: impl FnOnce(S) -> T) -> SmtpClient<T> {
+        SmtpClient {
+            stream: wrap(self.stream),
+            buf: self.buf,
+            timeouts: self.timeouts,
+            capabilities: self.capabilities,
+            max_size: self.max_size,
+            closing: self.closing,
+        }
+    }
+
+    pub fn stream(&self) -> &S {
+        &self.stream
+    }
+
+    /// Whether the session can carry another transaction: the server has
+    /// not announced that it is closing it (421).
+    pub fn reusable(&self) -> bool {
+        !self.closing
     }
 
     /// Sends STARTTLS; on 220 returns the stream for the TLS handshake
@@ -240,7 +268,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> SmtpClient<S> {
                 self.write(b".\r\n").await?;
                 self.reply(self.timeouts.data_end, "DATA end").await?;
             }
-            self.reset().await?;
+            self.reset_after_failure().await;
             return Ok(all(mail_reply, envelope.recipients.len()));
         }
         let final_reply = match data_reply {
@@ -267,15 +295,28 @@ impl<S: AsyncRead + AsyncWrite + Unpin> SmtpClient<S> {
             })
             .collect();
         if !final_reply.is_positive() {
-            self.reset().await?;
+            self.reset_after_failure().await;
         }
         Ok(TransactionResult { recipients })
     }
 
-    /// RSET, so that the session can carry the next message.
+    /// RSET, so that the session can carry the next message; an error
+    /// unless the server answers 250.
     pub async fn reset(&mut self) -> Result<(), SmtpClientError> {
         self.write(b"RSET\r\n").await?;
-        self.reply(self.timeouts.command, "RSET").await.map(|_| ())
+        let reply = self.reply(self.timeouts.command, "RSET").await?;
+        if reply.code != 250 {
+            return Err(SmtpClientError::Refused(reply));
+        }
+        Ok(())
+    }
+
+    /// Ends a failed transaction; a session that cannot be reset is not
+    /// used again, but the replies already read stand.
+    async fn reset_after_failure(&mut self) {
+        if !self.closing && self.reset().await.is_err() {
+            self.closing = true;
+        }
     }
 
     /// QUIT; errors are irrelevant by then.
@@ -346,6 +387,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> SmtpClient<S> {
         let parsed = ResponseReceiver::default()
             .parse(&mut raw.iter())
             .map_err(|_| SmtpClientError::Protocol)?;
+        if parsed.code == 421 {
+            self.closing = true;
+        }
         let enhanced =
             (parsed.esc[0] != 0).then(|| format!("{}.{}.{}", parsed.esc[0], parsed.esc[1], parsed.esc[2]));
         Ok(Reply {

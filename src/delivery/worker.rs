@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use chrono::Utc;
@@ -15,13 +15,14 @@ use rand::Rng;
 use serde_json::json;
 use sqlx::PgPool;
 use sqlx::postgres::PgListener;
-use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsConnector;
 use uuid::Uuid;
 
+use super::connection::Connection;
 use super::routing::{self, Destination, Route, RouteError};
+use super::sessions::{Session, SessionCache};
 use super::smtp_client::{Envelope, Reply, SmtpClient, Timeouts};
 use super::tls;
 use super::verp::{Verp, VerpTarget};
@@ -29,6 +30,11 @@ use crate::config::Settings;
 use crate::db::messages::RecipientStatus;
 use crate::db::queue::{self, Claimed, Outcome};
 use crate::db::{self};
+
+/// How long an idle SMTP session is kept for the next message.
+const SESSION_MAX_IDLE: Duration = Duration::from_secs(5);
+/// How long one SMTP session may be used at all.
+const SESSION_MAX_AGE: Duration = Duration::from_secs(300);
 
 /// One worker; run several per process or on several machines.
 pub struct Worker {
@@ -38,12 +44,31 @@ pub struct Worker {
     settings: Settings,
     verp: Verp,
     tls: TlsConnector,
+    sessions: SessionCache,
 }
 
 /// A result for one recipient, before it is stored.
+#[derive(Clone)]
 struct Attempt {
     reply: Reply,
-    detail: serde_json::Value,
+    /// The host the attempt reached, and whether it used TLS.
+    host: Option<String>,
+    tls: Option<bool>,
+}
+
+impl Attempt {
+    /// A result decided here, without a session (DNS, routing, storage).
+    fn local(code: u16, esc: &str, text: String) -> Attempt {
+        Attempt {
+            reply: Reply {
+                code,
+                enhanced: Some(esc.into()),
+                text,
+            },
+            host: None,
+            tls: None,
+        }
+    }
 }
 
 impl Worker {
@@ -55,13 +80,19 @@ impl Worker {
             std::process::id(),
             &Uuid::new_v4().simple().to_string()[..8]
         );
+        crate::monitoring::handle();
         Ok(Worker {
             id,
             db,
             resolver,
-            settings,
             verp: Verp::new(&key),
             tls: tls::connector(),
+            sessions: SessionCache::new(
+                SESSION_MAX_IDLE,
+                SESSION_MAX_AGE,
+                settings.delivery.per_domain_concurrency,
+            ),
+            settings,
         })
     }
 
@@ -74,6 +105,7 @@ impl Worker {
         let lease = Duration::from_secs(self.settings.delivery.lease_secs);
         let claimed = queue::claim(&self.db, &self.id, self.settings.delivery.batch_size, lease).await?;
         let count = claimed.len();
+        let claimed = self.drop_suppressed(claimed).await?;
         let mut groups: BTreeMap<(Uuid, String), Vec<Claimed>> = BTreeMap::new();
         for recipient in claimed {
             groups
@@ -116,10 +148,6 @@ impl Worker {
         domain: &str,
         recipients: Vec<Claimed>,
     ) -> anyhow::Result<()> {
-        let recipients = self.drop_suppressed(recipients).await?;
-        if recipients.is_empty() {
-            return Ok(());
-        }
         let attempts = self.deliver(message, domain, &recipients).await;
         for (recipient, attempt) in recipients.iter().zip(attempts) {
             self.record(recipient, attempt).await?;
@@ -151,8 +179,12 @@ impl Worker {
                 Ok(_) => {}
                 Err(err) => tracing::warn!(error = %err, "delivery batch failed"),
             }
+            self.sessions.sweep();
             tokio::select! {
-                () = &mut shutdown => return Ok(()),
+                () = &mut shutdown => {
+                    self.sessions.close().await;
+                    return Ok(());
+                }
                 notified = listener.recv() => {
                     if let Err(err) = notified {
                         tracing::warn!(error = %err, "queue notifications interrupted");
@@ -166,65 +198,63 @@ impl Worker {
 
     /// Marks recipients suppressed since they were accepted (a bounce or
     /// complaint in the meantime) and returns the others.
-    async fn drop_suppressed(&self, recipients: Vec<Claimed>) -> anyhow::Result<Vec<Claimed>> {
-        let Some(server) = recipients.first().map(|r| r.server_id) else {
-            return Ok(recipients);
-        };
-        let addresses: Vec<String> = recipients.iter().map(|r| r.address.clone()).collect();
-        let suppressed = db::messages::suppressed(&self.db, server, &addresses).await?;
-        let mut keep = Vec::with_capacity(recipients.len());
-        for recipient in recipients {
-            if suppressed.contains(&recipient.address) {
-                let outcome = Outcome {
-                    status: RecipientStatus::Suppressed,
-                    reply: "address is on the suppression list",
-                    next_attempt_at: None,
-                    detail: json!({}),
-                };
-                queue::complete(&self.db, &self.id, recipient.id, &outcome).await?;
-            } else {
-                keep.push(recipient);
-            }
+    async fn drop_suppressed(&self, claimed: Vec<Claimed>) -> anyhow::Result<Vec<Claimed>> {
+        if claimed.is_empty() {
+            return Ok(claimed);
         }
+        let suppressed = queue::suppressed(&self.db, &claimed).await?;
+        if suppressed.is_empty() {
+            return Ok(claimed);
+        }
+        let (dropped, keep): (Vec<Claimed>, Vec<Claimed>) =
+            claimed.into_iter().partition(|r| suppressed.contains(&r.id));
+        for recipient in &dropped {
+            let outcome = Outcome {
+                status: RecipientStatus::Suppressed,
+                reply: "address is on the suppression list",
+                next_attempt_at: None,
+                host: None,
+                tls: None,
+                detail: json!({}),
+            };
+            queue::complete(&self.db, &self.id, recipient.id, &outcome).await?;
+        }
+        crate::monitoring::recipient_outcome(RecipientStatus::Suppressed, dropped.len() as u64);
         Ok(keep)
     }
 
     /// Delivers one message to the recipients at one domain; one attempt each.
     async fn deliver(&self, message: Uuid, domain: &str, recipients: &[Claimed]) -> Vec<Attempt> {
-        let local = |code: u16, esc: &str, text: String| Attempt {
-            reply: Reply {
-                code,
-                enhanced: Some(esc.into()),
-                text,
-            },
-            detail: json!({}),
-        };
-        let all = |attempt: Attempt| {
-            recipients
-                .iter()
-                .map(|_| Attempt {
-                    reply: attempt.reply.clone(),
-                    detail: attempt.detail.clone(),
-                })
-                .collect()
-        };
+        let all = |attempt: Attempt| vec![attempt; recipients.len()];
         let outgoing = match queue::outgoing(&self.db, message).await {
             Ok(outgoing) => outgoing,
-            Err(err) => return all(local(451, "4.3.0", format!("could not load the message: {err}"))),
+            Err(err) => {
+                return all(Attempt::local(
+                    451,
+                    "4.3.0",
+                    format!("could not load the message: {err}"),
+                ));
+            }
         };
         let destinations = match routing::route(&self.resolver, &self.settings.delivery, domain).await {
             Ok(Route::Hosts(hosts)) => hosts,
             Ok(Route::NullMx) => {
-                return all(local(
+                return all(Attempt::local(
                     556,
                     "5.1.10",
                     format!("{domain} accepts no mail (null MX)"),
                 ));
             }
             Err(RouteError::NoSuchDomain(_)) => {
-                return all(local(550, "5.1.2", format!("domain {domain} does not exist")));
+                return all(Attempt::local(
+                    550,
+                    "5.1.2",
+                    format!("domain {domain} does not exist"),
+                ));
             }
-            Err(err @ RouteError::Temporary(..)) => return all(local(451, "4.4.3", err.to_string())),
+            Err(err @ RouteError::Temporary(..)) => {
+                return all(Attempt::local(451, "4.4.3", err.to_string()));
+            }
         };
         let host = outgoing
             .return_path_host
@@ -242,64 +272,105 @@ impl Worker {
         };
         let mut last_error = String::from("no destination host");
         for destination in &destinations {
-            match self.try_destination(destination, &envelope).await {
+            match self.send_via(destination, &envelope).await {
                 Ok((replies, tls)) => {
                     return replies
                         .into_iter()
                         .map(|reply| Attempt {
-                            detail: json!({"host": destination.host, "code": reply.code, "tls": tls}),
                             reply,
+                            host: Some(destination.host.clone()),
+                            tls: Some(tls),
                         })
                         .collect();
                 }
-                Err(err) => last_error = format!("{}: {err}", destination.host),
+                Err(err) => last_error = format!("{}: {err:#}", destination.host),
             }
         }
-        all(local(451, "4.4.1", last_error))
+        all(Attempt::local(451, "4.4.1", last_error))
     }
 
-    /// Connects to each address of a destination until one session works;
-    /// returns the replies and whether the session was encrypted.
-    async fn try_destination(
+    /// Runs one transaction at a destination, on a cached session if one
+    /// is idle (and still answers RSET), else on a new one; returns the
+    /// replies and whether the session was encrypted.
+    async fn send_via(
         &self,
         destination: &Destination,
         envelope: &Envelope<'_>,
     ) -> anyhow::Result<(Vec<Reply>, bool)> {
-        let ips = routing::addresses(&self.resolver, &destination.host).await?;
-        if ips.is_empty() {
-            anyhow::bail!("no address");
+        let key = (destination.host.clone(), destination.port);
+        let mut session = loop {
+            match self.sessions.take(&key) {
+                Some(mut cached) => {
+                    if cached.client.reset().await.is_ok() {
+                        break cached;
+                    }
+                    cached.close(false).await;
+                }
+                None => break self.open(destination).await?,
+            }
+        };
+        match session.client.send(envelope).await {
+            Ok(result) => {
+                let tls = session.is_tls();
+                if session.client.reusable() {
+                    self.sessions.put(key, session);
+                } else {
+                    session.close(true).await;
+                }
+                Ok((result.recipients, tls))
+            }
+            Err(err) => {
+                session.close(false).await;
+                Err(err.into())
+            }
         }
-        let connect_timeout = Duration::from_secs(self.settings.delivery.connect_timeout_secs);
+    }
+
+    /// Opens a session to a destination: each of its addresses in turn
+    /// until one greets, then EHLO and STARTTLS when offered.
+    async fn open(&self, destination: &Destination) -> anyhow::Result<Session> {
+        let ips = routing::addresses(&self.resolver, &destination.host).await?;
         let mut last = anyhow::anyhow!("no address");
         for ip in ips {
             let addr = SocketAddr::new(ip, destination.port);
-            let stream = match tokio::time::timeout(connect_timeout, TcpStream::connect(addr)).await {
-                Ok(Ok(stream)) => stream,
-                Ok(Err(err)) => {
-                    last = anyhow::anyhow!("{addr}: {err}");
-                    continue;
-                }
-                Err(_) => {
-                    last = anyhow::anyhow!("{addr}: connect timed out");
-                    continue;
-                }
-            };
-            let hostname = &self.settings.public_hostname;
+            match self.open_at(destination, addr).await {
+                Ok(session) => return Ok(session),
+                Err(err) => last = err.context(addr.to_string()),
+            }
+        }
+        Err(last)
+    }
+
+    async fn open_at(&self, destination: &Destination, addr: SocketAddr) -> anyhow::Result<Session> {
+        let connect_timeout = Duration::from_secs(self.settings.delivery.connect_timeout_secs);
+        let opened = Instant::now();
+        let stream = tokio::time::timeout(connect_timeout, TcpStream::connect(addr))
+            .await
+            .map_err(|_| anyhow::anyhow!("connect timed out"))??;
+        let hostname = &self.settings.public_hostname;
+        let result = async {
             let mut client = SmtpClient::greet(stream, Timeouts::default()).await?;
             client.ehlo(hostname).await?;
             if client.offers_starttls() {
                 let stream = client.starttls().await?;
                 let stream = tls::upgrade(&self.tls, &destination.host, stream).await?;
-                let mut client = SmtpClient::resume(stream, Timeouts::default());
+                let mut client = SmtpClient::resume(Connection::Tls(Box::new(stream)), Timeouts::default());
                 client.ehlo(hostname).await?;
-                return Ok((transact(client, envelope).await?, true));
+                return Ok(client);
             }
             if destination.require_tls {
-                anyhow::bail!("{addr} does not offer STARTTLS, which this route requires");
+                anyhow::bail!("the server does not offer STARTTLS, which this route requires");
             }
-            return Ok((transact(client, envelope).await?, false));
+            Ok(client.map_stream(Connection::Plain))
         }
-        Err(last)
+        .await;
+        match result {
+            Ok(client) => Ok(Session::new(client, destination.host.clone())),
+            Err(err) => {
+                crate::monitoring::smtp_session(opened.elapsed(), false);
+                Err(err)
+            }
+        }
     }
 
     /// Stores an attempt: 2xx sent, 5xx bounced, 4xx deferred (or failed
@@ -321,6 +392,13 @@ impl Worker {
             }
         };
         let reply = attempt.reply.to_string();
+        let detail = json!({
+            "host": attempt.host,
+            "tls": attempt.tls,
+            "code": attempt.reply.code,
+            "enhanced_code": attempt.reply.enhanced,
+            "reply": attempt.reply.text,
+        });
         let stored = queue::complete(
             &self.db,
             &self.id,
@@ -329,23 +407,21 @@ impl Worker {
                 status,
                 reply: &reply,
                 next_attempt_at: next,
-                detail: attempt.detail,
+                host: attempt.host.as_deref(),
+                tls: attempt.tls,
+                detail,
             },
         )
         .await?;
         if !stored {
             tracing::warn!(recipient = %recipient.id, "lease lost before the outcome was stored");
+            return Ok(());
+        }
+        crate::monitoring::recipient_outcome(status, 1);
+        if status != RecipientStatus::Deferred {
+            let waited = (Utc::now() - recipient.accepted_at).to_std().unwrap_or_default();
+            crate::monitoring::delivery_latency(waited);
         }
         Ok(())
     }
-}
-
-/// Sends the message on an established session and ends it.
-async fn transact<S: AsyncRead + AsyncWrite + Unpin>(
-    mut client: SmtpClient<S>,
-    envelope: &Envelope<'_>,
-) -> anyhow::Result<Vec<Reply>> {
-    let result = client.send(envelope).await?;
-    client.quit().await;
-    Ok(result.recipients)
 }

@@ -174,7 +174,21 @@ pub async fn accept(
         recipients: &recipients,
     };
     match db::messages::insert(&state.db, &message, record.as_ref()).await {
-        Ok(()) => Ok((StatusCode::ACCEPTED, body)),
+        Ok(()) => {
+            let mode = match auth.mode {
+                ServerMode::Live => "live",
+                ServerMode::Development => "development",
+            };
+            crate::monitoring::message_accepted(mode);
+            let suppressed = recipients
+                .iter()
+                .filter(|r| r.status == RecipientStatus::Suppressed)
+                .count();
+            if suppressed > 0 {
+                crate::monitoring::recipient_outcome(RecipientStatus::Suppressed, suppressed as u64);
+            }
+            Ok((StatusCode::ACCEPTED, body))
+        }
         // A concurrent request with the same key won: answer as it did.
         Err(sqlx::Error::Database(err)) if err.constraint() == Some("idempotency_keys_pkey") => {
             let key = idempotency

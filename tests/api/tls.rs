@@ -1,5 +1,5 @@
-//! STARTTLS: mail travels encrypted when the peer offers it, and a
-//! `require_tls` route never sends in clear.
+//! STARTTLS: mail travels encrypted when the peer offers it, a
+//! `require_tls` route never sends in clear, and sessions are reused.
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
@@ -21,6 +21,15 @@ struct TlsPeer {
 
 impl TlsPeer {
     fn start() -> TlsPeer {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        TlsPeer::start_on(port)
+    }
+
+    fn start_on(port: u16) -> TlsPeer {
         let dir = std::env::temp_dir().join(format!("tern-tls-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir).unwrap();
         let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
@@ -45,11 +54,6 @@ impl TlsPeer {
             .status()
             .expect("openssl");
         assert!(made.success());
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
         let mut child = Command::new(python())
             .arg("tests/support/smtp_tls_peer.py")
             .arg(port.to_string())
@@ -153,4 +157,46 @@ async fn starttls_is_used_when_offered_and_required_tls_is_never_skipped() {
         .unwrap()
         .clone();
     assert_eq!(sent_event["detail"]["tls"], true);
+    assert_eq!(recipient("x@tls.test")["last_tls"], true);
+    assert_eq!(recipient("x@tls.test")["last_host"], "127.0.0.1");
+}
+
+#[tokio::test]
+async fn consecutive_messages_to_one_host_share_an_encrypted_session() {
+    let peer = TlsPeer::start();
+    let app = spawn_app_with(|s| {
+        s.delivery.transports = vec![TransportRule {
+            domain: "tls.test".into(),
+            host: "127.0.0.1".into(),
+            port: Some(peer.port),
+            require_tls: true,
+        }];
+        s.delivery.batch_size = 1;
+    })
+    .await;
+    let t = app.live_tenant("ann@example.com", "shop.test").await;
+    let worker = Worker::new(app.db.clone(), app.settings.clone()).await.unwrap();
+    for i in 0..3 {
+        let body = json!({"from": "a@shop.test", "to": format!("r{i}@tls.test"), "text": format!("n{i}")});
+        json_of(app.post("/v1/messages", &t.key, &body).await, 202).await;
+        assert_eq!(worker.run_once().await.unwrap(), 1);
+    }
+    let messages = peer.messages();
+    assert_eq!(messages.len(), 3);
+    assert!(messages.iter().all(|m| m["tls"] == true), "{messages:?}");
+    let peers: std::collections::HashSet<String> = messages.iter().map(|m| m["peer"].to_string()).collect();
+    assert_eq!(peers.len(), 1, "each message opened its own session: {peers:?}");
+
+    // A session the server has dropped is noticed (RSET fails) and replaced.
+    drop(peer);
+    let peer = TlsPeer::start_on(app.settings.delivery.transports[0].port.unwrap());
+    let body = json!({"from": "a@shop.test", "to": "late@tls.test", "text": "after restart"});
+    json_of(app.post("/v1/messages", &t.key, &body).await, 202).await;
+    assert_eq!(worker.run_once().await.unwrap(), 1);
+    let status: String = sqlx::query_scalar("SELECT status FROM recipients WHERE address = 'late@tls.test'")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(status, "sent");
+    assert_eq!(peer.messages().len(), 1);
 }

@@ -10,18 +10,28 @@ use serde_json::json;
 use crate::helpers::{TestApp, json_of, spawn_app};
 use crate::smtp_client::Sink;
 
-/// A `tern serve --role worker` process; killed on drop.
-struct WorkerProcess(Child);
+/// A `tern serve --role worker` process, with probes and metrics on
+/// `ops_port`; killed on drop.
+struct WorkerProcess {
+    child: Child,
+    ops_port: u16,
+}
 
 impl WorkerProcess {
     /// `concurrency` limits the worker's transactions at once.
     fn start(app: &TestApp, sink_port: u16, lease_secs: u64, concurrency: usize) -> WorkerProcess {
         let config = std::env::temp_dir().join(format!("tern-worker-{}.toml", uuid::Uuid::new_v4()));
+        let ops_port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         std::fs::write(
             &config,
             format!(
                 "public_hostname = \"tern.test\"\n\
                  [database]\nurl = \"{}\"\nmax_connections = 4\n\
+                 [http]\nops_listen = \"127.0.0.1:{ops_port}\"\n\
                  [log]\nfilter = \"warn\"\n\
                  [delivery]\nlease_secs = {lease_secs}\npoll_interval_ms = 200\nbatch_size = 10\n\
                  concurrency = {concurrency}\nper_domain_concurrency = {concurrency}\n\
@@ -38,12 +48,25 @@ impl WorkerProcess {
             .stderr(Stdio::null())
             .spawn()
             .expect("start tern worker");
-        WorkerProcess(child)
+        WorkerProcess { child, ops_port }
     }
 
     fn kill(&mut self) {
-        let _ = self.0.kill(); // SIGKILL
-        let _ = self.0.wait();
+        let _ = self.child.kill(); // SIGKILL
+        let _ = self.child.wait();
+    }
+
+    /// A counter's value in the worker's `/metrics`.
+    async fn metric(&self, line_start: &str) -> f64 {
+        let text = reqwest::get(format!("http://127.0.0.1:{}/metrics", self.ops_port))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix(line_start))
+            .map_or(0.0, |v| v.trim().parse().unwrap())
     }
 }
 
@@ -93,14 +116,22 @@ async fn two_worker_processes_never_deliver_a_recipient_twice() {
     let app = spawn_app().await;
     let t = app.live_tenant("ann@example.com", "shop.test").await;
     send_many(&app, &t.key, 60).await;
-    let _a = WorkerProcess::start(&app, sink.port, 60, 5);
-    let _b = WorkerProcess::start(&app, sink.port, 60, 5);
+    let a = WorkerProcess::start(&app, sink.port, 60, 5);
+    let b = WorkerProcess::start(&app, sink.port, 60, 5);
     wait_until_sent(&app, 60, Duration::from_secs(60)).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let delivered = recipients_of(&sink.dumps());
     let unique: HashSet<&String> = delivered.iter().collect();
     assert_eq!(delivered.len(), 60, "a recipient was delivered twice");
     assert_eq!(unique.len(), 60);
+
+    // Each worker counts what it delivered; together, every recipient once.
+    let sent = r#"tern_recipients_total{outcome="sent"} "#;
+    assert_eq!(a.metric(sent).await + b.metric(sent).await, 60.0);
+    let latency = "tern_delivery_latency_seconds_count ";
+    assert_eq!(a.metric(latency).await + b.metric(latency).await, 60.0);
+    let depth = r#"tern_queue_depth{status="queued"} "#;
+    assert_eq!(a.metric(depth).await, 0.0);
 }
 
 #[tokio::test]

@@ -1,6 +1,7 @@
 """An SMTP server offering STARTTLS with a self-signed certificate.
 Usage: smtp_tls_peer.py PORT CERT KEY OUTDIR
-Writes OUTDIR/<n>.json per message: mail_from, rcpt_tos, tls (bool), data."""
+Writes OUTDIR/<n>.json per message: mail_from, rcpt_tos, tls (bool), peer
+(the client's address and port: one per connection), data."""
 import asyncio
 import json
 import os
@@ -21,6 +22,7 @@ class Recorder:
             "mail_from": envelope.mail_from,
             "rcpt_tos": envelope.rcpt_tos,
             "tls": session.ssl is not None,
+            "peer": list(session.peer),
             "data": envelope.original_content.decode("utf-8", "replace"),
         }
         path = os.path.join(self.outdir, f"{self.count}.json")
