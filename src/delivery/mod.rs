@@ -1,8 +1,10 @@
 //! Delivery to receiving servers: `worker` claims due recipients from the
-//! queue, `routing` finds where their domain's mail goes, `sessions` keeps
-//! SMTP sessions (`smtp_client` over a `connection`, with `tls`) open
-//! between messages, and `verp` makes the per-recipient return path.
+//! queue, `routing` finds where their domain's mail goes, `connect` opens
+//! SMTP sessions (`smtp_client` over a `connection`, upgraded by `tls`),
+//! `sessions` keeps them open between messages, and `verp` makes the
+//! per-recipient return path.
 
+pub mod connect;
 pub mod connection;
 pub mod routing;
 pub mod sessions;

@@ -43,8 +43,10 @@ impl Session {
     }
 }
 
-/// Where a session goes: host and port.
-pub type Key = (String, u16);
+/// Where a session goes, and under which policy: host, port, and whether
+/// the route requires TLS (so that a clear session opened for one route is
+/// never handed to a route that must not send in clear).
+pub type Key = (String, u16, bool);
 
 /// Idle sessions by destination.
 pub struct SessionCache {

@@ -3,28 +3,23 @@
 //! records every recipient's outcome before claiming more work.
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context;
 use chrono::Utc;
 use futures_util::{StreamExt, stream};
-use hickory_resolver::TokioResolver;
 use rand::Rng;
 use serde_json::json;
 use sqlx::PgPool;
 use sqlx::postgres::PgListener;
-use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
-use tokio_rustls::TlsConnector;
 use uuid::Uuid;
 
-use super::connection::Connection;
+use super::connect::Connector;
 use super::routing::{self, Destination, Route, RouteError};
-use super::sessions::{Session, SessionCache};
-use super::smtp_client::{Envelope, Reply, SmtpClient, Timeouts};
-use super::tls;
+use super::sessions::SessionCache;
+use super::smtp_client::{Envelope, Reply};
 use super::verp::{Verp, VerpTarget};
 use crate::config::Settings;
 use crate::db::messages::RecipientStatus;
@@ -40,10 +35,9 @@ const SESSION_MAX_AGE: Duration = Duration::from_secs(300);
 pub struct Worker {
     id: String,
     db: PgPool,
-    resolver: TokioResolver,
     settings: Settings,
     verp: Verp,
-    tls: TlsConnector,
+    connector: Connector,
     sessions: SessionCache,
 }
 
@@ -84,9 +78,12 @@ impl Worker {
         Ok(Worker {
             id,
             db,
-            resolver,
             verp: Verp::new(&key),
-            tls: tls::connector(),
+            connector: Connector::new(
+                resolver,
+                settings.public_hostname.clone(),
+                Duration::from_secs(settings.delivery.connect_timeout_secs),
+            ),
             sessions: SessionCache::new(
                 SESSION_MAX_IDLE,
                 SESSION_MAX_AGE,
@@ -236,26 +233,27 @@ impl Worker {
                 ));
             }
         };
-        let destinations = match routing::route(&self.resolver, &self.settings.delivery, domain).await {
-            Ok(Route::Hosts(hosts)) => hosts,
-            Ok(Route::NullMx) => {
-                return all(Attempt::local(
-                    556,
-                    "5.1.10",
-                    format!("{domain} accepts no mail (null MX)"),
-                ));
-            }
-            Err(RouteError::NoSuchDomain(_)) => {
-                return all(Attempt::local(
-                    550,
-                    "5.1.2",
-                    format!("domain {domain} does not exist"),
-                ));
-            }
-            Err(err @ RouteError::Temporary(..)) => {
-                return all(Attempt::local(451, "4.4.3", err.to_string()));
-            }
-        };
+        let destinations =
+            match routing::route(self.connector.resolver(), &self.settings.delivery, domain).await {
+                Ok(Route::Hosts(hosts)) => hosts,
+                Ok(Route::NullMx) => {
+                    return all(Attempt::local(
+                        556,
+                        "5.1.10",
+                        format!("{domain} accepts no mail (null MX)"),
+                    ));
+                }
+                Err(RouteError::NoSuchDomain(_)) => {
+                    return all(Attempt::local(
+                        550,
+                        "5.1.2",
+                        format!("domain {domain} does not exist"),
+                    ));
+                }
+                Err(err @ RouteError::Temporary(..)) => {
+                    return all(Attempt::local(451, "4.4.3", err.to_string()));
+                }
+            };
         let host = outgoing
             .return_path_host
             .unwrap_or_else(|| self.settings.return_path_target());
@@ -297,7 +295,11 @@ impl Worker {
         destination: &Destination,
         envelope: &Envelope<'_>,
     ) -> anyhow::Result<(Vec<Reply>, bool)> {
-        let key = (destination.host.clone(), destination.port);
+        let key = (
+            destination.host.clone(),
+            destination.port,
+            destination.require_tls,
+        );
         let mut session = loop {
             match self.sessions.take(&key) {
                 Some(mut cached) => {
@@ -306,7 +308,7 @@ impl Worker {
                     }
                     cached.close(false).await;
                 }
-                None => break self.open(destination).await?,
+                None => break self.connector.open(destination).await?,
             }
         };
         match session.client.send(envelope).await {
@@ -322,53 +324,6 @@ impl Worker {
             Err(err) => {
                 session.close(false).await;
                 Err(err.into())
-            }
-        }
-    }
-
-    /// Opens a session to a destination: each of its addresses in turn
-    /// until one greets, then EHLO and STARTTLS when offered.
-    async fn open(&self, destination: &Destination) -> anyhow::Result<Session> {
-        let ips = routing::addresses(&self.resolver, &destination.host).await?;
-        let mut last = anyhow::anyhow!("no address");
-        for ip in ips {
-            let addr = SocketAddr::new(ip, destination.port);
-            match self.open_at(destination, addr).await {
-                Ok(session) => return Ok(session),
-                Err(err) => last = err.context(addr.to_string()),
-            }
-        }
-        Err(last)
-    }
-
-    async fn open_at(&self, destination: &Destination, addr: SocketAddr) -> anyhow::Result<Session> {
-        let connect_timeout = Duration::from_secs(self.settings.delivery.connect_timeout_secs);
-        let opened = Instant::now();
-        let stream = tokio::time::timeout(connect_timeout, TcpStream::connect(addr))
-            .await
-            .map_err(|_| anyhow::anyhow!("connect timed out"))??;
-        let hostname = &self.settings.public_hostname;
-        let result = async {
-            let mut client = SmtpClient::greet(stream, Timeouts::default()).await?;
-            client.ehlo(hostname).await?;
-            if client.offers_starttls() {
-                let stream = client.starttls().await?;
-                let stream = tls::upgrade(&self.tls, &destination.host, stream).await?;
-                let mut client = SmtpClient::resume(Connection::Tls(Box::new(stream)), Timeouts::default());
-                client.ehlo(hostname).await?;
-                return Ok(client);
-            }
-            if destination.require_tls {
-                anyhow::bail!("the server does not offer STARTTLS, which this route requires");
-            }
-            Ok(client.map_stream(Connection::Plain))
-        }
-        .await;
-        match result {
-            Ok(client) => Ok(Session::new(client, destination.host.clone())),
-            Err(err) => {
-                crate::monitoring::smtp_session(opened.elapsed(), false);
-                Err(err)
             }
         }
     }

@@ -26,10 +26,20 @@ impl TlsPeer {
             .local_addr()
             .unwrap()
             .port();
-        TlsPeer::start_on(port)
+        TlsPeer::start_on(port, false)
     }
 
-    fn start_on(port: u16) -> TlsPeer {
+    /// Offers STARTTLS, but no handshake with it succeeds.
+    fn start_broken() -> TlsPeer {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        TlsPeer::start_on(port, true)
+    }
+
+    fn start_on(port: u16, broken: bool) -> TlsPeer {
         let dir = std::env::temp_dir().join(format!("tern-tls-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir).unwrap();
         let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
@@ -60,6 +70,7 @@ impl TlsPeer {
             .arg(&cert)
             .arg(&key)
             .arg(&dir)
+            .args(broken.then_some("broken"))
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -189,7 +200,7 @@ async fn consecutive_messages_to_one_host_share_an_encrypted_session() {
 
     // A session the server has dropped is noticed (RSET fails) and replaced.
     drop(peer);
-    let peer = TlsPeer::start_on(app.settings.delivery.transports[0].port.unwrap());
+    let peer = TlsPeer::start_on(app.settings.delivery.transports[0].port.unwrap(), false);
     let body = json!({"from": "a@shop.test", "to": "late@tls.test", "text": "after restart"});
     json_of(app.post("/v1/messages", &t.key, &body).await, 202).await;
     assert_eq!(worker.run_once().await.unwrap(), 1);
@@ -199,4 +210,51 @@ async fn consecutive_messages_to_one_host_share_an_encrypted_session() {
         .unwrap();
     assert_eq!(status, "sent");
     assert_eq!(peer.messages().len(), 1);
+}
+
+#[tokio::test]
+async fn a_failed_handshake_falls_back_to_clear_unless_tls_is_required() {
+    let peer = TlsPeer::start_broken();
+    let app = spawn_app_with(|s| {
+        s.delivery.transports = [("maybe.test", false), ("must.test", true)]
+            .into_iter()
+            .map(|(domain, require_tls)| TransportRule {
+                domain: domain.into(),
+                host: "127.0.0.1".into(),
+                port: Some(peer.port),
+                require_tls,
+            })
+            .collect();
+    })
+    .await;
+    let t = app.live_tenant("ann@example.com", "shop.test").await;
+    let worker = Worker::new(app.db.clone(), app.settings.clone()).await.unwrap();
+    // Twice: the second time a cached clear session exists for the host.
+    for round in 0..2 {
+        let body = json!({"from": "a@shop.test", "to": [format!("x{round}@maybe.test"), format!("y{round}@must.test")],
+                          "text": "hello"});
+        let sent = json_of(app.post("/v1/messages", &t.key, &body).await, 202).await;
+        assert_eq!(worker.run_once().await.unwrap(), 2);
+        let detail = json_of(
+            app.get(&format!("/v1/messages/{}", sent["id"].as_str().unwrap()), &t.key)
+                .await,
+            200,
+        )
+        .await;
+        let maybe = recipient(&detail, &format!("x{round}@maybe.test")).clone();
+        assert_eq!(maybe["status"], "sent", "{maybe}");
+        assert_eq!(maybe["last_tls"], false);
+        let must = recipient(&detail, &format!("y{round}@must.test")).clone();
+        assert_eq!(must["status"], "deferred", "{must}");
+        assert!(must["last_reply"].as_str().unwrap().contains("TLS"), "{must}");
+    }
+    let messages = peer.messages();
+    assert_eq!(messages.len(), 2, "{messages:?}");
+    assert!(messages.iter().all(|m| m["tls"] == false));
+    assert!(
+        messages
+            .iter()
+            .all(|m| m["rcpt_tos"].to_string().contains("maybe.test")),
+        "{messages:?}"
+    );
 }

@@ -1,5 +1,6 @@
 """An SMTP server offering STARTTLS with a self-signed certificate.
-Usage: smtp_tls_peer.py PORT CERT KEY OUTDIR
+Usage: smtp_tls_peer.py PORT CERT KEY OUTDIR [broken]
+With "broken" it offers STARTTLS but only TLS 1.1, so no handshake succeeds.
 Writes OUTDIR/<n>.json per message: mail_from, rcpt_tos, tls (bool), peer
 (the client's address and port: one per connection), data."""
 import asyncio
@@ -36,6 +37,9 @@ def main():
     port, cert, key, outdir = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert, key)
+    if sys.argv[5:] == ["broken"]:
+        context.minimum_version = ssl.TLSVersion.TLSv1
+        context.maximum_version = ssl.TLSVersion.TLSv1_1
     controller = Controller(
         Recorder(outdir), hostname="127.0.0.1", port=port, tls_context=context, require_starttls=False
     )

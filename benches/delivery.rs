@@ -1,0 +1,474 @@
+//! End-to-end benchmark: real `tern` processes against PostgreSQL and
+//! Postfix's `smtp-sink`. Prints figures, asserts nothing.
+//!
+//! 1. accept: `tern serve --role api` alone; N sends at C concurrent clients
+//!    (throughput, p50/p99 latency). The messages stay queued.
+//! 2. drain: a `tern serve --role worker` starts and delivers that queue.
+//! 3. end to end: with both running, N more sends; from the first request
+//!    to the last recipient recorded `sent`.
+//! 4. ceiling: `smtp-source` into the same sink, same size and sessions.
+//! 5. queue claim cost at each depth of `--claim-depths`.
+//!
+//! Run with `scripts/bench` (which installs what it needs), or
+//! `cargo bench --bench delivery -- --help`.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
+
+#[derive(Parser, Debug)]
+#[command(about = "Tern delivery benchmark")]
+struct Args {
+    /// Messages per phase.
+    #[arg(long, default_value_t = 10_000)]
+    messages: usize,
+    /// Size of each message's text body, in bytes.
+    #[arg(long, default_value_t = 4096)]
+    size: usize,
+    /// Recipients per message (all at the sink's domain).
+    #[arg(long, default_value_t = 1)]
+    recipients: usize,
+    /// Concurrent API clients.
+    #[arg(long, default_value_t = 32)]
+    concurrency: usize,
+    /// SMTP sessions to the sink: Tern's per-domain limit and smtp-source's -s.
+    #[arg(long, default_value_t = 20)]
+    sessions: usize,
+    /// Database connections per Tern process.
+    #[arg(long, default_value_t = 10)]
+    pool: u32,
+    /// Queue depths at which to measure the claim query (0 skips).
+    #[arg(long, value_delimiter = ',', default_value = "10000,1000000")]
+    claim_depths: Vec<i64>,
+    /// PostgreSQL server (a throwaway database is created on it).
+    #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432")]
+    database: String,
+    /// Passed by `cargo bench`; ignored.
+    #[arg(long, hide = true)]
+    bench: bool,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let mut bench = Bench::start(&args).await?;
+    let result = bench.run(&args).await;
+    bench.stop().await;
+    result
+}
+
+/// Everything the run started; stopped in [`Bench::stop`].
+struct Bench {
+    admin: PgPool,
+    db: PgPool,
+    db_name: String,
+    db_url: String,
+    sink: Child,
+    sink_port: u16,
+    config: PathBuf,
+    processes: Vec<Child>,
+    http: String,
+    api_key: String,
+}
+
+impl Bench {
+    async fn start(args: &Args) -> anyhow::Result<Bench> {
+        let admin = PgPool::connect(&format!("{}/postgres", args.database))
+            .await
+            .context("connecting to PostgreSQL")?;
+        let db_name = format!("tern_bench_{}", std::process::id());
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db_name}")))
+            .execute(&admin)
+            .await?;
+        let db_url = format!("{}/{db_name}", args.database);
+        let sink_port = free_port()?;
+        let sink = Command::new("smtp-sink")
+            .args(["-u", "nobody", &format!("127.0.0.1:{sink_port}"), "1024"])
+            .stdout(Stdio::null())
+            .spawn()
+            .context("starting smtp-sink (Debian package postfix)")?;
+        let http = format!("127.0.0.1:{}", free_port()?);
+        let config = std::env::temp_dir().join(format!("{db_name}.toml"));
+        std::fs::write(
+            &config,
+            format!(
+                "public_hostname = \"tern.bench\"\n\
+                 [database]\nurl = \"{db_url}\"\nmax_connections = {pool}\n\
+                 [http]\nlisten = \"{http}\"\n\
+                 [log]\nfilter = \"warn\"\n\
+                 [limits]\nmax_recipients = {max_recipients}\n\
+                 [delivery]\nconcurrency = {sessions}\nper_domain_concurrency = {sessions}\n\
+                 batch_size = {batch}\n\
+                 [[delivery.transports]]\ndomain = \"bench.test\"\nhost = \"127.0.0.1\"\nport = {sink_port}\n",
+                pool = args.pool,
+                max_recipients = args.recipients.max(50),
+                sessions = args.sessions,
+                batch = (args.sessions * 4).max(50),
+            ),
+        )?;
+        tern(&config, &["migrate"])?
+            .wait()
+            .context("tern migrate")?
+            .success()
+            .then_some(())
+            .context("tern migrate failed")?;
+        let db = PgPoolOptions::new().max_connections(4).connect(&db_url).await?;
+        let demo = tern::bootstrap::demo(&db).await?;
+        sqlx::query("UPDATE servers SET mode = 'live'")
+            .execute(&db)
+            .await?;
+        sqlx::query("UPDATE domains SET verified_at = now()")
+            .execute(&db)
+            .await?;
+        Ok(Bench {
+            admin,
+            db,
+            db_name,
+            db_url,
+            sink,
+            sink_port,
+            config,
+            processes: Vec::new(),
+            http,
+            api_key: demo.api_key,
+        })
+    }
+
+    async fn run(&mut self, args: &Args) -> anyhow::Result<()> {
+        println!(
+            "Tern delivery benchmark: {} messages/phase, {} B text, {} recipient(s) each, \
+             {} API clients, {} SMTP sessions, pool {} per process, {} cores",
+            args.messages,
+            args.size,
+            args.recipients,
+            args.concurrency,
+            args.sessions,
+            args.pool,
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        );
+        let body = Arc::new(message_body(args.size, args.recipients));
+        let client = reqwest::Client::new();
+
+        self.processes
+            .push(tern(&self.config, &["serve", "--role", "api"])?);
+        self.wait_ready(&client).await?;
+        // Warm-up: connections, prepared statements, the DKIM key cache.
+        let warm_up = 200;
+        self.load(&client, &body, warm_up, args.concurrency).await?;
+        let total = |n: usize| (n * args.recipients) as i64;
+
+        let accept = self.load(&client, &body, args.messages, args.concurrency).await?;
+        accept.print("1. accept (API only, delivery stopped)");
+
+        let drain_start = Instant::now();
+        self.processes
+            .push(tern(&self.config, &["serve", "--role", "worker"])?);
+        let queued = total(warm_up + args.messages);
+        self.wait_sent(queued, Duration::from_secs(600)).await?;
+        let drain = drain_start.elapsed();
+        let drain_rate = (warm_up + args.messages) as f64 / drain.as_secs_f64();
+        println!(
+            "2. drain (worker only): {} queued messages delivered in {:.2} s = {:.0} msg/s \
+             (includes worker start-up)",
+            warm_up + args.messages,
+            drain.as_secs_f64(),
+            drain_rate
+        );
+
+        let e2e_start = Instant::now();
+        let both = self.load(&client, &body, args.messages, args.concurrency).await?;
+        self.wait_sent(queued + total(args.messages), Duration::from_secs(600))
+            .await?;
+        let e2e = e2e_start.elapsed();
+        let e2e_rate = args.messages as f64 / e2e.as_secs_f64();
+        both.print("3a. accept while delivering");
+        println!(
+            "3b. end to end (accept -> sign -> store -> deliver): {} messages in {:.2} s = {:.0} msg/s",
+            args.messages,
+            e2e.as_secs_f64(),
+            e2e_rate
+        );
+        let (p50, p99) = self.delivery_latency(queued).await?;
+        println!("    accept-to-sent latency: p50 {p50:.0} ms, p99 {p99:.0} ms");
+        self.stop_tern();
+
+        let ceiling = self.ceiling(args)?;
+        println!(
+            "4. ceiling: smtp-source -> smtp-sink, {} messages of {} B over {} reused sessions: \
+             {:.0} msg/s",
+            args.messages, args.size, args.sessions, ceiling
+        );
+        println!(
+            "   Tern delivered / ceiling: drain {:.1}%, end to end {:.1}%",
+            100.0 * drain_rate / ceiling,
+            100.0 * e2e_rate / ceiling
+        );
+
+        for &depth in args.claim_depths.iter().filter(|d| **d > 0) {
+            let (mean, p99) = self.claim_cost(depth).await?;
+            println!(
+                "5. claim of a 50-recipient batch at queue depth {depth}: mean {mean:.2} ms, p99 {p99:.2} ms"
+            );
+        }
+        Ok(())
+    }
+
+    async fn wait_ready(&self, client: &reqwest::Client) -> anyhow::Result<()> {
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(30) {
+            if let Ok(response) = client.get(format!("http://{}/readyz", self.http)).send().await
+                && response.status().is_success()
+            {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        bail!("tern did not become ready")
+    }
+
+    /// Sends `n` messages from `concurrency` clients; returns the timings.
+    async fn load(
+        &self,
+        client: &reqwest::Client,
+        body: &Arc<String>,
+        n: usize,
+        concurrency: usize,
+    ) -> anyhow::Result<Load> {
+        let next = Arc::new(AtomicUsize::new(0));
+        let url = format!("http://{}/v1/messages", self.http);
+        let start = Instant::now();
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..concurrency {
+            let (client, body, next, url) = (client.clone(), body.clone(), next.clone(), url.clone());
+            let auth = format!("Bearer {}", self.api_key);
+            tasks.spawn(async move {
+                let mut latencies = Vec::new();
+                while next.fetch_add(1, Ordering::Relaxed) < n {
+                    let sent = Instant::now();
+                    let response = client
+                        .post(&url)
+                        .header("authorization", &auth)
+                        .header("content-type", "application/json")
+                        .body(body.as_str().to_owned())
+                        .send()
+                        .await?;
+                    let status = response.status();
+                    let text = response.text().await?;
+                    if status.as_u16() != 202 {
+                        bail!("send answered {status}: {text}");
+                    }
+                    latencies.push(sent.elapsed());
+                }
+                Ok(latencies)
+            });
+        }
+        let mut latencies = Vec::with_capacity(n);
+        while let Some(done) = tasks.join_next().await {
+            latencies.extend(done??);
+        }
+        Ok(Load {
+            elapsed: start.elapsed(),
+            latencies,
+            concurrency,
+        })
+    }
+
+    /// Waits until `n` recipients are sent (and fails on any other end).
+    async fn wait_sent(&self, n: i64, limit: Duration) -> anyhow::Result<()> {
+        let start = Instant::now();
+        loop {
+            let (sent, other): (i64, i64) = sqlx::query_as(
+                "SELECT count(*) FILTER (WHERE status = 'sent'),
+                        count(*) FILTER (WHERE status IN ('deferred', 'bounced', 'failed'))
+                 FROM recipients",
+            )
+            .fetch_one(&self.db)
+            .await?;
+            if other > 0 {
+                let reply: Option<String> = sqlx::query_scalar(
+                    "SELECT last_reply FROM recipients WHERE status <> 'sent' AND last_reply IS NOT NULL LIMIT 1",
+                )
+                .fetch_optional(&self.db)
+                .await?
+                .flatten();
+                bail!("{other} recipients not delivered: {reply:?}");
+            }
+            if sent >= n {
+                return Ok(());
+            }
+            if start.elapsed() > limit {
+                bail!("only {sent} of {n} recipients sent after {limit:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Accept-to-sent latency percentiles of the recipients after the first `skip`.
+    async fn delivery_latency(&self, skip: i64) -> anyhow::Result<(f64, f64)> {
+        let row: (Option<f64>, Option<f64>) = sqlx::query_as(
+            "WITH l AS (
+                SELECT extract(epoch FROM r.updated_at - m.created_at) * 1000 AS ms
+                FROM recipients r JOIN messages m ON m.id = r.message_id
+                ORDER BY m.created_at OFFSET $1
+             )
+             SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY ms)::float8,
+                    percentile_cont(0.99) WITHIN GROUP (ORDER BY ms)::float8 FROM l",
+        )
+        .bind(skip)
+        .fetch_one(&self.db)
+        .await?;
+        Ok((row.0.unwrap_or(0.0), row.1.unwrap_or(0.0)))
+    }
+
+    /// Messages per second smtp-source gets into the sink.
+    fn ceiling(&self, args: &Args) -> anyhow::Result<f64> {
+        let start = Instant::now();
+        let status = Command::new("smtp-source")
+            .args([
+                "-d",
+                "-s",
+                &args.sessions.to_string(),
+                "-m",
+                &args.messages.to_string(),
+                "-l",
+                &args.size.to_string(),
+                "-f",
+                "bench@example.com",
+                "-t",
+                "r@bench.test",
+                &format!("127.0.0.1:{}", self.sink_port),
+            ])
+            .stdout(Stdio::null())
+            .status()
+            .context("running smtp-source")?;
+        if !status.success() {
+            bail!("smtp-source failed: {status}");
+        }
+        Ok(args.messages as f64 / start.elapsed().as_secs_f64())
+    }
+
+    /// Fills the queue to `depth` due recipients and times claiming (and
+    /// releasing) 50 of them, 200 times.
+    async fn claim_cost(&self, depth: i64) -> anyhow::Result<(f64, f64)> {
+        let message: uuid::Uuid = sqlx::query_scalar("SELECT id FROM messages LIMIT 1")
+            .fetch_one(&self.db)
+            .await?;
+        let queued: i64 = sqlx::query_scalar("SELECT count(*) FROM recipients WHERE status = 'queued'")
+            .fetch_one(&self.db)
+            .await?;
+        if depth > queued {
+            sqlx::query(
+                "INSERT INTO recipients (id, message_id, address, domain, kind, status, next_attempt_at)
+                 SELECT gen_random_uuid(), $1, 'q' || g || '@bench.test', 'bench.test', 'to', 'queued',
+                        now() - g * interval '1 ms'
+                 FROM generate_series(1, $2) g",
+            )
+            .bind(message)
+            .bind(depth - queued)
+            .execute(&self.db)
+            .await?;
+            sqlx::query("ANALYZE recipients").execute(&self.db).await?;
+        }
+        let pool = PgPoolOptions::new()
+            .max_connections(1)
+            .connect(&self.db_url)
+            .await?;
+        let lease = Duration::from_secs(300);
+        let mut times = Vec::with_capacity(200);
+        for _ in 0..200 {
+            let start = Instant::now();
+            let claimed = tern::db::queue::claim(&pool, "bench", 50, lease).await?;
+            times.push(start.elapsed());
+            for recipient in claimed {
+                tern::db::queue::release(&pool, "bench", recipient.id).await?;
+            }
+        }
+        times.sort();
+        let mean = times.iter().sum::<Duration>().as_secs_f64() * 1000.0 / times.len() as f64;
+        let p99 = times[times.len() * 99 / 100].as_secs_f64() * 1000.0;
+        Ok((mean, p99))
+    }
+
+    fn stop_tern(&mut self) {
+        for mut process in self.processes.drain(..) {
+            let _ = process.kill();
+            let _ = process.wait();
+        }
+    }
+
+    async fn stop(mut self) {
+        self.stop_tern();
+        let _ = self.sink.kill();
+        let _ = self.sink.wait();
+        let _ = std::fs::remove_file(&self.config);
+        self.db.close().await;
+        let drop = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.db_name);
+        if let Err(err) = sqlx::query(sqlx::AssertSqlSafe(drop)).execute(&self.admin).await {
+            eprintln!("dropping {}: {err}", self.db_name);
+        }
+    }
+}
+
+/// Latencies of one load phase.
+struct Load {
+    elapsed: Duration,
+    latencies: Vec<Duration>,
+    concurrency: usize,
+}
+
+impl Load {
+    fn print(mut self, title: &str) {
+        self.latencies.sort();
+        let at = |q: f64| {
+            let i = ((self.latencies.len() as f64 * q) as usize).min(self.latencies.len().saturating_sub(1));
+            self.latencies.get(i).map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+        };
+        println!(
+            "{title}: {} sends in {:.2} s = {:.0} sends/s at {} clients; latency p50 {:.1} ms, \
+             p99 {:.1} ms, max {:.1} ms",
+            self.latencies.len(),
+            self.elapsed.as_secs_f64(),
+            self.latencies.len() as f64 / self.elapsed.as_secs_f64(),
+            self.concurrency,
+            at(0.5),
+            at(0.99),
+            at(1.0)
+        );
+    }
+}
+
+/// A send request: a text body of about `size` bytes to `recipients`
+/// addresses at the sink's domain.
+fn message_body(size: usize, recipients: usize) -> String {
+    let line = "The quick brown fox jumps over the lazy dog 0123456789.\n";
+    let text = line.repeat(size / line.len() + 1)[..size].to_string();
+    let to: Vec<String> = (0..recipients).map(|i| format!("r{i}@bench.test")).collect();
+    serde_json::json!({
+        "from": "Bench <bench@example.com>",
+        "to": to,
+        "subject": "Benchmark message",
+        "text": text,
+    })
+    .to_string()
+}
+
+fn tern(config: &PathBuf, args: &[&str]) -> anyhow::Result<Child> {
+    Command::new(env!("CARGO_BIN_EXE_tern"))
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .spawn()
+        .with_context(|| format!("starting tern {args:?}"))
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
