@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
 use clap::Parser;
@@ -168,12 +168,13 @@ impl Bench {
         let accept = self.load(&client, &body, args.messages, args.concurrency).await?;
         accept.print("1. accept (API only, delivery stopped)");
 
-        let drain_start = Instant::now();
+        let drain_start = SystemTime::now();
         self.processes
             .push(tern(&self.config, &["serve", "--role", "worker"])?);
         let queued = total(warm_up + args.messages);
-        self.wait_sent(queued, Duration::from_secs(600)).await?;
-        let drain = drain_start.elapsed();
+        let drain = self
+            .wait_sent(queued, drain_start, Duration::from_secs(600))
+            .await?;
         let drain_rate = (warm_up + args.messages) as f64 / drain.as_secs_f64();
         println!(
             "2. drain (worker only): {} queued messages delivered in {:.2} s = {:.0} msg/s \
@@ -183,11 +184,11 @@ impl Bench {
             drain_rate
         );
 
-        let e2e_start = Instant::now();
+        let e2e_start = SystemTime::now();
         let both = self.load(&client, &body, args.messages, args.concurrency).await?;
-        self.wait_sent(queued + total(args.messages), Duration::from_secs(600))
+        let e2e = self
+            .wait_sent(queued + total(args.messages), e2e_start, Duration::from_secs(600))
             .await?;
-        let e2e = e2e_start.elapsed();
         let e2e_rate = args.messages as f64 / e2e.as_secs_f64();
         both.print("3a. accept while delivering");
         println!(
@@ -281,34 +282,41 @@ impl Bench {
         })
     }
 
-    /// Waits until `n` recipients are sent (and fails on any other end).
-    async fn wait_sent(&self, n: i64, limit: Duration) -> anyhow::Result<()> {
+    /// Waits until nothing is queued or deferred (polling only the partial
+    /// index of due work), fails unless all `n` are sent, and returns how
+    /// long after `since` the last recipient was recorded.
+    async fn wait_sent(&self, n: i64, since: SystemTime, limit: Duration) -> anyhow::Result<Duration> {
         let start = Instant::now();
         loop {
-            let (sent, other): (i64, i64) = sqlx::query_as(
-                "SELECT count(*) FILTER (WHERE status = 'sent'),
-                        count(*) FILTER (WHERE status IN ('deferred', 'bounced', 'failed'))
-                 FROM recipients",
-            )
-            .fetch_one(&self.db)
-            .await?;
-            if other > 0 {
-                let reply: Option<String> = sqlx::query_scalar(
-                    "SELECT last_reply FROM recipients WHERE status <> 'sent' AND last_reply IS NOT NULL LIMIT 1",
-                )
-                .fetch_optional(&self.db)
-                .await?
-                .flatten();
-                bail!("{other} recipients not delivered: {reply:?}");
-            }
-            if sent >= n {
-                return Ok(());
+            let waiting: i64 =
+                sqlx::query_scalar("SELECT count(*) FROM recipients WHERE status IN ('queued', 'deferred')")
+                    .fetch_one(&self.db)
+                    .await?;
+            if waiting == 0 {
+                break;
             }
             if start.elapsed() > limit {
-                bail!("only {sent} of {n} recipients sent after {limit:?}");
+                bail!("{waiting} recipients still waiting after {limit:?}");
             }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        let (sent, last): (i64, Option<f64>) = sqlx::query_as(
+            "SELECT count(*) FILTER (WHERE status = 'sent'), extract(epoch FROM max(updated_at))::float8
+             FROM recipients",
+        )
+        .fetch_one(&self.db)
+        .await?;
+        if sent != n {
+            let reply: Option<String> = sqlx::query_scalar(
+                "SELECT last_reply FROM recipients WHERE status <> 'sent' AND last_reply IS NOT NULL LIMIT 1",
+            )
+            .fetch_optional(&self.db)
+            .await?
+            .flatten();
+            bail!("{sent} of {n} recipients sent; a failure: {reply:?}");
+        }
+        let since = since.duration_since(UNIX_EPOCH)?.as_secs_f64();
+        Ok(Duration::from_secs_f64((last.unwrap_or(since) - since).max(0.0)))
     }
 
     /// Accept-to-sent latency percentiles of the recipients after the first `skip`.

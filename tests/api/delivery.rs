@@ -63,12 +63,7 @@ async fn queued_mail_is_delivered_bounced_or_retried_by_the_worker() {
 
     let worker = Worker::new(app.db.clone(), app.settings.clone()).await.unwrap();
     assert_eq!(worker.run_once().await.unwrap(), 5);
-    let late = json_of(
-        app.get(&format!("/v1/messages/{}", late["id"].as_str().unwrap()), &t.key)
-            .await,
-        200,
-    )
-    .await;
+    let late = app.message(&t.key, &late).await;
     assert_eq!(late["recipients"][0]["status"], "suppressed");
     assert_eq!(worker.run_once().await.unwrap(), 0, "nothing is due any more");
 

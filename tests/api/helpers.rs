@@ -233,6 +233,12 @@ impl TestApp {
             .unwrap()
     }
 
+    /// `GET /v1/messages/{id}` of a send response (or anything with an `id`).
+    pub async fn message(&self, key: &str, sent: &Value) -> Value {
+        let id = sent["id"].as_str().expect("id in body");
+        json_of(self.get(&format!("/v1/messages/{id}"), key).await, 200).await
+    }
+
     /// The stored source of a message, through the API.
     pub async fn source(&self, key: &str, id: &str) -> Vec<u8> {
         let response = self.get(&format!("/v1/messages/{id}/source"), key).await;
@@ -313,4 +319,12 @@ pub fn recipient<'a>(message: &'a Value, address: &str) -> &'a Value {
         .as_array()
         .and_then(|list| list.iter().find(|r| r["address"] == address))
         .unwrap_or_else(|| panic!("no recipient {address} in {message}"))
+}
+
+/// A loopback port that was free a moment ago, for a peer to listen on.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
 }

@@ -39,12 +39,7 @@ async fn a_raw_send_is_completed_signed_and_stored() {
     assert_eq!(parsed.message_id(), sent["message_id"].as_str());
     assert!(parsed.date().is_some());
 
-    let detail = json_of(
-        app.get(&format!("/v1/messages/{}", sent["id"].as_str().unwrap()), &t.key)
-            .await,
-        200,
-    )
-    .await;
+    let detail = app.message(&t.key, &sent).await;
     assert_eq!(detail["mail_from"], "bounces@shop.test");
     assert_eq!(detail["from"], "Shop <news@shop.test>");
 }

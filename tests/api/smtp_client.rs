@@ -1,6 +1,5 @@
 //! The SMTP client against Postfix's smtp-sink on a loopback port.
 
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -17,11 +16,7 @@ pub struct Sink {
 
 impl Sink {
     pub fn start(flags: &[&str]) -> Sink {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = crate::helpers::free_port();
         let dir = std::env::temp_dir().join(format!("tern-sink-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir).unwrap();
         let _ = Command::new("chmod").arg("777").arg(&dir).status();

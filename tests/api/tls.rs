@@ -2,7 +2,6 @@
 //! `require_tls` route never sends in clear, and sessions are reused.
 
 use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 
 use serde_json::json;
@@ -21,22 +20,12 @@ struct TlsPeer {
 
 impl TlsPeer {
     fn start() -> TlsPeer {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        TlsPeer::start_on(port, false)
+        TlsPeer::start_on(crate::helpers::free_port(), false)
     }
 
     /// Offers STARTTLS, but no handshake with it succeeds.
     fn start_broken() -> TlsPeer {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        TlsPeer::start_on(port, true)
+        TlsPeer::start_on(crate::helpers::free_port(), true)
     }
 
     fn start_on(port: u16, broken: bool) -> TlsPeer {
@@ -145,12 +134,7 @@ async fn starttls_is_used_when_offered_and_required_tls_is_never_skipped() {
     assert!(messages[0]["data"].as_str().unwrap().contains("secret"));
     assert!(clear.dumps().is_empty(), "a require_tls route was sent in clear");
 
-    let detail = json_of(
-        app.get(&format!("/v1/messages/{}", sent["id"].as_str().unwrap()), &t.key)
-            .await,
-        200,
-    )
-    .await;
+    let detail = app.message(&t.key, &sent).await;
     let recipient = |address: &str| recipient(&detail, address).clone();
     assert_eq!(recipient("x@tls.test")["status"], "sent");
     assert_eq!(recipient("y@strict.test")["status"], "deferred");
@@ -235,12 +219,7 @@ async fn a_failed_handshake_falls_back_to_clear_unless_tls_is_required() {
                           "text": "hello"});
         let sent = json_of(app.post("/v1/messages", &t.key, &body).await, 202).await;
         assert_eq!(worker.run_once().await.unwrap(), 2);
-        let detail = json_of(
-            app.get(&format!("/v1/messages/{}", sent["id"].as_str().unwrap()), &t.key)
-                .await,
-            200,
-        )
-        .await;
+        let detail = app.message(&t.key, &sent).await;
         let maybe = recipient(&detail, &format!("x{round}@maybe.test")).clone();
         assert_eq!(maybe["status"], "sent", "{maybe}");
         assert_eq!(maybe["last_tls"], false);

@@ -21,11 +21,7 @@ impl WorkerProcess {
     /// `concurrency` limits the worker's transactions at once.
     fn start(app: &TestApp, sink_port: u16, lease_secs: u64, concurrency: usize) -> WorkerProcess {
         let config = std::env::temp_dir().join(format!("tern-worker-{}.toml", uuid::Uuid::new_v4()));
-        let ops_port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let ops_port = crate::helpers::free_port();
         std::fs::write(
             &config,
             format!(
