@@ -328,14 +328,20 @@ impl Worker {
         }
     }
 
-    /// Stores an attempt: 2xx sent, 5xx bounced, 4xx deferred (or failed
-    /// when the retry schedule has run out).
+    /// Stores an attempt: 2xx sent, 5xx bounced (or failed when no server
+    /// was reached), 4xx deferred (or failed when the retry schedule has
+    /// run out).
     async fn record(&self, recipient: &Claimed, attempt: Attempt) -> anyhow::Result<()> {
         let schedule = &self.settings.delivery.retry_schedule_secs;
         let (status, next) = if attempt.reply.is_positive() {
             (RecipientStatus::Sent, None)
         } else if attempt.reply.is_permanent() {
-            (RecipientStatus::Bounced, None)
+            // A receiving server's refusal is a bounce; a permanent failure
+            // found here (null MX, no such domain) is simply `failed`.
+            match attempt.host {
+                Some(_) => (RecipientStatus::Bounced, None),
+                None => (RecipientStatus::Failed, None),
+            }
         } else {
             match schedule.get(usize::try_from(recipient.attempts).unwrap_or(usize::MAX)) {
                 Some(&delay) => {

@@ -6,7 +6,7 @@ use tern::delivery::verp::{Verp, VerpTarget};
 use tern::delivery::worker::Worker;
 
 use crate::helpers::{json_of, recipient, spawn_app_with};
-use crate::smtp_client::Sink;
+use crate::peers::Sink;
 
 fn rule(domain: &str, port: u16) -> TransportRule {
     TransportRule {

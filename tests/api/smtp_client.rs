@@ -1,63 +1,11 @@
 //! The SMTP client against Postfix's smtp-sink on a loopback port.
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use tern::delivery::smtp_client::{Envelope, SmtpClient, Timeouts};
 use tokio::net::TcpStream;
 
-/// smtp-sink with extra flags; dumps each transaction into `dir`.
-pub struct Sink {
-    child: Child,
-    pub port: u16,
-    dir: PathBuf,
-}
-
-impl Sink {
-    pub fn start(flags: &[&str]) -> Sink {
-        let port = crate::helpers::free_port();
-        let dir = std::env::temp_dir().join(format!("tern-sink-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let _ = Command::new("chmod").arg("777").arg(&dir).status();
-        let child = Command::new("smtp-sink")
-            .args(["-u", "nobody", "-d"])
-            .arg(format!("{}/%M.", dir.display()))
-            .args(flags)
-            .arg(format!("127.0.0.1:{port}"))
-            .arg("10")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("smtp-sink (scripts/test installs postfix)");
-        std::thread::sleep(Duration::from_millis(300));
-        Sink { child, port, dir }
-    }
-
-    pub fn dumps(&self) -> Vec<String> {
-        let mut out: Vec<String> = std::fs::read_dir(&self.dir)
-            .unwrap()
-            .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
-            .collect();
-        out.sort();
-        out
-    }
-
-    async fn client(&self) -> SmtpClient<TcpStream> {
-        let stream = TcpStream::connect(("127.0.0.1", self.port)).await.unwrap();
-        let mut client = SmtpClient::greet(stream, Timeouts::default()).await.unwrap();
-        client.ehlo("tern.test").await.unwrap();
-        client
-    }
-}
-
-impl Drop for Sink {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
+use crate::peers::Sink;
 
 const MESSAGE: &[u8] = b"From: a@shop.test\r\nSubject: hi\r\n\r\n.a line starting with a dot\r\nbody\r\n";
 
@@ -68,7 +16,7 @@ fn recipients() -> Vec<String> {
 #[tokio::test]
 async fn delivers_to_every_recipient_in_one_transaction() {
     let sink = Sink::start(&[]);
-    let mut client = sink.client().await;
+    let mut client = connect(&sink).await;
     let rcpts = recipients();
     let envelope = Envelope {
         mail_from: "b+token@rp.shop.test",
@@ -103,7 +51,7 @@ async fn delivers_to_every_recipient_in_one_transaction() {
 #[tokio::test]
 async fn refused_recipients_and_data_get_their_own_replies() {
     let hard = Sink::start(&["-f", "rcpt"]);
-    let mut client = hard.client().await;
+    let mut client = connect(&hard).await;
     let rcpts = recipients();
     let envelope = Envelope {
         mail_from: "a@shop.test",
@@ -121,7 +69,7 @@ async fn refused_recipients_and_data_get_their_own_replies() {
     assert_eq!(result.recipients[0].enhanced.as_deref(), Some("5.3.0"));
 
     let soft = Sink::start(&["-r", "data"]);
-    let mut client = soft.client().await;
+    let mut client = connect(&soft).await;
     let result = client.send(&envelope).await.unwrap();
     assert!(result.recipients.iter().all(|r| r.code == 450), "{result:?}");
     assert!(!result.recipients[0].is_permanent());
@@ -133,7 +81,7 @@ async fn refused_recipients_and_data_get_their_own_replies() {
 #[tokio::test]
 async fn works_without_pipelining() {
     let sink = Sink::start(&["-p"]);
-    let mut client = sink.client().await;
+    let mut client = connect(&sink).await;
     let rcpts = recipients();
     let envelope = Envelope {
         mail_from: "a@shop.test",
@@ -143,4 +91,12 @@ async fn works_without_pipelining() {
     let result = client.send(&envelope).await.unwrap();
     assert!(result.recipients.iter().all(|r| r.code == 250), "{result:?}");
     client.quit().await;
+}
+
+/// A greeted session with EHLO done.
+async fn connect(sink: &Sink) -> SmtpClient<TcpStream> {
+    let stream = TcpStream::connect(("127.0.0.1", sink.port)).await.unwrap();
+    let mut client = SmtpClient::greet(stream, Timeouts::default()).await.unwrap();
+    client.ehlo("tern.test").await.unwrap();
+    client
 }

@@ -1,96 +1,12 @@
 //! STARTTLS: mail travels encrypted when the peer offers it, a
 //! `require_tls` route never sends in clear, and sessions are reused.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-
 use serde_json::json;
 use tern::config::TransportRule;
 use tern::delivery::worker::Worker;
 
-use crate::helpers::{json_of, python, recipient, spawn_app_with};
-use crate::smtp_client::Sink;
-
-/// tests/support/smtp_tls_peer.py with a fresh self-signed certificate.
-struct TlsPeer {
-    child: Child,
-    port: u16,
-    dir: std::path::PathBuf,
-}
-
-impl TlsPeer {
-    fn start() -> TlsPeer {
-        TlsPeer::start_on(crate::helpers::free_port(), false)
-    }
-
-    /// Offers STARTTLS, but no handshake with it succeeds.
-    fn start_broken() -> TlsPeer {
-        TlsPeer::start_on(crate::helpers::free_port(), true)
-    }
-
-    fn start_on(port: u16, broken: bool) -> TlsPeer {
-        let dir = std::env::temp_dir().join(format!("tern-tls-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-        let made = Command::new("openssl")
-            .args([
-                "req",
-                "-x509",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-days",
-                "1",
-                "-subj",
-                "/CN=mx.tls.test",
-            ])
-            .arg("-keyout")
-            .arg(&key)
-            .arg("-out")
-            .arg(&cert)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .expect("openssl");
-        assert!(made.success());
-        let mut child = Command::new(python())
-            .arg("tests/support/smtp_tls_peer.py")
-            .arg(port.to_string())
-            .arg(&cert)
-            .arg(&key)
-            .arg(&dir)
-            .args(broken.then_some("broken"))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("python with aiosmtpd (scripts/test installs it)");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        assert_eq!(line.trim(), "ready");
-        TlsPeer { child, port, dir }
-    }
-
-    fn messages(&self) -> Vec<serde_json::Value> {
-        std::fs::read_dir(&self.dir)
-            .unwrap()
-            .filter_map(|e| {
-                let path = e.unwrap().path();
-                (path.extension().is_some_and(|x| x == "json"))
-                    .then(|| serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap())
-            })
-            .collect()
-    }
-}
-
-impl Drop for TlsPeer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
+use crate::helpers::{json_of, recipient, spawn_app_with};
+use crate::peers::{Sink, TlsPeer};
 
 #[tokio::test]
 async fn starttls_is_used_when_offered_and_required_tls_is_never_skipped() {

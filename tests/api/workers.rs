@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use crate::helpers::{TestApp, json_of, spawn_app};
-use crate::smtp_client::Sink;
+use crate::peers::Sink;
 
 /// A `tern serve --role worker` process, with probes and metrics on
 /// `ops_port`; killed on drop.

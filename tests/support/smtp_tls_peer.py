@@ -1,4 +1,5 @@
 """An SMTP server offering STARTTLS with a self-signed certificate.
+Recipients whose local part starts with "reject" get 550, with "defer" 451.
 Usage: smtp_tls_peer.py PORT CERT KEY OUTDIR [broken]
 With "broken" it offers STARTTLS but only TLS 1.1, so no handshake succeeds.
 Writes OUTDIR/<n>.json per message: mail_from, rcpt_tos, tls (bool), peer
@@ -16,6 +17,15 @@ class Recorder:
     def __init__(self, outdir):
         self.outdir = outdir
         self.count = 0
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        local = address.split("@")[0]
+        if local.startswith("reject"):
+            return "550 5.1.1 No such user here"
+        if local.startswith("defer"):
+            return "451 4.2.1 Mailbox busy, try again later"
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 OK"
 
     async def handle_DATA(self, server, session, envelope):
         self.count += 1
