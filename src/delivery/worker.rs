@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use chrono::Utc;
-use futures_util::{StreamExt, stream};
+use futures_util::{FutureExt, StreamExt, stream};
 use rand::Rng;
 use serde_json::json;
 use sqlx::PgPool;
@@ -26,6 +26,8 @@ use crate::db::messages::RecipientStatus;
 use crate::db::queue::{self, Claimed, Outcome};
 use crate::db::{self};
 
+/// After a partial batch, how long to let the queue fill before claiming again.
+const GATHER: Duration = Duration::from_millis(10);
 /// How long an idle SMTP session is kept for the next message.
 const SESSION_MAX_IDLE: Duration = Duration::from_secs(5);
 /// How long one SMTP session may be used at all.
@@ -162,6 +164,7 @@ impl Worker {
         let poll = Duration::from_millis(self.settings.delivery.poll_interval_ms);
         let mut last_housekeeping: Option<std::time::Instant> = None;
         tokio::pin!(shutdown);
+        let mut stopping = false;
         loop {
             if last_housekeeping.is_none_or(|at| at.elapsed() > Duration::from_secs(3600)) {
                 last_housekeeping = Some(std::time::Instant::now());
@@ -171,24 +174,38 @@ impl Worker {
                     Err(err) => tracing::warn!(error = %err, "purging idempotency keys failed"),
                 }
             }
+            let batch = usize::try_from(self.settings.delivery.batch_size).unwrap_or(usize::MAX);
             match self.run_once().await {
-                Ok(n) if n > 0 => continue,
-                Ok(_) => {}
-                Err(err) => tracing::warn!(error = %err, "delivery batch failed"),
-            }
-            self.sessions.sweep();
-            tokio::select! {
-                () = &mut shutdown => {
-                    self.sessions.close().await;
-                    return Ok(());
-                }
-                notified = listener.recv() => {
-                    if let Err(err) = notified {
-                        tracing::warn!(error = %err, "queue notifications interrupted");
-                        tokio::time::sleep(poll).await;
+                // A full batch: more is probably waiting.
+                Ok(n) if n >= batch => {}
+                // A partial batch: the queue is busy but short. Let a little
+                // more arrive, so that claims stay batched under load instead
+                // of one claim per notification.
+                Ok(n) if n > 0 => tokio::time::sleep(GATHER).await,
+                Ok(_) => {
+                    tokio::select! {
+                        () = &mut shutdown => stopping = true,
+                        notified = listener.recv() => {
+                            if let Err(err) = notified {
+                                tracing::warn!(error = %err, "queue notifications interrupted");
+                                tokio::time::sleep(poll).await;
+                            }
+                            // One claim answers every notification so far.
+                            while listener.next_buffered().is_some() {}
+                        }
+                        () = tokio::time::sleep(poll) => {}
                     }
                 }
-                () = tokio::time::sleep(poll) => {}
+                Err(err) => {
+                    tracing::warn!(error = %err, "delivery batch failed");
+                    tokio::time::sleep(poll.min(Duration::from_secs(1))).await;
+                }
+            }
+            self.sessions.sweep();
+            // A completed future must not be polled again: the flag remembers.
+            if stopping || (&mut shutdown).now_or_never().is_some() {
+                self.sessions.close().await;
+                return Ok(());
             }
         }
     }
