@@ -73,45 +73,58 @@ pub async fn next_due(pool: &PgPool) -> sqlx::Result<Option<DateTime<Utc>>> {
 }
 
 /// What a delivery attempt came to for one recipient.
-pub struct Outcome<'a> {
+pub struct Outcome {
+    pub recipient: Uuid,
     pub status: super::messages::RecipientStatus,
     /// The remote reply or local reason, as text.
-    pub reply: &'a str,
+    pub reply: String,
     /// When to try again (`deferred` only).
     pub next_attempt_at: Option<DateTime<Utc>>,
     /// The host the attempt talked to, and whether it used TLS.
-    pub host: Option<&'a str>,
+    pub host: Option<String>,
     pub tls: Option<bool>,
     /// Event detail: host, TLS, reply code… (`attempt` is added).
     pub detail: serde_json::Value,
 }
 
-/// Records an attempt and its event in one statement, if `worker` still
-/// holds the lease; returns whether it did.
-pub async fn complete(pool: &PgPool, worker: &str, id: Uuid, outcome: &Outcome<'_>) -> sqlx::Result<bool> {
-    let done = sqlx::query(
-        "WITH u AS (
-            UPDATE recipients
-            SET status = $3, attempts = attempts + 1, last_reply = $4, next_attempt_at = $5,
-                last_host = $7, last_tls = $8,
+/// Records attempts and their events in one statement (so the recipients of
+/// one SMTP transaction are recorded together or not at all), for the
+/// recipients `worker` still holds the lease of; returns those recorded.
+pub async fn complete(pool: &PgPool, worker: &str, outcomes: &[Outcome]) -> sqlx::Result<Vec<Uuid>> {
+    let ids: Vec<Uuid> = outcomes.iter().map(|o| o.recipient).collect();
+    let statuses: Vec<&str> = outcomes.iter().map(|o| o.status.as_str()).collect();
+    let replies: Vec<&str> = outcomes.iter().map(|o| o.reply.as_str()).collect();
+    let next: Vec<Option<DateTime<Utc>>> = outcomes.iter().map(|o| o.next_attempt_at).collect();
+    let hosts: Vec<Option<&str>> = outcomes.iter().map(|o| o.host.as_deref()).collect();
+    let tls: Vec<Option<bool>> = outcomes.iter().map(|o| o.tls).collect();
+    let details: Vec<&serde_json::Value> = outcomes.iter().map(|o| &o.detail).collect();
+    sqlx::query_scalar(
+        "WITH o AS (
+            SELECT * FROM unnest($2::uuid[], $3::text[], $4::text[], $5::timestamptz[],
+                                 $6::text[], $7::bool[], $8::jsonb[])
+                AS o(id, status, reply, next_attempt_at, host, tls, detail)
+         ), u AS (
+            UPDATE recipients r
+            SET status = o.status, attempts = r.attempts + 1, last_reply = o.reply,
+                next_attempt_at = o.next_attempt_at, last_host = o.host, last_tls = o.tls,
                 lease_owner = NULL, lease_expires_at = NULL, updated_at = now()
-            WHERE id = $1 AND lease_owner = $2
-            RETURNING id, message_id, attempts
+            FROM o WHERE r.id = o.id AND r.lease_owner = $1
+            RETURNING r.id, r.message_id, r.attempts, o.status, o.detail
          )
          INSERT INTO message_events (message_id, recipient_id, kind, detail)
-         SELECT message_id, id, $3, $6 || jsonb_build_object('attempt', attempts) FROM u",
+         SELECT message_id, id, status, detail || jsonb_build_object('attempt', attempts) FROM u
+         RETURNING recipient_id",
     )
-    .bind(id)
     .bind(worker)
-    .bind(outcome.status.as_str())
-    .bind(outcome.reply)
-    .bind(outcome.next_attempt_at)
-    .bind(&outcome.detail)
-    .bind(outcome.host)
-    .bind(outcome.tls)
-    .execute(pool)
-    .await?;
-    Ok(done.rows_affected() == 1)
+    .bind(ids)
+    .bind(statuses)
+    .bind(replies)
+    .bind(next)
+    .bind(hosts)
+    .bind(tls)
+    .bind(details)
+    .fetch_all(pool)
+    .await
 }
 
 /// Which claimed recipients are on their server's suppression list now.

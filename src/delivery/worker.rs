@@ -148,10 +148,12 @@ impl Worker {
         recipients: Vec<Claimed>,
     ) -> anyhow::Result<()> {
         let attempts = self.deliver(message, domain, &recipients).await;
-        for (recipient, attempt) in recipients.iter().zip(attempts) {
-            self.record(recipient, attempt).await?;
-        }
-        Ok(())
+        let outcomes: Vec<(&Claimed, Outcome)> = recipients
+            .iter()
+            .zip(attempts)
+            .map(|(recipient, attempt)| (recipient, self.outcome(recipient, attempt)))
+            .collect();
+        self.record(outcomes).await
     }
 
     /// Runs until `shutdown` resolves: drains the queue, then waits for a
@@ -222,18 +224,22 @@ impl Worker {
         }
         let (dropped, keep): (Vec<Claimed>, Vec<Claimed>) =
             claimed.into_iter().partition(|r| suppressed.contains(&r.id));
-        for recipient in &dropped {
-            let outcome = Outcome {
-                status: RecipientStatus::Suppressed,
-                reply: "address is on the suppression list",
-                next_attempt_at: None,
-                host: None,
-                tls: None,
-                detail: json!({}),
-            };
-            queue::complete(&self.db, &self.id, recipient.id, &outcome).await?;
-        }
-        crate::monitoring::recipient_outcome(RecipientStatus::Suppressed, dropped.len() as u64);
+        let outcomes = dropped
+            .iter()
+            .map(|recipient| {
+                let outcome = Outcome {
+                    recipient: recipient.id,
+                    status: RecipientStatus::Suppressed,
+                    reply: "address is on the suppression list".into(),
+                    next_attempt_at: None,
+                    host: None,
+                    tls: None,
+                    detail: json!({}),
+                };
+                (recipient, outcome)
+            })
+            .collect();
+        self.record(outcomes).await?;
         Ok(keep)
     }
 
@@ -345,10 +351,10 @@ impl Worker {
         }
     }
 
-    /// Stores an attempt: 2xx sent, 5xx bounced (or failed when no server
-    /// was reached), 4xx deferred (or failed when the retry schedule has
-    /// run out).
-    async fn record(&self, recipient: &Claimed, attempt: Attempt) -> anyhow::Result<()> {
+    /// What an attempt means for a recipient: 2xx sent, 5xx bounced (or
+    /// failed when no server was reached), 4xx deferred (or failed when the
+    /// retry schedule has run out).
+    fn outcome(&self, recipient: &Claimed, attempt: Attempt) -> Outcome {
         let schedule = &self.settings.delivery.retry_schedule_secs;
         let (status, next) = if attempt.reply.is_positive() {
             (RecipientStatus::Sent, None)
@@ -369,7 +375,6 @@ impl Worker {
                 None => (RecipientStatus::Failed, None),
             }
         };
-        let reply = attempt.reply.to_string();
         let detail = json!({
             "host": attempt.host,
             "tls": attempt.tls,
@@ -377,28 +382,34 @@ impl Worker {
             "enhanced_code": attempt.reply.enhanced,
             "reply": attempt.reply.text,
         });
-        let stored = queue::complete(
-            &self.db,
-            &self.id,
-            recipient.id,
-            &Outcome {
-                status,
-                reply: &reply,
-                next_attempt_at: next,
-                host: attempt.host.as_deref(),
-                tls: attempt.tls,
-                detail,
-            },
-        )
-        .await?;
-        if !stored {
-            tracing::warn!(recipient = %recipient.id, "lease lost before the outcome was stored");
+        Outcome {
+            recipient: recipient.id,
+            status,
+            reply: attempt.reply.to_string(),
+            next_attempt_at: next,
+            host: attempt.host,
+            tls: attempt.tls,
+            detail,
+        }
+    }
+
+    /// Stores outcomes in one statement, then counts them in the metrics.
+    async fn record(&self, outcomes: Vec<(&Claimed, Outcome)>) -> anyhow::Result<()> {
+        if outcomes.is_empty() {
             return Ok(());
         }
-        crate::monitoring::recipient_outcome(status, 1);
-        if status != RecipientStatus::Deferred {
-            let waited = (Utc::now() - recipient.accepted_at).to_std().unwrap_or_default();
-            crate::monitoring::delivery_latency(waited);
+        let (recipients, outcomes): (Vec<&Claimed>, Vec<Outcome>) = outcomes.into_iter().unzip();
+        let stored = queue::complete(&self.db, &self.id, &outcomes).await?;
+        for (recipient, outcome) in recipients.iter().zip(&outcomes) {
+            if !stored.contains(&recipient.id) {
+                tracing::warn!(recipient = %recipient.id, "lease lost before the outcome was stored");
+                continue;
+            }
+            crate::monitoring::recipient_outcome(outcome.status, 1);
+            if outcome.status != RecipientStatus::Deferred {
+                let waited = (Utc::now() - recipient.accepted_at).to_std().unwrap_or_default();
+                crate::monitoring::delivery_latency(waited);
+            }
         }
         Ok(())
     }

@@ -4,6 +4,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use serde_json::json;
+use tern::db::messages::RecipientStatus;
 use tern::db::queue;
 
 use crate::helpers::{json_of, spawn_app};
@@ -67,4 +68,41 @@ async fn concurrent_claims_are_disjoint_and_expired_leases_are_reclaimed() {
         "a lost lease cannot be released"
     );
     assert_eq!(queue::claim(&app.db, "w5", 1000, lease).await.unwrap().len(), 1);
+
+    // Only the lease holder records outcomes: the dead worker's late result
+    // for a recipient now held by w9 is refused, w9's own is stored.
+    let outcome = |id, status| queue::Outcome {
+        recipient: id,
+        status,
+        reply: "250 2.0.0 Ok".into(),
+        next_attempt_at: None,
+        host: Some("mx.example.org".into()),
+        tls: Some(true),
+        detail: json!({"code": 250}),
+    };
+    let (a, b) = (taken[1].id, taken[2].id);
+    let late = [
+        outcome(a, RecipientStatus::Sent),
+        outcome(b, RecipientStatus::Sent),
+    ];
+    assert!(queue::complete(&app.db, "w0", &late).await.unwrap().is_empty());
+    let stored = queue::complete(&app.db, "w9", &late).await.unwrap();
+    assert_eq!(stored.len(), 2);
+    let (status, host, tls, events): (String, String, bool, i64) = sqlx::query_as(
+        "SELECT r.status, r.last_host, r.last_tls,
+                (SELECT count(*) FROM message_events e WHERE e.recipient_id = r.id AND e.kind = 'sent')
+         FROM recipients r WHERE r.id = $1",
+    )
+    .bind(a)
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(
+        (status.as_str(), host.as_str(), tls, events),
+        ("sent", "mx.example.org", true, 1)
+    );
+    assert!(
+        queue::complete(&app.db, "w9", &late).await.unwrap().is_empty(),
+        "a recorded outcome releases the lease: recording twice does nothing"
+    );
 }
