@@ -116,7 +116,7 @@ impl Worker {
         // `per_domain_concurrency` to one destination domain.
         let mut per_domain: HashMap<String, Arc<Semaphore>> = HashMap::new();
         let per_domain_limit = self.settings.delivery.per_domain_concurrency;
-        let jobs: Vec<_> = groups
+        let jobs: Vec<_> = interleave_domains(groups)
             .into_iter()
             .map(|((message, domain), recipients)| {
                 let gate = per_domain
@@ -412,5 +412,50 @@ impl Worker {
             }
         }
         Ok(())
+    }
+}
+
+type Group = ((Uuid, String), Vec<Claimed>);
+
+/// Orders groups round-robin by domain, so that groups waiting for one
+/// busy domain's permits do not hold every slot while other domains wait.
+fn interleave_domains(groups: BTreeMap<(Uuid, String), Vec<Claimed>>) -> Vec<Group> {
+    let mut by_domain: BTreeMap<String, std::collections::VecDeque<Group>> = BTreeMap::new();
+    for group in groups {
+        by_domain.entry(group.0.1.clone()).or_default().push_back(group);
+    }
+    let mut out = Vec::new();
+    while !by_domain.is_empty() {
+        by_domain.retain(|_, queue| {
+            if let Some(group) = queue.pop_front() {
+                out.push(group);
+            }
+            !queue.is_empty()
+        });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn groups_alternate_between_domains() {
+        let mut groups = BTreeMap::new();
+        for (message, domain) in [
+            (1, "a.test"),
+            (2, "a.test"),
+            (3, "a.test"),
+            (4, "b.test"),
+            (5, "c.test"),
+        ] {
+            groups.insert((Uuid::from_u128(message), domain.to_string()), Vec::new());
+        }
+        let order: Vec<String> = interleave_domains(groups)
+            .into_iter()
+            .map(|((_, domain), _)| domain)
+            .collect();
+        assert_eq!(order, ["a.test", "b.test", "c.test", "a.test", "a.test"]);
     }
 }
