@@ -204,6 +204,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> SmtpClient<S> {
     /// Runs MAIL, RCPT for every recipient, DATA. Recipients refused at
     /// RCPT keep that reply; the others get the reply to the message.
     pub async fn send(&mut self, envelope: &Envelope<'_>) -> Result<TransactionResult, SmtpClientError> {
+        // RFC 1870: a message over the announced SIZE would only be refused.
+        if self.max_size > 0 && envelope.message.len() > self.max_size {
+            let text = format!(
+                "the message ({} bytes) exceeds the server's size limit ({} bytes)",
+                envelope.message.len(),
+                self.max_size
+            );
+            return Ok(all(local_reply(552, "5.3.4", &text), envelope.recipients.len()));
+        }
         let utf8 = !envelope.mail_from.is_ascii() || envelope.recipients.iter().any(|r| !r.is_ascii());
         let eight_bit = envelope.message.iter().any(|b| *b >= 0x80);
         let mut mail = format!("MAIL FROM:<{}>", envelope.mail_from);

@@ -199,3 +199,37 @@ async fn each_recipient_of_one_transaction_gets_its_own_outcome() {
     assert_eq!(messages.len(), 1);
     assert_eq!(messages[0]["rcpt_tos"], json!(["ok@mixed.test"]));
 }
+
+#[tokio::test]
+async fn a_message_over_the_servers_size_limit_bounces_unsent() {
+    let peer = TlsPeer::start_small();
+    let app = spawn_app_with(|s| {
+        s.delivery.transports = vec![TransportRule {
+            domain: "small.test".into(),
+            host: "127.0.0.1".into(),
+            port: Some(peer.port),
+            require_tls: false,
+        }];
+    })
+    .await;
+    let t = app.live_tenant("ann@example.com", "shop.test").await;
+    let worker = Worker::new(app.db.clone(), app.settings.clone()).await.unwrap();
+    let short = json!({"from": "a@shop.test", "to": "fits@small.test", "text": "short"});
+    let long = json!({"from": "a@shop.test", "to": "big@small.test", "text": "x".repeat(3000)});
+    let short = json_of(app.post("/v1/messages", &t.key, &short).await, 202).await;
+    let long = json_of(app.post("/v1/messages", &t.key, &long).await, 202).await;
+    assert_eq!(worker.run_once().await.unwrap(), 2);
+    assert_eq!(
+        app.message(&t.key, &short).await["recipients"][0]["status"],
+        "sent"
+    );
+    let big = app.message(&t.key, &long).await["recipients"][0].clone();
+    assert_eq!(big["status"], "bounced", "{big}");
+    assert!(
+        big["last_reply"].as_str().unwrap().starts_with("552 5.3.4"),
+        "{big}"
+    );
+    let messages = peer.messages();
+    assert_eq!(messages.len(), 1);
+    assert_eq!(messages[0]["rcpt_tos"], json!(["fits@small.test"]));
+}

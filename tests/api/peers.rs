@@ -68,15 +68,21 @@ pub struct TlsPeer {
 
 impl TlsPeer {
     pub fn start() -> TlsPeer {
-        TlsPeer::start_on(crate::helpers::free_port(), false)
+        TlsPeer::start_on(crate::helpers::free_port(), "")
     }
 
     /// Offers STARTTLS, but no handshake with it succeeds.
     pub fn start_broken() -> TlsPeer {
-        TlsPeer::start_on(crate::helpers::free_port(), true)
+        TlsPeer::start_on(crate::helpers::free_port(), "broken")
     }
 
-    pub fn start_on(port: u16, broken: bool) -> TlsPeer {
+    /// Announces `SIZE 2000`.
+    pub fn start_small() -> TlsPeer {
+        TlsPeer::start_on(crate::helpers::free_port(), "small")
+    }
+
+    /// `mode`: "" (plain), "broken" or "small" (see the script).
+    pub fn start_on(port: u16, mode: &str) -> TlsPeer {
         let dir = std::env::temp_dir().join(format!("tern-tls-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir).unwrap();
         let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
@@ -107,7 +113,7 @@ impl TlsPeer {
             .arg(&cert)
             .arg(&key)
             .arg(&dir)
-            .args(broken.then_some("broken"))
+            .args((!mode.is_empty()).then_some(mode))
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()

@@ -100,7 +100,7 @@ async fn consecutive_messages_to_one_host_share_an_encrypted_session() {
 
     // A session the server has dropped is noticed (RSET fails) and replaced.
     drop(peer);
-    let peer = TlsPeer::start_on(app.settings.delivery.transports[0].port.unwrap(), false);
+    let peer = TlsPeer::start_on(app.settings.delivery.transports[0].port.unwrap(), "");
     let body = json!({"from": "a@shop.test", "to": "late@tls.test", "text": "after restart"});
     json_of(app.post("/v1/messages", &t.key, &body).await, 202).await;
     assert_eq!(worker.run_once().await.unwrap(), 1);

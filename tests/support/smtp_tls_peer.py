@@ -1,7 +1,8 @@
 """An SMTP server offering STARTTLS with a self-signed certificate.
 Recipients whose local part starts with "reject" get 550, with "defer" 451.
-Usage: smtp_tls_peer.py PORT CERT KEY OUTDIR [broken]
-With "broken" it offers STARTTLS but only TLS 1.1, so no handshake succeeds.
+Usage: smtp_tls_peer.py PORT CERT KEY OUTDIR [broken|small]
+With "broken" it offers STARTTLS but only TLS 1.1, so no handshake succeeds;
+with "small" it announces SIZE 2000.
 Writes OUTDIR/<n>.json per message: mail_from, rcpt_tos, tls (bool), peer
 (the client's address and port: one per connection), data."""
 import asyncio
@@ -47,11 +48,17 @@ def main():
     port, cert, key, outdir = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert, key)
-    if sys.argv[5:] == ["broken"]:
+    mode = sys.argv[5] if len(sys.argv) > 5 else ""
+    if mode == "broken":
         context.minimum_version = ssl.TLSVersion.TLSv1
         context.maximum_version = ssl.TLSVersion.TLSv1_1
     controller = Controller(
-        Recorder(outdir), hostname="127.0.0.1", port=port, tls_context=context, require_starttls=False
+        Recorder(outdir),
+        hostname="127.0.0.1",
+        port=port,
+        tls_context=context,
+        require_starttls=False,
+        data_size_limit=2000 if mode == "small" else 33554432,
     )
     controller.start()
     print("ready", flush=True)
