@@ -203,9 +203,9 @@ impl Bench {
 
         let ceiling = self.ceiling(args)?;
         println!(
-            "4. ceiling: smtp-source -> smtp-sink, {} messages of {} B over {} reused sessions: \
-             {:.0} msg/s",
-            args.messages, args.size, args.sessions, ceiling
+            "4. ceiling: smtp-source -> smtp-sink, {} messages of {} B to {} recipient(s) over {} \
+             reused sessions: {:.0} msg/s",
+            args.messages, args.size, args.recipients, args.sessions, ceiling
         );
         println!(
             "   Tern delivered / ceiling: drain {:.1}%, end to end {:.1}%",
@@ -348,6 +348,8 @@ impl Bench {
                 &args.messages.to_string(),
                 "-l",
                 &args.size.to_string(),
+                "-r",
+                &args.recipients.to_string(),
                 "-f",
                 "bench@example.com",
                 "-t",
