@@ -62,16 +62,6 @@ pub async fn release(pool: &PgPool, worker: &str, id: Uuid) -> sqlx::Result<bool
     Ok(done.rows_affected() == 1)
 }
 
-/// When the next due recipient is, for sleeping until then.
-pub async fn next_due(pool: &PgPool) -> sqlx::Result<Option<DateTime<Utc>>> {
-    sqlx::query_scalar(
-        "SELECT min(greatest(next_attempt_at, coalesce(lease_expires_at, next_attempt_at)))
-         FROM recipients WHERE status IN ('queued', 'deferred')",
-    )
-    .fetch_one(pool)
-    .await
-}
-
 /// What a delivery attempt came to for one recipient.
 pub struct Outcome {
     pub recipient: Uuid,
