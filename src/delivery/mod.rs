@@ -1,5 +1,6 @@
 //! Delivery to receiving servers: `worker` claims due recipients from the
-//! queue, `routing` finds where their domain's mail goes, `connect` opens
+//! queue and delivers them as jobs, which `runner` keeps going in the
+//! background, `routing` finds where their domain's mail goes, `connect` opens
 //! SMTP sessions (`smtp_client` over a `connection`, upgraded by `tls`),
 //! `sessions` keeps them open between messages, and `verp` makes the
 //! per-recipient return path.
@@ -7,6 +8,7 @@
 pub mod connect;
 pub mod connection;
 pub mod routing;
+pub mod runner;
 pub mod sessions;
 pub mod smtp_client;
 pub mod tls;

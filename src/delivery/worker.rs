@@ -3,16 +3,13 @@
 //! records every recipient's outcome before claiming more work.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use anyhow::Context;
 use chrono::Utc;
-use futures_util::{FutureExt, StreamExt, stream};
 use rand::Rng;
 use serde_json::json;
 use sqlx::PgPool;
-use sqlx::postgres::PgListener;
 use tokio::sync::Semaphore;
 use uuid::Uuid;
 
@@ -22,12 +19,10 @@ use super::sessions::SessionCache;
 use super::smtp_client::{Envelope, Reply};
 use super::verp::{Verp, VerpTarget};
 use crate::config::Settings;
+use crate::db;
 use crate::db::messages::RecipientStatus;
 use crate::db::queue::{self, Claimed, Outcome};
-use crate::db::{self};
 
-/// After a partial batch, how long to let the queue fill before claiming again.
-const GATHER: Duration = Duration::from_millis(10);
 /// How long an idle SMTP session is kept for the next message.
 const SESSION_MAX_IDLE: Duration = Duration::from_secs(5);
 /// How long one SMTP session may be used at all.
@@ -36,11 +31,24 @@ const SESSION_MAX_AGE: Duration = Duration::from_secs(300);
 /// One worker; run several per process or on several machines.
 pub struct Worker {
     id: String,
-    db: PgPool,
-    settings: Settings,
+    pub(super) db: PgPool,
+    pub(super) settings: Settings,
     verp: Verp,
     connector: Connector,
-    sessions: SessionCache,
+    pub(super) sessions: SessionCache,
+    /// At most `delivery.concurrency` transactions at once.
+    slots: Arc<Semaphore>,
+    /// At most `delivery.per_domain_concurrency` to one domain.
+    gates: Mutex<HashMap<String, Arc<Semaphore>>>,
+}
+
+/// One message's recipients at one domain: one SMTP transaction.
+pub(super) struct Job {
+    message: Uuid,
+    domain: String,
+    recipients: Vec<Claimed>,
+    /// The attempt must be over (and recorded) before the lease runs out.
+    deadline: tokio::time::Instant,
 }
 
 /// A result for one recipient, before it is stored.
@@ -91,6 +99,8 @@ impl Worker {
                 SESSION_MAX_AGE,
                 settings.delivery.per_domain_concurrency,
             ),
+            slots: Arc::new(Semaphore::new(settings.delivery.concurrency.max(1))),
+            gates: Mutex::new(HashMap::new()),
             settings,
         })
     }
@@ -99,9 +109,24 @@ impl Worker {
         &self.id
     }
 
-    /// Claims one batch and delivers it; returns how many recipients it handled.
+    /// Claims one batch and delivers it; returns how many recipients it
+    /// claimed. (The long-running loop, `run`, overlaps batches instead.)
     pub async fn run_once(&self) -> anyhow::Result<usize> {
+        let (jobs, count) = self.claim().await?;
+        let results = futures_util::future::join_all(jobs.into_iter().map(|job| self.run_job(job))).await;
+        // Every group has finished (and recorded what it could) before an
+        // error is reported.
+        results.into_iter().collect::<anyhow::Result<Vec<()>>>()?;
+        Ok(count)
+    }
+
+    /// Claims up to a batch of due recipients; returns them grouped by
+    /// message and domain (domains interleaved), and how many were claimed.
+    pub(super) async fn claim(&self) -> anyhow::Result<(Vec<Job>, usize)> {
         let lease = Duration::from_secs(self.settings.delivery.lease_secs);
+        // Leave time to record the outcome before the lease runs out.
+        let deadline =
+            tokio::time::Instant::now() + lease - (lease / 10).max(Duration::from_secs(1)).min(lease);
         let claimed = queue::claim(&self.db, &self.id, self.settings.delivery.batch_size, lease).await?;
         let count = claimed.len();
         let claimed = self.drop_suppressed(claimed).await?;
@@ -112,43 +137,52 @@ impl Worker {
                 .or_default()
                 .push(recipient);
         }
-        // Groups run concurrently, at most `concurrency` at once and at most
-        // `per_domain_concurrency` to one destination domain.
-        let mut per_domain: HashMap<String, Arc<Semaphore>> = HashMap::new();
-        let per_domain_limit = self.settings.delivery.per_domain_concurrency;
-        let jobs: Vec<_> = interleave_domains(groups)
+        let jobs = interleave_domains(groups)
             .into_iter()
-            .map(|((message, domain), recipients)| {
-                let gate = per_domain
-                    .entry(domain.clone())
-                    .or_insert_with(|| Arc::new(Semaphore::new(per_domain_limit)))
-                    .clone();
-                (message, domain, recipients, gate)
+            .map(|((message, domain), recipients)| Job {
+                message,
+                domain,
+                recipients,
+                deadline,
             })
             .collect();
-        let results: Vec<anyhow::Result<()>> = stream::iter(jobs)
-            .map(|(message, domain, recipients, gate)| async move {
-                let _permit = gate.acquire_owned().await?;
-                self.deliver_group(message, &domain, recipients).await
-            })
-            .buffer_unordered(self.settings.delivery.concurrency)
-            .collect()
-            .await;
-        // Every group has finished (and recorded what it could) before an
-        // error is reported.
-        results.into_iter().collect::<anyhow::Result<Vec<()>>>()?;
-        Ok(count)
+        Ok((jobs, count))
     }
 
-    /// Delivers one group and records every recipient's outcome.
-    async fn deliver_group(
-        &self,
-        message: Uuid,
-        domain: &str,
-        recipients: Vec<Claimed>,
-    ) -> anyhow::Result<()> {
-        let attempts = self.deliver(message, domain, &recipients).await;
-        let outcomes: Vec<(&Claimed, Outcome)> = recipients
+    /// Waits for a permit of the job's domain and one of the worker's, then
+    /// delivers and records. A job that cannot start before its deadline
+    /// gives its recipients back; one that cannot finish by then is deferred.
+    pub(super) async fn run_job(&self, job: Job) -> anyhow::Result<()> {
+        let gate = self.gate(&job.domain);
+        let permits = tokio::time::timeout_at(job.deadline, async {
+            let domain = gate.acquire_owned().await?;
+            let slot = self.slots.clone().acquire_owned().await?;
+            Ok::<_, tokio::sync::AcquireError>((domain, slot))
+        })
+        .await;
+        let _permits = match permits {
+            Ok(permits) => permits?,
+            Err(_) => {
+                for recipient in &job.recipients {
+                    queue::release(&self.db, &self.id, recipient.id).await?;
+                }
+                return Ok(());
+            }
+        };
+        let delivery = self.deliver(job.message, &job.domain, &job.recipients);
+        let attempts = match tokio::time::timeout_at(job.deadline, delivery).await {
+            Ok(attempts) => attempts,
+            Err(_) => {
+                let late = Attempt::local(
+                    451,
+                    "4.4.7",
+                    "the attempt took longer than the worker's lease allows".into(),
+                );
+                vec![late; job.recipients.len()]
+            }
+        };
+        let outcomes: Vec<(&Claimed, Outcome)> = job
+            .recipients
             .iter()
             .zip(attempts)
             .map(|(recipient, attempt)| (recipient, self.outcome(recipient, attempt)))
@@ -156,60 +190,23 @@ impl Worker {
         self.record(outcomes).await
     }
 
-    /// Runs until `shutdown` resolves: drains the queue, then waits for a
-    /// notification or the fallback poll.
-    pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
-        let mut listener = PgListener::connect_with(&self.db)
-            .await
-            .context("LISTEN connection")?;
-        listener.listen(queue::CHANNEL).await?;
-        let poll = Duration::from_millis(self.settings.delivery.poll_interval_ms);
-        let mut last_housekeeping: Option<std::time::Instant> = None;
-        tokio::pin!(shutdown);
-        let mut stopping = false;
-        loop {
-            if last_housekeeping.is_none_or(|at| at.elapsed() > Duration::from_secs(3600)) {
-                last_housekeeping = Some(std::time::Instant::now());
-                match db::idempotency::purge(&self.db, 24).await {
-                    Ok(n) if n > 0 => tracing::info!(purged = n, "old idempotency keys removed"),
-                    Ok(_) => {}
-                    Err(err) => tracing::warn!(error = %err, "purging idempotency keys failed"),
-                }
-            }
-            let batch = usize::try_from(self.settings.delivery.batch_size).unwrap_or(usize::MAX);
-            match self.run_once().await {
-                // A full batch: more is probably waiting.
-                Ok(n) if n >= batch => {}
-                // A partial batch: the queue is busy but short. Let a little
-                // more arrive, so that claims stay batched under load instead
-                // of one claim per notification.
-                Ok(n) if n > 0 => tokio::time::sleep(GATHER).await,
-                Ok(_) => {
-                    tokio::select! {
-                        () = &mut shutdown => stopping = true,
-                        notified = listener.recv() => {
-                            if let Err(err) = notified {
-                                tracing::warn!(error = %err, "queue notifications interrupted");
-                                tokio::time::sleep(poll).await;
-                            }
-                            // One claim answers every notification so far.
-                            while listener.next_buffered().is_some() {}
-                        }
-                        () = tokio::time::sleep(poll) => {}
-                    }
-                }
-                Err(err) => {
-                    tracing::warn!(error = %err, "delivery batch failed");
-                    tokio::time::sleep(poll.min(Duration::from_secs(1))).await;
-                }
-            }
-            self.sessions.sweep();
-            // A completed future must not be polled again: the flag remembers.
-            if stopping || (&mut shutdown).now_or_never().is_some() {
-                self.sessions.close().await;
-                return Ok(());
-            }
-        }
+    /// The concurrency gate of a domain.
+    fn gate(&self, domain: &str) -> Arc<Semaphore> {
+        let limit = self.settings.delivery.per_domain_concurrency.max(1);
+        self.gates
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .entry(domain.to_string())
+            .or_insert_with(|| Arc::new(Semaphore::new(limit)))
+            .clone()
+    }
+
+    /// Forgets the gates of domains no job is using.
+    pub(super) fn prune_gates(&self) {
+        self.gates
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .retain(|_, gate| Arc::strong_count(gate) > 1);
     }
 
     /// Marks recipients suppressed since they were accepted (a bounce or

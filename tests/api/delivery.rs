@@ -155,3 +155,30 @@ async fn a_worker_runs_transactions_concurrently_within_its_limits() {
         .unwrap();
     assert_eq!(sent, 6);
 }
+
+#[tokio::test]
+async fn an_attempt_ends_before_the_lease_does() {
+    // A lease of two seconds leaves an attempt one; the server takes three
+    // to answer DATA. The attempt is cut off and deferred, so no other
+    // worker can claim the recipient while this one is still talking.
+    let slow = Sink::start(&["-w", "3"]);
+    let app = spawn_app_with(|s| {
+        s.delivery.transports = vec![rule("example.org", slow.port)];
+        s.delivery.lease_secs = 2;
+    })
+    .await;
+    let t = app.live_tenant("ann@example.com", "shop.test").await;
+    let body = json!({"from": "a@shop.test", "to": "r@example.org", "text": "x"});
+    let sent = json_of(app.post("/v1/messages", &t.key, &body).await, 202).await;
+    let worker = Worker::new(app.db.clone(), app.settings.clone()).await.unwrap();
+    let start = std::time::Instant::now();
+    assert_eq!(worker.run_once().await.unwrap(), 1);
+    assert!(
+        start.elapsed() < std::time::Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
+    let r = app.message(&t.key, &sent).await["recipients"][0].clone();
+    assert_eq!(r["status"], "deferred", "{r}");
+    assert!(r["last_reply"].as_str().unwrap().starts_with("451 4.4.7"), "{r}");
+}

@@ -20,6 +20,24 @@ struct WorkerProcess {
 impl WorkerProcess {
     /// `concurrency` limits the worker's transactions at once.
     fn start(app: &TestApp, sink_port: u16, lease_secs: u64, concurrency: usize) -> WorkerProcess {
+        WorkerProcess::start_with(app, &[("example.org", sink_port)], lease_secs, concurrency)
+    }
+
+    /// With a transport rule per `(domain, port)`.
+    fn start_with(
+        app: &TestApp,
+        routes: &[(&str, u16)],
+        lease_secs: u64,
+        concurrency: usize,
+    ) -> WorkerProcess {
+        let transports: String = routes
+            .iter()
+            .map(|(domain, port)| {
+                format!(
+                    "[[delivery.transports]]\ndomain = \"{domain}\"\nhost = \"127.0.0.1\"\nport = {port}\n"
+                )
+            })
+            .collect();
         let config = std::env::temp_dir().join(format!("tern-worker-{}.toml", uuid::Uuid::new_v4()));
         let ops_port = crate::helpers::free_port();
         std::fs::write(
@@ -31,7 +49,7 @@ impl WorkerProcess {
                  [log]\nfilter = \"warn\"\n\
                  [delivery]\nlease_secs = {lease_secs}\npoll_interval_ms = 200\nbatch_size = 10\n\
                  concurrency = {concurrency}\nper_domain_concurrency = {concurrency}\n\
-                 [[delivery.transports]]\ndomain = \"example.org\"\nhost = \"127.0.0.1\"\nport = {sink_port}\n",
+                 {transports}",
                 app.settings.database.url
             ),
         )
@@ -163,4 +181,34 @@ async fn a_killed_worker_loses_no_message() {
         "{} deliveries for 5 messages",
         delivered.len()
     );
+}
+
+#[tokio::test]
+async fn a_slow_destination_does_not_hold_up_the_others() {
+    // The slow server takes ten seconds to answer each DATA; the fast one
+    // answers at once. The worker runs four transactions at a time.
+    let slow = Sink::start(&["-w", "10"]);
+    let fast = Sink::start(&[]);
+    let app = spawn_app().await;
+    let t = app.live_tenant("ann@example.com", "shop.test").await;
+    for i in 0..2 {
+        let body = json!({"from": "a@shop.test", "to": format!("s{i}@slow.test"), "text": "slow"});
+        json_of(app.post("/v1/messages", &t.key, &body).await, 202).await;
+    }
+    send_many(&app, &t.key, 30).await;
+    let _worker = WorkerProcess::start_with(
+        &app,
+        &[("example.org", fast.port), ("slow.test", slow.port)],
+        60,
+        4,
+    );
+    // Thirty fast messages behind two slow ones, in well under ten seconds.
+    wait_until_sent(&app, 30, Duration::from_secs(8)).await;
+    let slow_sent: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM recipients WHERE domain = 'slow.test' AND status = 'sent'")
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+    assert_eq!(slow_sent, 0, "the slow server cannot have answered yet");
+    wait_until_sent(&app, 32, Duration::from_secs(30)).await;
 }

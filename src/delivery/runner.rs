@@ -1,0 +1,114 @@
+//! A worker's main loop. Jobs (one SMTP transaction each) run as tasks, so
+//! a slow destination holds only its own slots: the loop claims more
+//! whenever fewer jobs are in hand than the worker runs at once. It wakes on
+//! `LISTEN` notifications, on a job finishing, or on the fallback poll.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use sqlx::postgres::PgListener;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use super::worker::Worker;
+use crate::db;
+
+/// After a partial batch, how long to let the queue fill before claiming
+/// again: claims stay batched under load instead of one per notification.
+const GATHER: Duration = Duration::from_millis(10);
+/// How often old idempotency keys are purged.
+const HOUSEKEEPING: Duration = Duration::from_secs(3600);
+
+impl Worker {
+    /// Runs until `shutdown` resolves, then lets the jobs in hand finish
+    /// (each within its lease) and closes cached sessions.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+        let worker = Arc::new(self);
+        let mut listener = PgListener::connect_with(&worker.db)
+            .await
+            .context("LISTEN connection")?;
+        listener.listen(db::queue::CHANNEL).await?;
+        let delivery = &worker.settings.delivery;
+        let poll = Duration::from_millis(delivery.poll_interval_ms);
+        let batch = usize::try_from(delivery.batch_size).unwrap_or(usize::MAX);
+        let in_hand_limit = delivery.concurrency.max(1);
+        let mut jobs: JoinSet<anyhow::Result<()>> = JoinSet::new();
+        let mut housekeeping_due = Instant::now();
+        // When to claim next; `None` while the queue looked empty (then a
+        // notification or the poll ends the wait).
+        let mut next_claim = Some(Instant::now());
+        tokio::pin!(shutdown);
+        loop {
+            if Instant::now() >= housekeeping_due {
+                housekeeping_due = Instant::now() + HOUSEKEEPING;
+                worker.housekeeping().await;
+            }
+            let room = jobs.len() < in_hand_limit;
+            if room && next_claim.is_some_and(|at| at <= Instant::now()) {
+                next_claim = match worker.claim().await {
+                    Ok((claimed, count)) => {
+                        for job in claimed {
+                            let worker = worker.clone();
+                            jobs.spawn(async move { worker.run_job(job).await });
+                        }
+                        match count {
+                            0 => None,
+                            n if n >= batch => Some(Instant::now()),
+                            _ => Some(Instant::now() + GATHER),
+                        }
+                    }
+                    Err(err) => {
+                        tracing::warn!(error = %err, "claiming failed");
+                        Some(Instant::now() + poll.min(Duration::from_secs(1)))
+                    }
+                };
+                continue;
+            }
+            let wake = match next_claim {
+                Some(at) if room => at,
+                _ => Instant::now() + poll,
+            };
+            tokio::select! {
+                () = &mut shutdown => break,
+                Some(done) = jobs.join_next(), if !jobs.is_empty() => report(done),
+                // Always read notifications, so that they never pile up.
+                notified = listener.recv() => {
+                    if let Err(err) = notified {
+                        tracing::warn!(error = %err, "queue notifications interrupted");
+                        tokio::time::sleep(poll.min(Duration::from_secs(1))).await;
+                    }
+                    while listener.next_buffered().is_some() {}
+                    next_claim.get_or_insert_with(Instant::now);
+                }
+                () = tokio::time::sleep_until(wake) => {
+                    next_claim.get_or_insert_with(Instant::now);
+                }
+            }
+            worker.sessions.sweep();
+            worker.prune_gates();
+        }
+        while let Some(done) = jobs.join_next().await {
+            report(done);
+        }
+        worker.sessions.close().await;
+        Ok(())
+    }
+
+    async fn housekeeping(&self) {
+        match db::idempotency::purge(&self.db, 24).await {
+            Ok(n) if n > 0 => tracing::info!(purged = n, "old idempotency keys removed"),
+            Ok(_) => {}
+            Err(err) => tracing::warn!(error = %err, "purging idempotency keys failed"),
+        }
+    }
+}
+
+fn report(done: Result<anyhow::Result<()>, tokio::task::JoinError>) {
+    match done {
+        Ok(Ok(())) => {}
+        Ok(Err(err)) => tracing::warn!(error = %err, "delivery job failed"),
+        Err(err) => tracing::error!(error = %err, "delivery job panicked"),
+    }
+}
