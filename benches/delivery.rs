@@ -165,8 +165,15 @@ impl Bench {
         self.load(&client, &body, warm_up, args.concurrency).await?;
         let total = |n: usize| (n * args.recipients) as i64;
 
+        let before_accept = self.transactions().await?;
         let accept = self.load(&client, &body, args.messages, args.concurrency).await?;
         accept.print("1. accept (API only, delivery stopped)");
+        let after_accept = self.transactions().await?;
+        let per_message = |from: i64, to: i64, n: usize| (to - from) as f64 / n as f64;
+        println!(
+            "   PostgreSQL transactions per message: {:.2}",
+            per_message(before_accept, after_accept, args.messages)
+        );
 
         let drain_start = SystemTime::now();
         self.processes
@@ -182,6 +189,11 @@ impl Bench {
             warm_up + args.messages,
             drain.as_secs_f64(),
             drain_rate
+        );
+        let after_drain = self.transactions().await?;
+        println!(
+            "   PostgreSQL transactions per message: {:.2}",
+            per_message(after_accept, after_drain, warm_up + args.messages)
         );
 
         let e2e_start = SystemTime::now();
@@ -199,6 +211,11 @@ impl Bench {
         );
         let (p50, p99) = self.delivery_latency(queued).await?;
         println!("    accept-to-sent latency: p50 {p50:.0} ms, p99 {p99:.0} ms");
+        let after_e2e = self.transactions().await?;
+        println!(
+            "    PostgreSQL transactions per message: {:.2}",
+            per_message(after_drain, after_e2e, args.messages)
+        );
         self.stop_tern();
 
         let ceiling = self.ceiling(args)?;
@@ -233,6 +250,18 @@ impl Bench {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         bail!("tern did not become ready")
+    }
+
+    /// Transactions committed in the benchmark's database so far (includes
+    /// the benchmark's own few polling queries). Statistics reach the view
+    /// within a second of a backend going idle.
+    async fn transactions(&self) -> anyhow::Result<i64> {
+        tokio::time::sleep(Duration::from_millis(10_500)).await;
+        Ok(
+            sqlx::query_scalar("SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()")
+                .fetch_one(&self.db)
+                .await?,
+        )
     }
 
     /// Sends `n` messages from `concurrency` clients; returns the timings.
