@@ -2,7 +2,9 @@
 //!
 //! Data flow of a send: `api::send` (HTTP) → `sending` (validate, build with
 //! `mail::build`, sign with `mail::dkim`) → `db::messages` (one atomic insert
-//! of the message and a row per recipient, which is the delivery queue).
+//! of the message and a row per recipient, which is the delivery queue) →
+//! `delivery` (workers claim recipients from `db::queue`, route them, send
+//! over SMTP and record each outcome). `monitoring` counts along the way.
 
 pub mod api;
 pub mod auth;
