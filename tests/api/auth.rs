@@ -93,7 +93,7 @@ async fn send_api_needs_a_valid_unrevoked_key_of_its_own_server() {
     )
     .await;
 
-    let sent = json_of(app.post("/v1/messages", &t.key, &body).await, 202).await;
+    let sent = app.send(&t.key, &body).await;
     let keys = json_of(
         app.get(&format!("/v1/servers/{}/api-keys", t.server_id), &t.token)
             .await,

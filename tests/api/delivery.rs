@@ -1,21 +1,11 @@
 //! Live servers deliver: API → queue → worker → SMTP sinks on loopback.
 
 use serde_json::json;
-use tern::config::TransportRule;
 use tern::delivery::verp::{Verp, VerpTarget};
 use tern::delivery::worker::Worker;
 
-use crate::helpers::{json_of, recipient, spawn_app_with};
+use crate::helpers::{json_of, loopback_route, recipient, spawn_app_with};
 use crate::peers::Sink;
-
-fn rule(domain: &str, port: u16) -> TransportRule {
-    TransportRule {
-        domain: domain.into(),
-        host: "127.0.0.1".into(),
-        port: Some(port),
-        require_tls: false,
-    }
-}
 
 #[tokio::test]
 async fn queued_mail_is_delivered_bounced_or_retried_by_the_worker() {
@@ -24,37 +14,24 @@ async fn queued_mail_is_delivered_bounced_or_retried_by_the_worker() {
     let soft = Sink::start(&["-r", "rcpt"]);
     let app = spawn_app_with(|s| {
         s.delivery.transports = vec![
-            rule("example.org", ok.port),
-            rule("bounce.test", hard.port),
-            rule("later.test", soft.port),
+            loopback_route("example.org", ok.port, false),
+            loopback_route("bounce.test", hard.port, false),
+            loopback_route("later.test", soft.port, false),
         ];
         s.delivery.retry_schedule_secs = vec![3600];
     })
     .await;
     let t = app.live_tenant("ann@example.com", "shop.test").await;
-    let sent = json_of(
-        app.post(
-            "/v1/messages",
-            &t.key,
-            &json!({"from": "a@shop.test", "to": ["x@example.org", "y@example.org", "z@bounce.test", "w@later.test"],
-                    "subject": "hello", "text": "Body\n.with a dot line\n"}),
-        )
-        .await,
-        202,
-    )
-    .await;
+    let sent = app.send(&t.key, &json!({"from": "a@shop.test", "to": ["x@example.org", "y@example.org", "z@bounce.test", "w@later.test"],
+                    "subject": "hello", "text": "Body\n.with a dot line\n"})).await;
     let id = sent["id"].as_str().unwrap();
     // Suppressed after acceptance, before delivery: not delivered.
-    let late = json_of(
-        app.post(
-            "/v1/messages",
+    let late = app
+        .send(
             &t.key,
             &json!({"from": "a@shop.test", "to": "gone@example.org", "text": "x"}),
         )
-        .await,
-        202,
-    )
-    .await;
+        .await;
     sqlx::query("INSERT INTO suppressions (server_id, address, reason) VALUES ($1, 'gone@example.org', 'hard_bounce')")
         .bind(t.server_id)
         .execute(&app.db)
@@ -132,14 +109,14 @@ async fn a_worker_runs_transactions_concurrently_within_its_limits() {
     // take six seconds.
     let slow = Sink::start(&["-w", "1"]);
     let app = spawn_app_with(|s| {
-        s.delivery.transports = vec![rule("example.org", slow.port)];
+        s.delivery.transports = vec![loopback_route("example.org", slow.port, false)];
         s.delivery.per_domain_concurrency = 6;
     })
     .await;
     let t = app.live_tenant("ann@example.com", "shop.test").await;
     for i in 0..6 {
         let body = json!({"from": "a@shop.test", "to": format!("r{i}@example.org"), "text": "x"});
-        json_of(app.post("/v1/messages", &t.key, &body).await, 202).await;
+        app.send(&t.key, &body).await;
     }
     let worker = Worker::new(app.db.clone(), app.settings.clone()).await.unwrap();
     let start = std::time::Instant::now();
@@ -163,13 +140,13 @@ async fn an_attempt_ends_before_the_lease_does() {
     // worker can claim the recipient while this one is still talking.
     let slow = Sink::start(&["-w", "3"]);
     let app = spawn_app_with(|s| {
-        s.delivery.transports = vec![rule("example.org", slow.port)];
+        s.delivery.transports = vec![loopback_route("example.org", slow.port, false)];
         s.delivery.lease_secs = 2;
     })
     .await;
     let t = app.live_tenant("ann@example.com", "shop.test").await;
     let body = json!({"from": "a@shop.test", "to": "r@example.org", "text": "x"});
-    let sent = json_of(app.post("/v1/messages", &t.key, &body).await, 202).await;
+    let sent = app.send(&t.key, &body).await;
     let worker = Worker::new(app.db.clone(), app.settings.clone()).await.unwrap();
     let start = std::time::Instant::now();
     assert_eq!(worker.run_once().await.unwrap(), 1);

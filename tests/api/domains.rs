@@ -125,7 +125,7 @@ async fn published_records_verify_the_domain_and_unlock_live_sending() {
     }
     assert_eq!(bad["verified"], false);
 
-    let sent = json_of(app.post("/v1/messages", &t.key, &body).await, 202).await;
+    let sent = app.send(&t.key, &body).await;
     assert_eq!(sent["recipients"][0]["status"], "queued");
     let refused = json!({"from": "a@bad.test", "to": "b@example.org", "text": "x"});
     assert_error(

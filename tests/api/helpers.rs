@@ -233,6 +233,11 @@ impl TestApp {
             .unwrap()
     }
 
+    /// `POST /v1/messages`, which must answer 202; returns the body.
+    pub async fn send(&self, key: &str, body: &Value) -> Value {
+        json_of(self.post("/v1/messages", key, body).await, 202).await
+    }
+
     /// `GET /v1/messages/{id}` of a send response (or anything with an `id`).
     pub async fn message(&self, key: &str, sent: &Value) -> Value {
         let id = sent["id"].as_str().expect("id in body");
@@ -327,4 +332,14 @@ pub fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("a free loopback port")
+}
+
+/// A transport rule sending `domain`'s mail to a peer on 127.0.0.1:`port`.
+pub fn loopback_route(domain: &str, port: u16, require_tls: bool) -> tern::config::TransportRule {
+    tern::config::TransportRule {
+        domain: domain.into(),
+        host: "127.0.0.1".into(),
+        port: Some(port),
+        require_tls,
+    }
 }

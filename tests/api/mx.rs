@@ -2,12 +2,11 @@
 //! on loopback addresses sharing one port (`delivery.port`).
 
 use serde_json::json;
-use tern::config::TransportRule;
 use tern::delivery::verp::{Verp, VerpTarget};
 use tern::delivery::worker::Worker;
 
 use crate::dkim::{dkim_txt, dkimpy_verifies};
-use crate::helpers::{Dnsmasq, free_port, json_of, recipient, spawn_app_with};
+use crate::helpers::{Dnsmasq, free_port, json_of, loopback_route, recipient, spawn_app_with};
 use crate::peers::{Sink, TlsPeer};
 
 /// The dump of the transaction that carried `address`.
@@ -46,18 +45,9 @@ async fn mail_follows_mx_records_with_fallbacks_and_verifies_on_arrival() {
     })
     .await;
     let t = app.live_tenant("ann@example.com", "shop.test").await;
-    let sent = json_of(
-        app.post(
-            "/v1/messages",
-            &t.key,
-            &json!({"from": "a@shop.test",
+    let sent = app.send(&t.key, &json!({"from": "a@shop.test",
                     "to": ["ann@alpha.test", "bob@beta.test", "carl@fallback.test", "dora@plain.test", "eve@null.test"],
-                    "subject": "Routing", "text": "Hello by MX\n"}),
-        )
-        .await,
-        202,
-    )
-    .await;
+                    "subject": "Routing", "text": "Hello by MX\n"})).await;
     let worker = Worker::new(app.db.clone(), app.settings.clone()).await.unwrap();
     assert_eq!(worker.run_once().await.unwrap(), 5);
 
@@ -118,18 +108,13 @@ async fn a_deferred_recipient_is_delivered_on_a_later_attempt() {
     let port = free_port();
     let busy = Sink::start_at("127.0.0.1", port, &["-r", "rcpt"]);
     let app = spawn_app_with(|s| {
-        s.delivery.transports = vec![TransportRule {
-            domain: "later.test".into(),
-            host: "127.0.0.1".into(),
-            port: Some(port),
-            require_tls: false,
-        }];
+        s.delivery.transports = vec![loopback_route("later.test", port, false)];
         s.delivery.retry_schedule_secs = vec![1, 3600];
     })
     .await;
     let t = app.live_tenant("ann@example.com", "shop.test").await;
     let body = json!({"from": "a@shop.test", "to": "w@later.test", "text": "eventually"});
-    let sent = json_of(app.post("/v1/messages", &t.key, &body).await, 202).await;
+    let sent = app.send(&t.key, &body).await;
     let worker = Worker::new(app.db.clone(), app.settings.clone()).await.unwrap();
     assert_eq!(worker.run_once().await.unwrap(), 1);
     let first = app.message(&t.key, &sent).await;
@@ -165,18 +150,13 @@ async fn a_deferred_recipient_is_delivered_on_a_later_attempt() {
 async fn each_recipient_of_one_transaction_gets_its_own_outcome() {
     let peer = TlsPeer::start();
     let app = spawn_app_with(|s| {
-        s.delivery.transports = vec![TransportRule {
-            domain: "mixed.test".into(),
-            host: "127.0.0.1".into(),
-            port: Some(peer.port),
-            require_tls: false,
-        }];
+        s.delivery.transports = vec![loopback_route("mixed.test", peer.port, false)];
     })
     .await;
     let t = app.live_tenant("ann@example.com", "shop.test").await;
     let body = json!({"from": "a@shop.test",
                       "to": ["ok@mixed.test", "reject@mixed.test", "defer@mixed.test"], "text": "hi"});
-    let sent = json_of(app.post("/v1/messages", &t.key, &body).await, 202).await;
+    let sent = app.send(&t.key, &body).await;
     let worker = Worker::new(app.db.clone(), app.settings.clone()).await.unwrap();
     assert_eq!(worker.run_once().await.unwrap(), 3);
     let detail = app.message(&t.key, &sent).await;
@@ -204,20 +184,15 @@ async fn each_recipient_of_one_transaction_gets_its_own_outcome() {
 async fn a_message_over_the_servers_size_limit_bounces_unsent() {
     let peer = TlsPeer::start_small();
     let app = spawn_app_with(|s| {
-        s.delivery.transports = vec![TransportRule {
-            domain: "small.test".into(),
-            host: "127.0.0.1".into(),
-            port: Some(peer.port),
-            require_tls: false,
-        }];
+        s.delivery.transports = vec![loopback_route("small.test", peer.port, false)];
     })
     .await;
     let t = app.live_tenant("ann@example.com", "shop.test").await;
     let worker = Worker::new(app.db.clone(), app.settings.clone()).await.unwrap();
     let short = json!({"from": "a@shop.test", "to": "fits@small.test", "text": "short"});
     let long = json!({"from": "a@shop.test", "to": "big@small.test", "text": "x".repeat(3000)});
-    let short = json_of(app.post("/v1/messages", &t.key, &short).await, 202).await;
-    let long = json_of(app.post("/v1/messages", &t.key, &long).await, 202).await;
+    let short = app.send(&t.key, &short).await;
+    let long = app.send(&t.key, &long).await;
     assert_eq!(worker.run_once().await.unwrap(), 2);
     assert_eq!(
         app.message(&t.key, &short).await["recipients"][0]["status"],

@@ -35,7 +35,7 @@ async fn a_json_send_round_trips_through_mime() {
         "tag": "receipt",
         "metadata": {"order": "42"}
     });
-    let sent = json_of(app.post("/v1/messages", &t.key, &body).await, 202).await;
+    let sent = app.send(&t.key, &body).await;
     let recipients = sent["recipients"].as_array().unwrap();
     assert_eq!(recipients.len(), 4);
     assert!(recipients.iter().all(|r| r["status"] == "held"));
@@ -147,7 +147,7 @@ async fn live_servers_queue_and_suppressed_addresses_are_reported() {
         .execute(&app.db)
         .await
         .unwrap();
-    let sent = json_of(app.post("/v1/messages", &t.key, &body).await, 202).await;
+    let sent = app.send(&t.key, &body).await;
     assert_eq!(sent["recipients"][0]["status"], "queued");
     assert_eq!(sent["recipients"][1]["status"], "suppressed");
     let due: i64 = sqlx::query_scalar(

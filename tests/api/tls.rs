@@ -2,10 +2,9 @@
 //! `require_tls` route never sends in clear, and sessions are reused.
 
 use serde_json::json;
-use tern::config::TransportRule;
 use tern::delivery::worker::Worker;
 
-use crate::helpers::{json_of, recipient, spawn_app_with};
+use crate::helpers::{loopback_route, recipient, spawn_app_with};
 use crate::peers::{Sink, TlsPeer};
 
 #[tokio::test]
@@ -14,32 +13,18 @@ async fn starttls_is_used_when_offered_and_required_tls_is_never_skipped() {
     let clear = Sink::start(&[]);
     let app = spawn_app_with(|s| {
         s.delivery.transports = vec![
-            TransportRule {
-                domain: "tls.test".into(),
-                host: "127.0.0.1".into(),
-                port: Some(peer.port),
-                require_tls: false,
-            },
-            TransportRule {
-                domain: "strict.test".into(),
-                host: "127.0.0.1".into(),
-                port: Some(clear.port),
-                require_tls: true,
-            },
+            loopback_route("tls.test", peer.port, false),
+            loopback_route("strict.test", clear.port, true),
         ];
     })
     .await;
     let t = app.live_tenant("ann@example.com", "shop.test").await;
-    let sent = json_of(
-        app.post(
-            "/v1/messages",
+    let sent = app
+        .send(
             &t.key,
             &json!({"from": "a@shop.test", "to": ["x@tls.test", "y@strict.test"], "text": "secret"}),
         )
-        .await,
-        202,
-    )
-    .await;
+        .await;
     let worker = Worker::new(app.db.clone(), app.settings.clone()).await.unwrap();
     assert_eq!(worker.run_once().await.unwrap(), 2);
 
@@ -76,12 +61,7 @@ async fn starttls_is_used_when_offered_and_required_tls_is_never_skipped() {
 async fn consecutive_messages_to_one_host_share_an_encrypted_session() {
     let peer = TlsPeer::start();
     let app = spawn_app_with(|s| {
-        s.delivery.transports = vec![TransportRule {
-            domain: "tls.test".into(),
-            host: "127.0.0.1".into(),
-            port: Some(peer.port),
-            require_tls: true,
-        }];
+        s.delivery.transports = vec![loopback_route("tls.test", peer.port, true)];
         s.delivery.batch_size = 1;
     })
     .await;
@@ -89,7 +69,7 @@ async fn consecutive_messages_to_one_host_share_an_encrypted_session() {
     let worker = Worker::new(app.db.clone(), app.settings.clone()).await.unwrap();
     for i in 0..3 {
         let body = json!({"from": "a@shop.test", "to": format!("r{i}@tls.test"), "text": format!("n{i}")});
-        json_of(app.post("/v1/messages", &t.key, &body).await, 202).await;
+        app.send(&t.key, &body).await;
         assert_eq!(worker.run_once().await.unwrap(), 1);
     }
     let messages = peer.messages();
@@ -102,7 +82,7 @@ async fn consecutive_messages_to_one_host_share_an_encrypted_session() {
     drop(peer);
     let peer = TlsPeer::start_on(app.settings.delivery.transports[0].port.unwrap(), "");
     let body = json!({"from": "a@shop.test", "to": "late@tls.test", "text": "after restart"});
-    json_of(app.post("/v1/messages", &t.key, &body).await, 202).await;
+    app.send(&t.key, &body).await;
     assert_eq!(worker.run_once().await.unwrap(), 1);
     let status: String = sqlx::query_scalar("SELECT status FROM recipients WHERE address = 'late@tls.test'")
         .fetch_one(&app.db)
@@ -118,12 +98,7 @@ async fn a_failed_handshake_falls_back_to_clear_unless_tls_is_required() {
     let app = spawn_app_with(|s| {
         s.delivery.transports = [("maybe.test", false), ("must.test", true)]
             .into_iter()
-            .map(|(domain, require_tls)| TransportRule {
-                domain: domain.into(),
-                host: "127.0.0.1".into(),
-                port: Some(peer.port),
-                require_tls,
-            })
+            .map(|(domain, require_tls)| loopback_route(domain, peer.port, require_tls))
             .collect();
     })
     .await;
@@ -133,7 +108,7 @@ async fn a_failed_handshake_falls_back_to_clear_unless_tls_is_required() {
     for round in 0..2 {
         let body = json!({"from": "a@shop.test", "to": [format!("x{round}@maybe.test"), format!("y{round}@must.test")],
                           "text": "hello"});
-        let sent = json_of(app.post("/v1/messages", &t.key, &body).await, 202).await;
+        let sent = app.send(&t.key, &body).await;
         assert_eq!(worker.run_once().await.unwrap(), 2);
         let detail = app.message(&t.key, &sent).await;
         let maybe = recipient(&detail, &format!("x{round}@maybe.test")).clone();

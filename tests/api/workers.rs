@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::helpers::{TestApp, json_of, spawn_app};
+use crate::helpers::{TestApp, spawn_app};
 use crate::peers::Sink;
 
 /// A `tern serve --role worker` process, with probes and metrics on
@@ -94,7 +94,7 @@ async fn send_many(app: &TestApp, key: &str, n: usize) {
     for i in 0..n {
         let body =
             json!({"from": "a@shop.test", "to": format!("r{i}@example.org"), "text": format!("message {i}")});
-        json_of(app.post("/v1/messages", key, &body).await, 202).await;
+        app.send(key, &body).await;
     }
 }
 
@@ -193,7 +193,7 @@ async fn a_slow_destination_does_not_hold_up_the_others() {
     let t = app.live_tenant("ann@example.com", "shop.test").await;
     for i in 0..2 {
         let body = json!({"from": "a@shop.test", "to": format!("s{i}@slow.test"), "text": "slow"});
-        json_of(app.post("/v1/messages", &t.key, &body).await, 202).await;
+        app.send(&t.key, &body).await;
     }
     send_many(&app, &t.key, 30).await;
     let _worker = WorkerProcess::start_with(
