@@ -18,6 +18,8 @@ use crate::db;
 /// After a partial batch, how long to let the queue fill before claiming
 /// again: claims stay batched under load instead of one per notification.
 const GATHER: Duration = Duration::from_millis(10);
+/// How often idle sessions and unused domain gates are looked at.
+const TIDY: Duration = Duration::from_secs(1);
 /// How often old idempotency keys are purged.
 const HOUSEKEEPING: Duration = Duration::from_secs(3600);
 
@@ -36,6 +38,7 @@ impl Worker {
         let in_hand_limit = delivery.concurrency.max(1);
         let mut jobs: JoinSet<anyhow::Result<()>> = JoinSet::new();
         let mut housekeeping_due = Instant::now();
+        let mut tidy_due = Instant::now();
         // When to claim next; `None` while the queue looked empty (then a
         // notification or the poll ends the wait).
         let mut next_claim = Some(Instant::now());
@@ -86,8 +89,11 @@ impl Worker {
                     next_claim.get_or_insert_with(Instant::now);
                 }
             }
-            worker.sessions.sweep();
-            worker.prune_gates();
+            if Instant::now() >= tidy_due {
+                tidy_due = Instant::now() + TIDY;
+                worker.sessions.sweep();
+                worker.prune_gates();
+            }
         }
         while let Some(done) = jobs.join_next().await {
             report(done);
