@@ -1,6 +1,7 @@
 //! A worker's main loop. Jobs (one SMTP transaction each) run as tasks, so
 //! a slow destination holds only its own slots: the loop claims more
-//! whenever fewer jobs are in hand than the worker runs at once. It wakes on
+//! whenever fewer jobs are ready to run (in hand, not waiting for a busy
+//! domain) than the worker runs at once. It wakes on
 //! `LISTEN` notifications, on a job finishing, or on the fallback poll.
 
 use std::future::Future;
@@ -18,6 +19,11 @@ use crate::db;
 /// After a partial batch, how long to let the queue fill before claiming
 /// again: claims stay batched under load instead of one per notification.
 const GATHER: Duration = Duration::from_millis(10);
+/// Jobs in hand, waiting for a busy domain included, at most this many
+/// times the worker's concurrency.
+const MAX_IN_HAND_FACTOR: usize = 10;
+/// While full, how often to look whether jobs have started waiting.
+const RECHECK: Duration = Duration::from_millis(50);
 /// How often idle sessions and unused domain gates are looked at.
 const TIDY: Duration = Duration::from_secs(1);
 /// How often old idempotency keys are purged.
@@ -35,7 +41,10 @@ impl Worker {
         let delivery = &worker.settings.delivery;
         let poll = Duration::from_millis(delivery.poll_interval_ms);
         let batch = usize::try_from(delivery.batch_size).unwrap_or(usize::MAX);
-        let in_hand_limit = delivery.concurrency.max(1);
+        let concurrency = delivery.concurrency.max(1);
+        // Jobs waiting for a busy domain do not count toward `concurrency`,
+        // but all jobs in hand together stay under this bound.
+        let in_hand_bound = concurrency * MAX_IN_HAND_FACTOR;
         let mut jobs: JoinSet<anyhow::Result<()>> = JoinSet::new();
         let mut housekeeping_due = Instant::now();
         let mut tidy_due = Instant::now();
@@ -48,7 +57,8 @@ impl Worker {
                 housekeeping_due = Instant::now() + HOUSEKEEPING;
                 worker.housekeeping().await;
             }
-            let room = jobs.len() < in_hand_limit;
+            let ready = jobs.len().saturating_sub(worker.waiting_for_domain());
+            let room = ready < concurrency && jobs.len() < in_hand_bound;
             if room && next_claim.is_some_and(|at| at <= Instant::now()) {
                 next_claim = match worker.claim().await {
                     Ok((claimed, count)) => {
@@ -71,7 +81,10 @@ impl Worker {
             }
             let wake = match next_claim {
                 Some(at) if room => at,
-                _ => Instant::now() + poll,
+                // No room: a job finishing wakes the loop, but so must a job
+                // that starts waiting for a busy domain, which never says so.
+                Some(_) => Instant::now() + RECHECK,
+                None => Instant::now() + poll,
             };
             tokio::select! {
                 () = &mut shutdown => break,

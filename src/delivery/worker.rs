@@ -3,6 +3,7 @@
 //! records every recipient's outcome before claiming more work.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -40,6 +41,24 @@ pub struct Worker {
     slots: Arc<Semaphore>,
     /// At most `delivery.per_domain_concurrency` to one domain.
     gates: Mutex<HashMap<String, Arc<Semaphore>>>,
+    /// Jobs waiting for their domain's gate.
+    waiting_for_domain: AtomicUsize,
+}
+
+/// Counts a job as waiting for its domain while alive.
+struct WaitingForDomain<'a>(&'a AtomicUsize);
+
+impl<'a> WaitingForDomain<'a> {
+    fn new(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::Relaxed);
+        WaitingForDomain(count)
+    }
+}
+
+impl Drop for WaitingForDomain<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// One message's recipients at one domain: one SMTP transaction.
@@ -101,6 +120,7 @@ impl Worker {
             ),
             slots: Arc::new(Semaphore::new(settings.delivery.concurrency.max(1))),
             gates: Mutex::new(HashMap::new()),
+            waiting_for_domain: AtomicUsize::new(0),
             settings,
         })
     }
@@ -155,7 +175,12 @@ impl Worker {
     pub(super) async fn run_job(&self, job: Job) -> anyhow::Result<()> {
         let gate = self.gate(&job.domain);
         let permits = tokio::time::timeout_at(job.deadline, async {
-            let domain = gate.acquire_owned().await?;
+            // While it waits for a busy domain, a job does not count as work
+            // in hand: the runner claims more for the other domains.
+            let domain = {
+                let _waiting = WaitingForDomain::new(&self.waiting_for_domain);
+                gate.acquire_owned().await?
+            };
             let slot = self.slots.clone().acquire_owned().await?;
             Ok::<_, tokio::sync::AcquireError>((domain, slot))
         })
@@ -199,6 +224,11 @@ impl Worker {
             .entry(domain.to_string())
             .or_insert_with(|| Arc::new(Semaphore::new(limit)))
             .clone()
+    }
+
+    /// Jobs in hand that wait for a busy domain rather than for a slot.
+    pub(super) fn waiting_for_domain(&self) -> usize {
+        self.waiting_for_domain.load(Ordering::Relaxed)
     }
 
     /// Forgets the gates of domains no job is using.

@@ -30,6 +30,17 @@ impl WorkerProcess {
         lease_secs: u64,
         concurrency: usize,
     ) -> WorkerProcess {
+        WorkerProcess::start_limited(app, routes, lease_secs, concurrency, concurrency)
+    }
+
+    /// With at most `per_domain` of the transactions to one domain.
+    fn start_limited(
+        app: &TestApp,
+        routes: &[(&str, u16)],
+        lease_secs: u64,
+        concurrency: usize,
+        per_domain: usize,
+    ) -> WorkerProcess {
         let transports: String = routes
             .iter()
             .map(|(domain, port)| {
@@ -48,7 +59,7 @@ impl WorkerProcess {
                  [http]\nops_listen = \"127.0.0.1:{ops_port}\"\n\
                  [log]\nfilter = \"warn\"\n\
                  [delivery]\nlease_secs = {lease_secs}\npoll_interval_ms = 200\nbatch_size = 10\n\
-                 concurrency = {concurrency}\nper_domain_concurrency = {concurrency}\n\
+                 concurrency = {concurrency}\nper_domain_concurrency = {per_domain}\n\
                  {transports}",
                 app.settings.database.url
             ),
@@ -185,30 +196,28 @@ async fn a_killed_worker_loses_no_message() {
 
 #[tokio::test]
 async fn a_slow_destination_does_not_hold_up_the_others() {
-    // The slow server takes ten seconds to answer each DATA; the fast one
-    // answers at once. The worker runs four transactions at a time.
-    let slow = Sink::start(&["-w", "10"]);
+    // The slow server takes five seconds to answer each DATA; the fast one
+    // answers at once. The worker runs four transactions at a time, two at
+    // most to one domain, and the six slow messages are the oldest: most of
+    // what it claims first waits for the slow domain.
+    let slow = Sink::start(&["-w", "5"]);
     let fast = Sink::start(&[]);
     let app = spawn_app().await;
     let t = app.live_tenant("ann@example.com", "shop.test").await;
-    for i in 0..2 {
+    for i in 0..6 {
         let body = json!({"from": "a@shop.test", "to": format!("s{i}@slow.test"), "text": "slow"});
         app.send(&t.key, &body).await;
     }
     send_many(&app, &t.key, 30).await;
-    let _worker = WorkerProcess::start_with(
-        &app,
-        &[("example.org", fast.port), ("slow.test", slow.port)],
-        60,
-        4,
-    );
-    // Thirty fast messages behind two slow ones, in well under ten seconds.
-    wait_until_sent(&app, 30, Duration::from_secs(8)).await;
+    let routes = [("example.org", fast.port), ("slow.test", slow.port)];
+    let _worker = WorkerProcess::start_limited(&app, &routes, 60, 4, 2);
+    // Thirty fast messages behind six slow ones, before the first slow answer.
+    wait_until_sent(&app, 30, Duration::from_secs(4)).await;
     let slow_sent: i64 =
         sqlx::query_scalar("SELECT count(*) FROM recipients WHERE domain = 'slow.test' AND status = 'sent'")
             .fetch_one(&app.db)
             .await
             .unwrap();
     assert_eq!(slow_sent, 0, "the slow server cannot have answered yet");
-    wait_until_sent(&app, 32, Duration::from_secs(30)).await;
+    wait_until_sent(&app, 36, Duration::from_secs(60)).await;
 }
