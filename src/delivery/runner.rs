@@ -30,8 +30,9 @@ const TIDY: Duration = Duration::from_secs(1);
 const HOUSEKEEPING: Duration = Duration::from_secs(3600);
 
 impl Worker {
-    /// Runs until `shutdown` resolves, then lets the jobs in hand finish
-    /// (each within its lease) and closes cached sessions.
+    /// Runs until `shutdown` resolves; then jobs waiting to start give their
+    /// recipients back, those under way finish (each within its lease), and
+    /// cached sessions are closed.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
         let worker = Arc::new(self);
         let mut listener = PgListener::connect_with(&worker.db)
@@ -108,6 +109,11 @@ impl Worker {
                 worker.prune_gates();
             }
         }
+        tracing::info!(
+            jobs = jobs.len(),
+            "stopping: waiting jobs give their recipients back"
+        );
+        worker.stop_waiting_jobs();
         while let Some(done) = jobs.join_next().await {
             report(done);
         }

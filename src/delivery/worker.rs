@@ -43,6 +43,8 @@ pub struct Worker {
     gates: Mutex<HashMap<String, Arc<Semaphore>>>,
     /// Jobs waiting for their domain's gate.
     waiting_for_domain: AtomicUsize,
+    /// Set on shutdown.
+    stopping: tokio::sync::watch::Sender<bool>,
 }
 
 /// Counts a job as waiting for its domain while alive.
@@ -121,6 +123,7 @@ impl Worker {
             slots: Arc::new(Semaphore::new(settings.delivery.concurrency.max(1))),
             gates: Mutex::new(HashMap::new()),
             waiting_for_domain: AtomicUsize::new(0),
+            stopping: tokio::sync::watch::Sender::new(false),
             settings,
         })
     }
@@ -174,7 +177,7 @@ impl Worker {
     /// gives its recipients back; one that cannot finish by then is deferred.
     pub(super) async fn run_job(&self, job: Job) -> anyhow::Result<()> {
         let gate = self.gate(&job.domain);
-        let permits = tokio::time::timeout_at(job.deadline, async {
+        let acquire = async {
             // While it waits for a busy domain, a job does not count as work
             // in hand: the runner claims more for the other domains.
             let domain = {
@@ -183,16 +186,19 @@ impl Worker {
             };
             let slot = self.slots.clone().acquire_owned().await?;
             Ok::<_, tokio::sync::AcquireError>((domain, slot))
-        })
-        .await;
-        let _permits = match permits {
-            Ok(permits) => permits?,
-            Err(_) => {
-                for recipient in &job.recipients {
-                    queue::release(&self.db, &self.id, recipient.id).await?;
-                }
-                return Ok(());
-            }
+        };
+        let mut stopping = self.stopping.subscribe();
+        // A job that has not started by its deadline, or when the worker
+        // stops, gives its recipients back for a fresh claim.
+        let _permits = tokio::select! {
+            permits = tokio::time::timeout_at(job.deadline, acquire) => match permits {
+                Ok(permits) => permits?,
+                Err(_) => return self.give_back(&job).await,
+            },
+            () = async {
+                // The guard `wait_for` returns must not live across an await.
+                let _ = stopping.wait_for(|stop| *stop).await.map(|_| ());
+            } => return self.give_back(&job).await,
         };
         let delivery = self.deliver(job.message, &job.domain, &job.recipients);
         let attempts = match tokio::time::timeout_at(job.deadline, delivery).await {
@@ -213,6 +219,19 @@ impl Worker {
             .map(|(recipient, attempt)| (recipient, self.outcome(recipient, attempt)))
             .collect();
         self.record(outcomes).await
+    }
+
+    async fn give_back(&self, job: &Job) -> anyhow::Result<()> {
+        for recipient in &job.recipients {
+            queue::release(&self.db, &self.id, recipient.id).await?;
+        }
+        Ok(())
+    }
+
+    /// Stops jobs that are waiting to start: they give their recipients
+    /// back. Jobs already talking to a server finish.
+    pub(super) fn stop_waiting_jobs(&self) {
+        self.stopping.send_replace(true);
     }
 
     /// The concurrency gate of a domain.

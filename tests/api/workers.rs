@@ -221,3 +221,46 @@ async fn a_slow_destination_does_not_hold_up_the_others() {
     assert_eq!(slow_sent, 0, "the slow server cannot have answered yet");
     wait_until_sent(&app, 36, Duration::from_secs(60)).await;
 }
+
+#[tokio::test]
+async fn sigterm_finishes_what_is_under_way_and_gives_back_the_rest() {
+    // Two transactions at a time, each waiting three seconds for its DATA
+    // reply; six messages. At one second two are under way, four waiting.
+    let slow = Sink::start(&["-w", "3"]);
+    let app = spawn_app().await;
+    let t = app.live_tenant("ann@example.com", "shop.test").await;
+    send_many(&app, &t.key, 6).await;
+    let mut worker = WorkerProcess::start(&app, slow.port, 60, 2);
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let term = Command::new("kill")
+        .args(["-TERM", &worker.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let start = Instant::now();
+    let exited = loop {
+        if let Some(status) = worker.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the worker did not stop"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(exited.success(), "{exited:?}");
+    let (sent, queued, leased): (i64, i64, i64) = sqlx::query_as(
+        "SELECT count(*) FILTER (WHERE status = 'sent'),
+                count(*) FILTER (WHERE status = 'queued'),
+                count(*) FILTER (WHERE lease_owner IS NOT NULL)
+         FROM recipients",
+    )
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(
+        (sent, queued, leased),
+        (2, 4, 0),
+        "under way finished, the rest given back"
+    );
+}
