@@ -196,42 +196,58 @@ async fn a_killed_worker_loses_no_message() {
 
 #[tokio::test]
 async fn a_slow_destination_does_not_hold_up_the_others() {
-    // The slow server takes five seconds to answer each DATA; the fast one
+    // The slow server takes eight seconds to answer each DATA; the fast one
     // answers at once. The worker runs four transactions at a time, two at
-    // most to one domain, and the six slow messages are the oldest: most of
+    // most to one domain, and the four slow messages are the oldest: much of
     // what it claims first waits for the slow domain.
-    let slow = Sink::start(&["-w", "5"]);
+    let slow = Sink::start(&["-w", "8"]);
     let fast = Sink::start(&[]);
     let app = spawn_app().await;
     let t = app.live_tenant("ann@example.com", "shop.test").await;
-    for i in 0..6 {
+    for i in 0..4 {
         let body = json!({"from": "a@shop.test", "to": format!("s{i}@slow.test"), "text": "slow"});
         app.send(&t.key, &body).await;
     }
     send_many(&app, &t.key, 30).await;
     let routes = [("example.org", fast.port), ("slow.test", slow.port)];
     let _worker = WorkerProcess::start_limited(&app, &routes, 60, 4, 2);
-    // Thirty fast messages behind six slow ones, before the first slow answer.
-    wait_until_sent(&app, 30, Duration::from_secs(4)).await;
+    // Thirty fast messages behind four slow ones, before the first slow answer.
+    wait_until_sent(&app, 30, Duration::from_secs(6)).await;
     let slow_sent: i64 =
         sqlx::query_scalar("SELECT count(*) FROM recipients WHERE domain = 'slow.test' AND status = 'sent'")
             .fetch_one(&app.db)
             .await
             .unwrap();
     assert_eq!(slow_sent, 0, "the slow server cannot have answered yet");
-    wait_until_sent(&app, 36, Duration::from_secs(60)).await;
+    wait_until_sent(&app, 34, Duration::from_secs(60)).await;
 }
 
 #[tokio::test]
 async fn sigterm_finishes_what_is_under_way_and_gives_back_the_rest() {
     // Two transactions at a time, each waiting three seconds for its DATA
-    // reply; six messages. At one second two are under way, four waiting.
+    // reply; six messages: two under way, four waiting when it is stopped.
     let slow = Sink::start(&["-w", "3"]);
     let app = spawn_app().await;
     let t = app.live_tenant("ann@example.com", "shop.test").await;
     send_many(&app, &t.key, 6).await;
     let mut worker = WorkerProcess::start(&app, slow.port, 60, 2);
-    tokio::time::sleep(Duration::from_millis(1000)).await;
+    // Once everything is claimed, two transactions start at once.
+    let start = Instant::now();
+    loop {
+        let leased: i64 = sqlx::query_scalar("SELECT count(*) FROM recipients WHERE lease_owner IS NOT NULL")
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+        if leased == 6 {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the worker claimed nothing"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(700)).await;
     let term = Command::new("kill")
         .args(["-TERM", &worker.child.id().to_string()])
         .status()
