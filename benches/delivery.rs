@@ -426,9 +426,8 @@ impl Bench {
             let start = Instant::now();
             let claimed = tern::db::queue::claim(&pool, "bench", 50, lease).await?;
             times.push(start.elapsed());
-            for recipient in claimed {
-                tern::db::queue::release(&pool, "bench", recipient.id).await?;
-            }
+            let ids: Vec<uuid::Uuid> = claimed.iter().map(|r| r.id).collect();
+            tern::db::queue::release_all(&pool, "bench", &ids).await?;
         }
         times.sort();
         let mean = times.iter().sum::<Duration>().as_secs_f64() * 1000.0 / times.len() as f64;

@@ -49,17 +49,24 @@ pub async fn claim(pool: &PgPool, worker: &str, batch: i64, lease: Duration) -> 
     .await
 }
 
-/// Gives a claimed recipient back without an attempt (e.g. on shutdown).
+/// Gives a claimed recipient back without an attempt (e.g. on shutdown);
+/// returns whether `worker` still held it.
 pub async fn release(pool: &PgPool, worker: &str, id: Uuid) -> sqlx::Result<bool> {
+    Ok(release_all(pool, worker, &[id]).await? == 1)
+}
+
+/// Gives claimed recipients back without an attempt, in one statement;
+/// returns how many `worker` still held.
+pub async fn release_all(pool: &PgPool, worker: &str, ids: &[Uuid]) -> sqlx::Result<u64> {
     let done = sqlx::query(
         "UPDATE recipients SET lease_owner = NULL, lease_expires_at = NULL
-         WHERE id = $1 AND lease_owner = $2",
+         WHERE id = ANY($1) AND lease_owner = $2",
     )
-    .bind(id)
+    .bind(ids)
     .bind(worker)
     .execute(pool)
     .await?;
-    Ok(done.rows_affected() == 1)
+    Ok(done.rows_affected())
 }
 
 /// What a delivery attempt came to for one recipient.

@@ -77,7 +77,7 @@ impl Connector {
         if result.is_err() {
             crate::monitoring::smtp_session(started.elapsed(), false);
         }
-        result.map(|client| Session::new(client, destination.host.clone()))
+        result.map(Session::new)
     }
 
     async fn handshake(

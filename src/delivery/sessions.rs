@@ -13,18 +13,15 @@ use super::smtp_client::SmtpClient;
 /// One established session, ready for MAIL FROM.
 pub struct Session {
     pub client: SmtpClient<Connection>,
-    /// The host name the session was opened for (MX, relay…).
-    pub host: String,
     opened: Instant,
     idle_since: Instant,
 }
 
 impl Session {
-    pub fn new(client: SmtpClient<Connection>, host: String) -> Session {
+    pub fn new(client: SmtpClient<Connection>) -> Session {
         let now = Instant::now();
         Session {
             client,
-            host,
             opened: now,
             idle_since: now,
         }
@@ -143,15 +140,6 @@ impl SessionCache {
         for session in all {
             session.close(true).await;
         }
-    }
-
-    /// How many idle sessions are cached.
-    pub fn len(&self) -> usize {
-        self.lock().values().map(Vec::len).sum()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 

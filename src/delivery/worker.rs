@@ -222,9 +222,8 @@ impl Worker {
     }
 
     async fn give_back(&self, job: &Job) -> anyhow::Result<()> {
-        for recipient in &job.recipients {
-            queue::release(&self.db, &self.id, recipient.id).await?;
-        }
+        let ids: Vec<Uuid> = job.recipients.iter().map(|r| r.id).collect();
+        queue::release_all(&self.db, &self.id, &ids).await?;
         Ok(())
     }
 
