@@ -110,17 +110,26 @@ async fn send_many(app: &TestApp, key: &str, n: usize) {
 }
 
 async fn wait_until_sent(app: &TestApp, n: i64, limit: Duration) {
+    wait_until_count(app, "status = 'sent'", n, limit).await;
+}
+
+/// Waits until exactly `n` recipients match `condition` (SQL).
+async fn wait_until_count(app: &TestApp, condition: &str, n: i64, limit: Duration) {
     let start = Instant::now();
+    let query = format!("SELECT count(*) FROM recipients WHERE {condition}");
     loop {
-        let sent: i64 = sqlx::query_scalar("SELECT count(*) FROM recipients WHERE status = 'sent'")
+        let count: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(query.clone()))
             .fetch_one(&app.db)
             .await
             .unwrap();
-        if sent == n {
+        if count == n {
             return;
         }
-        assert!(start.elapsed() < limit, "only {sent} of {n} sent after {limit:?}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(
+            start.elapsed() < limit,
+            "only {count} of {n} with {condition} after {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
@@ -232,21 +241,7 @@ async fn sigterm_finishes_what_is_under_way_and_gives_back_the_rest() {
     send_many(&app, &t.key, 6).await;
     let mut worker = WorkerProcess::start(&app, slow.port, 60, 2);
     // Once everything is claimed, two transactions start at once.
-    let start = Instant::now();
-    loop {
-        let leased: i64 = sqlx::query_scalar("SELECT count(*) FROM recipients WHERE lease_owner IS NOT NULL")
-            .fetch_one(&app.db)
-            .await
-            .unwrap();
-        if leased == 6 {
-            break;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "the worker claimed nothing"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_until_count(&app, "lease_owner IS NOT NULL", 6, Duration::from_secs(20)).await;
     tokio::time::sleep(Duration::from_millis(700)).await;
     let term = Command::new("kill")
         .args(["-TERM", &worker.child.id().to_string()])
