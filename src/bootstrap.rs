@@ -9,10 +9,11 @@ use uuid::Uuid;
 use crate::auth::{api_key, password};
 use crate::config::Settings;
 use crate::db;
-use crate::db::domains::{DkimAlgorithm, NewDomain};
-use crate::db::servers::ServerMode;
-use crate::db::users::User;
+use crate::db::domains::NewDomain;
+use crate::db::users::UserRow;
+use crate::domain::DkimAlgorithm;
 use crate::domain::EmailAddress;
+use crate::domain::ServerMode;
 use crate::mail::keys;
 
 fn random_password() -> String {
@@ -29,7 +30,7 @@ pub async fn create_admin(
     email: &str,
     name: &str,
     given: Option<String>,
-) -> anyhow::Result<(User, Option<String>)> {
+) -> anyhow::Result<(UserRow, Option<String>)> {
     EmailAddress::parse(email).map_err(|e| anyhow::anyhow!("--email {e}"))?;
     let generated = given.is_none().then(random_password);
     let plain = given.or_else(|| generated.clone()).unwrap_or_default();

@@ -5,10 +5,12 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
+use crate::bootstrap;
 use crate::config::Settings;
 use crate::delivery::worker::Worker;
-use crate::startup::{AppState, Application, connect_and_migrate};
-use crate::{bootstrap, telemetry};
+use crate::observability::logs;
+use crate::startup::{Application, connect_and_migrate};
+use crate::state::AppState;
 
 /// Tern: a self-hosted, HTTP-API-first transactional email platform.
 #[derive(Debug, Parser)]
@@ -76,7 +78,7 @@ pub async fn run() -> anyhow::Result<()> {
         return Ok(());
     }
     let settings = Settings::load(cli.config.as_deref())?;
-    telemetry::init(&settings.log);
+    logs::init(&settings.log);
     let pool = connect_and_migrate(&settings).await?;
     match cli.command {
         Command::Migrate => {

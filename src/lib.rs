@@ -1,10 +1,12 @@
 //! Tern: a self-hosted, HTTP-API-first transactional email platform.
 //!
-//! Data flow of a send: `api::send` (HTTP) → `sending` (validate, build with
-//! `mail::build`, sign with `mail::dkim`) → `db::messages` (one atomic insert
-//! of the message and a row per recipient, which is the delivery queue) →
-//! `delivery` (workers claim recipients from `db::queue`, route them, send
-//! over SMTP and record each outcome). `monitoring` counts along the way.
+//! Data flow of a send: `api::send` (HTTP: parse and validate the request)
+//! → `sending::send` (authenticate, idempotency, sender domain, build with
+//! `mail::build`, sign with `mail::dkim`, suppression) → `db::messages` (one
+//! atomic insert of the message and a row per recipient, which is the
+//! delivery queue) → `delivery` (workers claim recipients from `db::queue`,
+//! route them, send over SMTP and record each outcome). `observability`
+//! counts along the way. ARCHITECTURE.md draws the layers and their rules.
 
 pub mod api;
 pub mod auth;
@@ -15,9 +17,8 @@ pub mod db;
 pub mod delivery;
 pub mod dns;
 pub mod domain;
-pub mod error;
 pub mod mail;
-pub mod monitoring;
+pub mod observability;
 pub mod sending;
 pub mod startup;
-pub mod telemetry;
+pub mod state;

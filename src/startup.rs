@@ -1,63 +1,14 @@
-//! Builds the application (pool, migrations, state, router) and runs it.
+//! Opens the database and binds the HTTP listeners of a process.
 
 use std::future::Future;
-use std::ops::Deref;
-use std::sync::Arc;
 
 use anyhow::Context;
-use hickory_resolver::TokioResolver;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 
-use crate::auth::session::SessionKeys;
-use crate::auth::throttle::LoginThrottle;
 use crate::config::Settings;
-use crate::mail::dkim::SignerCache;
-use crate::{api, db, dns};
-
-/// Shared, read-only state of an API process.
-#[derive(Clone)]
-pub struct AppState(Arc<AppInner>);
-
-/// What [`AppState`] holds.
-pub struct AppInner {
-    pub db: PgPool,
-    pub settings: Settings,
-    pub sessions: SessionKeys,
-    pub resolver: TokioResolver,
-    pub signers: SignerCache,
-    pub login_throttle: LoginThrottle,
-}
-
-impl Deref for AppState {
-    type Target = AppInner;
-    fn deref(&self) -> &AppInner {
-        &self.0
-    }
-}
-
-impl AppState {
-    /// Builds the state on an open, migrated pool.
-    pub async fn new(db: PgPool, settings: Settings) -> anyhow::Result<AppState> {
-        let secret = match &settings.auth.jwt_secret {
-            Some(secret) => secret.as_bytes().to_vec(),
-            None => db::secrets::get_or_create(&db, "session_jwt", 32)
-                .await
-                .context("loading the session secret")?,
-        };
-        let sessions = SessionKeys::new(&secret, settings.auth.session_ttl_secs);
-        crate::monitoring::handle();
-        let resolver = dns::resolver::build(&settings.dns).context("building the DNS resolver")?;
-        Ok(AppState(Arc::new(AppInner {
-            db,
-            sessions,
-            resolver,
-            signers: SignerCache::default(),
-            login_throttle: LoginThrottle::default(),
-            settings,
-        })))
-    }
-}
+use crate::state::AppState;
+use crate::{api, db};
 
 /// Connects and applies pending migrations.
 pub async fn connect_and_migrate(settings: &Settings) -> anyhow::Result<PgPool> {

@@ -3,17 +3,48 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::extract::UserSession;
 use super::extract::{ApiJson, ApiPath, require_write, valid_name};
 use super::servers::visible as visible_server;
-use crate::auth::{UserSession, api_key};
+use crate::api::error::{ApiError, ErrorBody};
+use crate::auth::api_key;
 use crate::db;
-use crate::db::api_keys::ApiKey;
-use crate::error::{ApiError, ErrorBody};
-use crate::startup::AppState;
+use crate::db::api_keys::ApiKeyRow;
+use crate::state::AppState;
+
+/// An API key as listed: never the secret.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ApiKey {
+    pub id: Uuid,
+    pub server_id: Uuid,
+    #[schema(example = "production web app")]
+    pub name: String,
+    /// The start of the key, to tell keys apart.
+    #[schema(example = "tern_3f9a1c2b7d4e")]
+    pub prefix: String,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+impl From<db::api_keys::ApiKeyRow> for ApiKey {
+    fn from(row: db::api_keys::ApiKeyRow) -> Self {
+        ApiKey {
+            id: row.id,
+            server_id: row.server_id,
+            name: row.name,
+            prefix: row.prefix,
+            created_at: row.created_at,
+            last_used_at: row.last_used_at,
+            revoked_at: row.revoked_at,
+        }
+    }
+}
 
 /// Input for creating an API key.
 #[derive(Deserialize, ToSchema)]
@@ -45,7 +76,7 @@ pub struct ApiKeyList {
     pub data: Vec<ApiKey>,
 }
 
-async fn visible(state: &AppState, user: Uuid, id: Uuid) -> Result<ApiKey, ApiError> {
+async fn visible(state: &AppState, user: Uuid, id: Uuid) -> Result<ApiKeyRow, ApiError> {
     db::api_keys::get_for_user(&state.db, user, id)
         .await?
         .ok_or_else(|| ApiError::not_found("API key"))
@@ -62,7 +93,9 @@ pub async fn list_api_keys(
 ) -> Result<Json<ApiKeyList>, ApiError> {
     visible_server(&state, session.user_id, server).await?;
     let data = db::api_keys::list(&state.db, session.user_id, server).await?;
-    Ok(Json(ApiKeyList { data }))
+    Ok(Json(ApiKeyList {
+        data: data.into_iter().map(ApiKey::from).collect(),
+    }))
 }
 
 /// Creates an API key (owner or admin). The secret is returned once.
@@ -82,7 +115,7 @@ pub async fn create_api_key(
     Ok((
         StatusCode::CREATED,
         Json(CreatedApiKey {
-            key,
+            key: key.into(),
             secret: new.secret,
         }),
     ))
@@ -97,7 +130,7 @@ pub async fn get_api_key(
     session: UserSession,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Json<ApiKey>, ApiError> {
-    Ok(Json(visible(&state, session.user_id, id).await?))
+    Ok(Json(visible(&state, session.user_id, id).await?.into()))
 }
 
 /// Renames an API key (owner or admin).
@@ -114,7 +147,7 @@ pub async fn update_api_key(
     require_write(visible(&state, session.user_id, id).await?.role)?;
     let name = valid_name("name", &input.name)?;
     db::api_keys::rename(&state.db, id, &name).await?;
-    Ok(Json(visible(&state, session.user_id, id).await?))
+    Ok(Json(visible(&state, session.user_id, id).await?.into()))
 }
 
 /// Revokes an API key at once (owner or admin). The key stays listed.

@@ -5,13 +5,35 @@ use axum::extract::State;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use uuid::Uuid;
 
 use super::extract::ApiJson;
-use crate::auth::{UserSession, password};
+use super::extract::UserSession;
+use crate::api::error::{ApiError, ErrorBody};
+use crate::auth::password;
 use crate::db;
-use crate::db::users::User;
-use crate::error::{ApiError, ErrorBody};
-use crate::startup::AppState;
+use crate::state::AppState;
+
+/// An admin user, as the API shows it (never the password hash).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct User {
+    pub id: Uuid,
+    #[schema(example = "admin@example.com")]
+    pub email: String,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<db::users::UserRow> for User {
+    fn from(row: db::users::UserRow) -> Self {
+        User {
+            id: row.id,
+            email: row.email,
+            name: row.name,
+            created_at: row.created_at,
+        }
+    }
+}
 
 /// Credentials of an admin user.
 #[derive(Deserialize, ToSchema)]
@@ -77,7 +99,7 @@ pub async fn login(
     Ok(Json(LoginResponse {
         token,
         expires_at,
-        user,
+        user: user.into(),
     }))
 }
 
@@ -91,6 +113,6 @@ pub async fn login(
 pub async fn me(State(state): State<AppState>, session: UserSession) -> Result<Json<User>, ApiError> {
     db::users::get(&state.db, session.user_id)
         .await?
-        .map(Json)
+        .map(|user| Json(user.into()))
         .ok_or_else(|| ApiError::unauthorized("invalid_token", "session token is invalid or expired"))
 }

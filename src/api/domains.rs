@@ -8,16 +8,17 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::extract::UserSession;
 use super::extract::{ApiJson, ApiPath, require_write};
 use super::servers::visible as visible_server;
-use crate::auth::UserSession;
+use crate::api::error::{ApiError, ErrorBody, ResultExt};
 use crate::db;
-use crate::db::domains::{DkimAlgorithm, Domain, NewDomain};
+use crate::db::domains::{Domain, NewDomain};
 use crate::dns::records::{self, DnsRecord};
+use crate::domain::DkimAlgorithm;
 use crate::domain::DomainName;
-use crate::error::{ApiError, ErrorBody, ResultExt};
 use crate::mail::keys;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// Input for adding a sending domain.
 #[derive(Deserialize, ToSchema)]
@@ -62,7 +63,7 @@ pub struct DomainList {
 
 fn view(state: &AppState, d: Domain) -> DomainView {
     DomainView {
-        dns_records: records::for_domain(&d, &state.settings),
+        dns_records: records::for_domain(&d.dns(), &state.settings),
         id: d.id,
         server_id: d.server_id,
         name: d.name,
@@ -192,7 +193,7 @@ pub async fn verify_domain(
 ) -> Result<Json<DomainView>, ApiError> {
     let domain = visible(&state, session.user_id, id).await?;
     require_write(domain.role)?;
-    let result = crate::dns::verify::check(&state.resolver, &domain, &state.settings).await;
+    let result = crate::dns::verify::check(&state.resolver, &domain.dns(), &state.settings).await;
     db::domains::record_check(&state.db, id, &result).await?;
     Ok(Json(view(&state, visible(&state, session.user_id, id).await?)))
 }

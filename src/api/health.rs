@@ -5,9 +5,9 @@ use axum::extract::State;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::api::error::ApiError;
 use crate::db::MIGRATOR;
-use crate::error::ApiError;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// A probe's answer.
 #[derive(Serialize, ToSchema)]
@@ -27,16 +27,16 @@ pub async fn healthz() -> Json<Health> {
 #[utoipa::path(get, path = "/readyz", operation_id = "readyz", tag = "health",
     responses(
         (status = 200, description = "Ready to serve", body = Health),
-        (status = 503, description = "Database unreachable or schema behind", body = crate::error::ErrorBody),
+        (status = 503, description = "Database unreachable or schema behind", body = crate::api::error::ErrorBody),
     ))]
 pub async fn readyz(
     State(state): State<AppState>,
-) -> Result<Json<Health>, (axum::http::StatusCode, Json<crate::error::ErrorBody>)> {
+) -> Result<Json<Health>, (axum::http::StatusCode, Json<crate::api::error::ErrorBody>)> {
     let unavailable = |message: &str| {
         (
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
-            Json(crate::error::ErrorBody {
-                error: crate::error::ErrorDetail {
+            Json(crate::api::error::ErrorBody {
+                error: crate::api::error::ErrorDetail {
                     code: "not_ready",
                     message: message.to_string(),
                     field: None,
@@ -74,6 +74,6 @@ pub async fn metrics(State(state): State<AppState>) -> impl axum::response::Into
             axum::http::header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        crate::monitoring::render(&state.db).await,
+        crate::observability::metrics::render(&state.db).await,
     )
 }

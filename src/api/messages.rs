@@ -15,12 +15,77 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::extract::{ApiPath, ApiQuery};
+use crate::api::error::{ApiError, ErrorBody};
 use crate::auth::ServerAuth;
 use crate::db;
-use crate::db::messages::{Event, ListFilter, MessageRow, Recipient, RecipientStatus};
-use crate::error::{ApiError, ErrorBody};
+use crate::db::messages::{ListFilter, MessageRow};
+use crate::domain::{RecipientKind, RecipientStatus};
 use crate::mail::raw::header_fields;
-use crate::startup::AppState;
+use crate::state::AppState;
+
+/// A recipient of a message and its delivery state.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Recipient {
+    pub id: Uuid,
+    #[schema(example = "jane@example.org")]
+    pub address: String,
+    pub kind: RecipientKind,
+    pub status: RecipientStatus,
+    /// Delivery attempts so far.
+    pub attempts: i32,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    /// The last reply from the receiving server (or the local reason), if any.
+    #[schema(example = "250 2.0.0 Ok: queued as 4BzTqv")]
+    pub last_reply: Option<String>,
+    /// The host the last attempt talked to (MX, smart host or transport).
+    #[schema(example = "mx1.example.org")]
+    pub last_host: Option<String>,
+    /// Whether the last attempt's session was encrypted with STARTTLS.
+    pub last_tls: Option<bool>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<db::messages::RecipientRow> for Recipient {
+    fn from(row: db::messages::RecipientRow) -> Self {
+        Recipient {
+            id: row.id,
+            address: row.address,
+            kind: row.kind,
+            status: row.status,
+            attempts: row.attempts,
+            next_attempt_at: row.next_attempt_at,
+            last_reply: row.last_reply,
+            last_host: row.last_host,
+            last_tls: row.last_tls,
+            updated_at: row.updated_at,
+        }
+    }
+}
+
+/// Something that happened to a message or one of its recipients.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Event {
+    pub id: i64,
+    pub recipient_id: Option<Uuid>,
+    /// `accepted`, then one per recipient transition (`queued`, `held`, …).
+    #[schema(example = "held")]
+    pub kind: String,
+    #[schema(value_type = Object)]
+    pub detail: serde_json::Value,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<db::messages::EventRow> for Event {
+    fn from(row: db::messages::EventRow) -> Self {
+        Event {
+            id: row.id,
+            recipient_id: row.recipient_id,
+            kind: row.kind,
+            detail: row.detail,
+            created_at: row.created_at,
+        }
+    }
+}
 
 /// One header of the stored message, unfolded.
 #[derive(Serialize, ToSchema)]
@@ -159,8 +224,8 @@ pub async fn get_message(
         .collect();
     let raw = (params.include.as_deref() == Some("raw")).then(|| STANDARD.encode(&source));
     Ok(Json(MessageDetail {
-        summary: summary(row, recipients),
-        events,
+        summary: summary(row, recipients.into_iter().map(Recipient::from).collect()),
+        events: events.into_iter().map(Event::from).collect(),
         headers,
         raw,
     }))
@@ -227,7 +292,7 @@ pub async fn list_messages(
         by_message
             .entry(recipient.message_id)
             .or_default()
-            .push(recipient);
+            .push(recipient.into());
     }
     let data = rows
         .into_iter()

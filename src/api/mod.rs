@@ -4,6 +4,7 @@
 pub mod api_keys;
 pub mod auth;
 pub mod domains;
+pub mod error;
 pub mod extract;
 pub mod health;
 pub mod messages;
@@ -29,8 +30,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::error::ApiError;
-use crate::startup::AppState;
+use crate::api::error::ApiError;
+use crate::state::AppState;
 
 /// The header carrying each request's id, in requests and responses.
 pub const REQUEST_ID: &str = "x-request-id";
@@ -56,7 +57,7 @@ with a stable `code`.",
         (name = "api-keys", description = "Server API keys"),
         (name = "health", description = "Probes and metrics"),
     ),
-    components(schemas(crate::error::ErrorBody, crate::error::ErrorDetail))
+    components(schemas(crate::api::error::ErrorBody, crate::api::error::ErrorDetail))
 )]
 struct ApiDoc;
 

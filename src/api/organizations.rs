@@ -3,16 +3,64 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::extract::UserSession;
 use super::extract::{ApiJson, ApiPath, require_write, valid_name};
-use crate::auth::UserSession;
-use crate::db::organizations::{Member, Organization};
-use crate::db::{self, Role};
-use crate::error::{ApiError, ErrorBody};
-use crate::startup::AppState;
+use crate::api::error::{ApiError, ErrorBody};
+use crate::db;
+use crate::db::organizations::OrganizationRow;
+use crate::domain::Role;
+use crate::state::AppState;
+
+/// An organization, with the caller's role in it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Organization {
+    pub id: Uuid,
+    #[schema(example = "Acme Inc.")]
+    pub name: String,
+    /// The calling user's role.
+    pub role: Role,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<db::organizations::OrganizationRow> for Organization {
+    fn from(row: db::organizations::OrganizationRow) -> Self {
+        Organization {
+            id: row.id,
+            name: row.name,
+            role: row.role,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        }
+    }
+}
+
+/// A user's membership of an organization.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Member {
+    pub user_id: Uuid,
+    pub email: String,
+    pub name: String,
+    pub role: Role,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<db::organizations::MemberRow> for Member {
+    fn from(row: db::organizations::MemberRow) -> Self {
+        Member {
+            user_id: row.user_id,
+            email: row.email,
+            name: row.name,
+            role: row.role,
+            created_at: row.created_at,
+        }
+    }
+}
 
 /// Input for creating or renaming an organization.
 #[derive(Deserialize, ToSchema)]
@@ -44,7 +92,7 @@ pub struct MemberInput {
 }
 
 /// The organization if the caller is a member, else a 404.
-pub async fn visible(state: &AppState, user: Uuid, id: Uuid) -> Result<Organization, ApiError> {
+pub async fn visible(state: &AppState, user: Uuid, id: Uuid) -> Result<OrganizationRow, ApiError> {
     db::organizations::get_for_user(&state.db, user, id)
         .await?
         .ok_or_else(|| ApiError::not_found("organization"))
@@ -70,7 +118,9 @@ pub async fn list_organizations(
     session: UserSession,
 ) -> Result<Json<OrganizationList>, ApiError> {
     let data = db::organizations::list_for_user(&state.db, session.user_id).await?;
-    Ok(Json(OrganizationList { data }))
+    Ok(Json(OrganizationList {
+        data: data.into_iter().map(Organization::from).collect(),
+    }))
 }
 
 /// Creates an organization; the caller becomes its owner.
@@ -84,7 +134,7 @@ pub async fn create_organization(
 ) -> Result<(StatusCode, Json<Organization>), ApiError> {
     let name = valid_name("name", &input.name)?;
     let org = db::organizations::create(&state.db, session.user_id, &name).await?;
-    Ok((StatusCode::CREATED, Json(org)))
+    Ok((StatusCode::CREATED, Json(org.into())))
 }
 
 /// Gets one organization.
@@ -96,7 +146,7 @@ pub async fn get_organization(
     session: UserSession,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Json<Organization>, ApiError> {
-    Ok(Json(visible(&state, session.user_id, id).await?))
+    Ok(Json(visible(&state, session.user_id, id).await?.into()))
 }
 
 /// Renames an organization (owner or admin).
@@ -113,7 +163,7 @@ pub async fn update_organization(
     require_write(org.role)?;
     let name = valid_name("name", &input.name)?;
     db::organizations::rename(&state.db, id, &name).await?;
-    Ok(Json(visible(&state, session.user_id, id).await?))
+    Ok(Json(visible(&state, session.user_id, id).await?.into()))
 }
 
 /// Deletes an organization with everything in it (owner only).
@@ -142,7 +192,9 @@ pub async fn list_members(
 ) -> Result<Json<MemberList>, ApiError> {
     visible(&state, session.user_id, id).await?;
     let data = db::organizations::members(&state.db, id).await?;
-    Ok(Json(MemberList { data }))
+    Ok(Json(MemberList {
+        data: data.into_iter().map(Member::from).collect(),
+    }))
 }
 
 /// Adds an existing user as a member, or changes a member's role (owner only).
@@ -168,7 +220,7 @@ pub async fn add_member(
         ));
     }
     let member = db::organizations::upsert_member(&state.db, id, user.id, input.role).await?;
-    Ok((StatusCode::CREATED, Json(member)))
+    Ok((StatusCode::CREATED, Json(member.into())))
 }
 
 /// Removes a member (owner only); the last owner cannot be removed.

@@ -3,17 +3,44 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::extract::UserSession;
 use super::extract::{ApiJson, ApiPath, require_write, valid_name};
 use super::organizations::visible as visible_org;
-use crate::auth::UserSession;
+use crate::api::error::{ApiError, ErrorBody};
 use crate::db;
-use crate::db::servers::{Server, ServerMode};
-use crate::error::{ApiError, ErrorBody};
-use crate::startup::AppState;
+use crate::db::servers::ServerRow;
+use crate::domain::ServerMode;
+use crate::state::AppState;
+
+/// A mail server.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Server {
+    pub id: Uuid,
+    pub organization_id: Uuid,
+    #[schema(example = "Transactional")]
+    pub name: String,
+    pub mode: ServerMode,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<db::servers::ServerRow> for Server {
+    fn from(row: db::servers::ServerRow) -> Self {
+        Server {
+            id: row.id,
+            organization_id: row.organization_id,
+            name: row.name,
+            mode: row.mode,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        }
+    }
+}
 
 /// Input for creating a server.
 #[derive(Deserialize, ToSchema)]
@@ -45,7 +72,7 @@ pub struct ServerList {
 }
 
 /// The server if the caller is a member of its organization, else a 404.
-pub async fn visible(state: &AppState, user: Uuid, id: Uuid) -> Result<Server, ApiError> {
+pub async fn visible(state: &AppState, user: Uuid, id: Uuid) -> Result<ServerRow, ApiError> {
     db::servers::get_for_user(&state.db, user, id)
         .await?
         .ok_or_else(|| ApiError::not_found("server"))
@@ -62,7 +89,9 @@ pub async fn list_servers(
 ) -> Result<Json<ServerList>, ApiError> {
     visible_org(&state, session.user_id, org).await?;
     let data = db::servers::list(&state.db, session.user_id, org).await?;
-    Ok(Json(ServerList { data }))
+    Ok(Json(ServerList {
+        data: data.into_iter().map(Server::from).collect(),
+    }))
 }
 
 /// Creates a server (owner or admin).
@@ -78,7 +107,7 @@ pub async fn create_server(
     require_write(visible_org(&state, session.user_id, org).await?.role)?;
     let name = valid_name("name", &input.name)?;
     let server = db::servers::create(&state.db, session.user_id, org, &name, input.mode).await?;
-    Ok((StatusCode::CREATED, Json(server)))
+    Ok((StatusCode::CREATED, Json(server.into())))
 }
 
 /// Gets one server.
@@ -90,7 +119,7 @@ pub async fn get_server(
     session: UserSession,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Json<Server>, ApiError> {
-    Ok(Json(visible(&state, session.user_id, id).await?))
+    Ok(Json(visible(&state, session.user_id, id).await?.into()))
 }
 
 /// Renames a server or changes its mode (owner or admin).
@@ -110,7 +139,7 @@ pub async fn update_server(
         None => server.name,
     };
     db::servers::update(&state.db, id, &name, input.mode.unwrap_or(server.mode)).await?;
-    Ok(Json(visible(&state, session.user_id, id).await?))
+    Ok(Json(visible(&state, session.user_id, id).await?.into()))
 }
 
 /// Deletes a server with its domains, keys and messages (owner or admin).

@@ -1,28 +1,23 @@
 //! Server API keys (hashes only).
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
 use sqlx::{FromRow, PgPool};
-use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::Role;
-use super::servers::ServerMode;
+use crate::domain::Role;
+use crate::domain::ServerMode;
 
 /// An API key as listed: never the secret.
-#[derive(Debug, Clone, Serialize, FromRow, ToSchema)]
-pub struct ApiKey {
+#[derive(Debug, Clone, FromRow)]
+pub struct ApiKeyRow {
     pub id: Uuid,
     pub server_id: Uuid,
-    #[schema(example = "production web app")]
     pub name: String,
     /// The start of the key, to tell keys apart.
-    #[schema(example = "tern_3f9a1c2b7d4e")]
     pub prefix: String,
     pub created_at: DateTime<Utc>,
     pub last_used_at: Option<DateTime<Utc>>,
     pub revoked_at: Option<DateTime<Utc>>,
-    #[serde(skip)]
     pub role: Role,
 }
 
@@ -54,7 +49,7 @@ pub async fn create(
     name: &str,
     prefix: &str,
     hash: &[u8],
-) -> sqlx::Result<ApiKey> {
+) -> sqlx::Result<ApiKeyRow> {
     let id = Uuid::now_v7();
     sqlx::query("INSERT INTO api_keys (id, server_id, name, prefix, key_hash) VALUES ($1, $2, $3, $4, $5)")
         .bind(id)
@@ -69,7 +64,7 @@ pub async fn create(
         .ok_or(sqlx::Error::RowNotFound)
 }
 
-pub async fn list(pool: &PgPool, user: Uuid, server: Uuid) -> sqlx::Result<Vec<ApiKey>> {
+pub async fn list(pool: &PgPool, user: Uuid, server: Uuid) -> sqlx::Result<Vec<ApiKeyRow>> {
     sqlx::query_as(concat!(
         select!(),
         " WHERE k.server_id = $2 ORDER BY k.created_at, k.id"
@@ -80,7 +75,7 @@ pub async fn list(pool: &PgPool, user: Uuid, server: Uuid) -> sqlx::Result<Vec<A
     .await
 }
 
-pub async fn get_for_user(pool: &PgPool, user: Uuid, id: Uuid) -> sqlx::Result<Option<ApiKey>> {
+pub async fn get_for_user(pool: &PgPool, user: Uuid, id: Uuid) -> sqlx::Result<Option<ApiKeyRow>> {
     sqlx::query_as(concat!(select!(), " WHERE k.id = $2"))
         .bind(user)
         .bind(id)
@@ -126,7 +121,7 @@ pub struct SendLookup {
     pub key: KeyLookup,
     pub domain_id: Option<Uuid>,
     pub domain_name: Option<String>,
-    pub dkim_algorithm: Option<super::domains::DkimAlgorithm>,
+    pub dkim_algorithm: Option<crate::domain::DkimAlgorithm>,
     pub dkim_selector: Option<String>,
     pub dkim_private_key: Option<Vec<u8>>,
     pub domain_verified: Option<bool>,
@@ -136,8 +131,8 @@ pub struct SendLookup {
 
 impl SendLookup {
     /// The domain, if the server has one by that name.
-    pub fn domain(&mut self) -> Option<super::domains::SigningDomain> {
-        Some(super::domains::SigningDomain {
+    pub fn domain(&mut self) -> Option<crate::domain::SigningDomain> {
+        Some(crate::domain::SigningDomain {
             id: self.domain_id?,
             name: self.domain_name.take()?,
             dkim_algorithm: self.dkim_algorithm?,

@@ -1,23 +1,10 @@
 //! Sending domains and their DKIM keys.
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 use sqlx::{FromRow, PgPool};
-use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::Role;
-
-/// The DKIM signing algorithm of a domain's key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, sqlx::Type)]
-#[sqlx(type_name = "text", rename_all = "lowercase")]
-#[serde(rename_all = "lowercase")]
-pub enum DkimAlgorithm {
-    /// RSA-2048 with SHA-256 (`rsa-sha256`), understood by every receiver.
-    Rsa,
-    /// Ed25519 with SHA-256 (`ed25519-sha256`, RFC 8463).
-    Ed25519,
-}
+use crate::domain::{CheckResult, DkimAlgorithm, DomainDns, RecordStatus, Role};
 
 /// A sending domain as stored (without its private key).
 #[derive(Debug, Clone, FromRow)]
@@ -29,26 +16,36 @@ pub struct Domain {
     pub dkim_selector: String,
     pub dkim_public_key: String,
     pub return_path_host: String,
-    pub spf_status: String,
-    pub dkim_status: String,
-    pub return_path_status: String,
-    pub dmarc_status: String,
-    pub mx_status: String,
+    pub spf_status: RecordStatus,
+    pub dkim_status: RecordStatus,
+    pub return_path_status: RecordStatus,
+    pub dmarc_status: RecordStatus,
+    pub mx_status: RecordStatus,
     pub verified_at: Option<DateTime<Utc>>,
     pub last_checked_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub role: Role,
 }
 
-/// What the signer needs of a domain.
-#[derive(Debug, Clone, FromRow)]
-pub struct SigningDomain {
-    pub id: Uuid,
-    pub name: String,
-    pub dkim_algorithm: DkimAlgorithm,
-    pub dkim_selector: String,
-    pub dkim_private_key: Vec<u8>,
-    pub verified: bool,
+impl Domain {
+    /// What the domain publishes, for listing and checking its records.
+    pub fn dns(&self) -> DomainDns<'_> {
+        DomainDns {
+            name: &self.name,
+            dkim_algorithm: self.dkim_algorithm,
+            dkim_selector: &self.dkim_selector,
+            dkim_public_key: &self.dkim_public_key,
+            return_path_host: &self.return_path_host,
+            last_check: CheckResult {
+                spf: self.spf_status,
+                dkim: self.dkim_status,
+                return_path: self.return_path_status,
+                dmarc: self.dmarc_status,
+                mx: self.mx_status,
+                verified: self.verified_at.is_some(),
+            },
+        }
+    }
 }
 
 /// A new domain's generated values.
@@ -60,16 +57,6 @@ pub struct NewDomain<'a> {
     pub private_key: &'a [u8],
     pub public_key: &'a str,
     pub return_path_host: &'a str,
-}
-
-/// Per-record results of a DNS check.
-pub struct CheckResult {
-    pub spf: String,
-    pub dkim: String,
-    pub return_path: String,
-    pub dmarc: String,
-    pub mx: String,
-    pub verified: bool,
 }
 
 macro_rules! select {
@@ -139,26 +126,13 @@ pub async fn record_check(pool: &PgPool, id: Uuid, check: &CheckResult) -> sqlx:
          WHERE id = $1",
     )
     .bind(id)
-    .bind(&check.spf)
-    .bind(&check.dkim)
-    .bind(&check.return_path)
-    .bind(&check.dmarc)
-    .bind(&check.mx)
+    .bind(check.spf)
+    .bind(check.dkim)
+    .bind(check.return_path)
+    .bind(check.dmarc)
+    .bind(check.mx)
     .bind(check.verified)
     .execute(pool)
     .await
     .map(|_| ())
-}
-
-/// The domain `name` of `server`, with its key, for signing a message.
-pub async fn for_signing(pool: &PgPool, server: Uuid, name: &str) -> sqlx::Result<Option<SigningDomain>> {
-    sqlx::query_as(
-        "SELECT id, name, dkim_algorithm, dkim_selector, dkim_private_key,
-                verified_at IS NOT NULL AS verified
-         FROM domains WHERE server_id = $1 AND name = $2",
-    )
-    .bind(server)
-    .bind(name)
-    .fetch_optional(pool)
-    .await
 }

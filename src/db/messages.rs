@@ -1,76 +1,16 @@
 //! Messages, their per-recipient rows (the delivery queue) and events.
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 use sqlx::{FromRow, PgPool, Postgres, QueryBuilder};
-use utoipa::ToSchema;
 use uuid::Uuid;
 
-/// Where a recipient stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, sqlx::Type)]
-#[sqlx(type_name = "text", rename_all = "lowercase")]
-#[serde(rename_all = "lowercase")]
-pub enum RecipientStatus {
-    /// Waiting for delivery.
-    Queued,
-    /// Kept, never delivered (development servers).
-    Held,
-    /// Accepted by the receiving server.
-    Sent,
-    /// Temporarily failed; will be retried.
-    Deferred,
-    /// Permanently rejected by the receiving server.
-    Bounced,
-    /// Given up after the retry schedule ran out.
-    Failed,
-    /// Not sent: the address is on the server's suppression list.
-    Suppressed,
-}
-
-impl RecipientStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RecipientStatus::Queued => "queued",
-            RecipientStatus::Held => "held",
-            RecipientStatus::Sent => "sent",
-            RecipientStatus::Deferred => "deferred",
-            RecipientStatus::Bounced => "bounced",
-            RecipientStatus::Failed => "failed",
-            RecipientStatus::Suppressed => "suppressed",
-        }
-    }
-}
-
-/// How a recipient was addressed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, sqlx::Type)]
-#[sqlx(type_name = "text", rename_all = "lowercase")]
-#[serde(rename_all = "lowercase")]
-pub enum RecipientKind {
-    To,
-    Cc,
-    Bcc,
-    /// Given only in the envelope of a raw message.
-    Envelope,
-}
-
-impl RecipientKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RecipientKind::To => "to",
-            RecipientKind::Cc => "cc",
-            RecipientKind::Bcc => "bcc",
-            RecipientKind::Envelope => "envelope",
-        }
-    }
-}
+use crate::domain::{RecipientKind, RecipientStatus};
 
 /// A recipient of a message and its delivery state.
-#[derive(Debug, Clone, Serialize, FromRow, ToSchema)]
-pub struct Recipient {
+#[derive(Debug, Clone, FromRow)]
+pub struct RecipientRow {
     pub id: Uuid,
-    #[serde(skip)]
     pub message_id: Uuid,
-    #[schema(example = "jane@example.org")]
     pub address: String,
     pub kind: RecipientKind,
     pub status: RecipientStatus,
@@ -78,10 +18,8 @@ pub struct Recipient {
     pub attempts: i32,
     pub next_attempt_at: Option<DateTime<Utc>>,
     /// The last reply from the receiving server (or the local reason), if any.
-    #[schema(example = "250 2.0.0 Ok: queued as 4BzTqv")]
     pub last_reply: Option<String>,
     /// The host the last attempt talked to (MX, smart host or transport).
-    #[schema(example = "mx1.example.org")]
     pub last_host: Option<String>,
     /// Whether the last attempt's session was encrypted with STARTTLS.
     pub last_tls: Option<bool>,
@@ -103,19 +41,18 @@ pub struct MessageRow {
 }
 
 /// Something that happened to a message or one of its recipients.
-#[derive(Debug, Clone, Serialize, FromRow, ToSchema)]
-pub struct Event {
+#[derive(Debug, Clone, FromRow)]
+pub struct EventRow {
     pub id: i64,
     pub recipient_id: Option<Uuid>,
     /// `accepted`, then one per recipient transition (`queued`, `held`, …).
-    #[schema(example = "held")]
     pub kind: String,
-    #[schema(value_type = Object)]
     pub detail: serde_json::Value,
     pub created_at: DateTime<Utc>,
 }
 
 /// A recipient to insert.
+#[derive(Debug, Clone)]
 pub struct NewRecipient {
     pub id: Uuid,
     pub address: String,
@@ -124,19 +61,22 @@ pub struct NewRecipient {
     pub status: RecipientStatus,
 }
 
-/// A message to insert, with its signed source.
-pub struct NewMessage<'a> {
+/// A message to insert, with its signed source and its recipients.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
     pub id: Uuid,
     pub server_id: Uuid,
     pub domain_id: Option<Uuid>,
-    pub message_id: &'a str,
-    pub mail_from: &'a str,
-    pub from_header: &'a str,
-    pub subject: &'a str,
-    pub tag: Option<&'a str>,
-    pub metadata: &'a serde_json::Value,
-    pub raw: &'a [u8],
-    pub recipients: &'a [NewRecipient],
+    /// The `Message-ID` header, without angle brackets.
+    pub message_id: String,
+    pub mail_from: String,
+    pub from_header: String,
+    pub subject: String,
+    pub tag: Option<String>,
+    pub metadata: serde_json::Value,
+    /// The source as it will be delivered (signed).
+    pub raw: Vec<u8>,
+    pub recipients: Vec<NewRecipient>,
 }
 
 /// An idempotency record written with the message.
@@ -147,32 +87,31 @@ pub struct IdempotencyRecord<'a> {
     pub body: &'a serde_json::Value,
 }
 
-/// Which of `addresses` are on `server`'s suppression list now.
-pub async fn suppressed(pool: &PgPool, server: Uuid, addresses: &[String]) -> sqlx::Result<Vec<String>> {
-    sqlx::query_scalar(
-        "SELECT address FROM suppressions
-         WHERE server_id = $1 AND address = ANY($2) AND (expires_at IS NULL OR expires_at > now())",
-    )
-    .bind(server)
-    .bind(addresses)
-    .fetch_all(pool)
-    .await
+/// Why [`insert`] stored nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum InsertError {
+    /// The server has a record for this idempotency key already: a
+    /// concurrent request with the same key won.
+    #[error("the idempotency key is taken")]
+    DuplicateIdempotencyKey,
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
 }
 
 /// Stores a message, its source, its recipients, their first events and
-/// (if given) the idempotency record in one statement: all or nothing. A
-/// second request with the same idempotency key fails on its primary key.
+/// (if given) the idempotency record in one statement: all or nothing.
+#[tracing::instrument(skip_all, fields(message.id = %msg.id, server.id = %msg.server_id), err)]
 pub async fn insert(
     pool: &PgPool,
-    msg: &NewMessage<'_>,
+    msg: &NewMessage,
     idempotency: Option<&IdempotencyRecord<'_>>,
-) -> sqlx::Result<()> {
+) -> Result<(), InsertError> {
     let ids: Vec<Uuid> = msg.recipients.iter().map(|r| r.id).collect();
     let addresses: Vec<&str> = msg.recipients.iter().map(|r| r.address.as_str()).collect();
     let domains: Vec<&str> = msg.recipients.iter().map(|r| r.domain.as_str()).collect();
     let kinds: Vec<&str> = msg.recipients.iter().map(|r| r.kind.as_str()).collect();
     let statuses: Vec<&str> = msg.recipients.iter().map(|r| r.status.as_str()).collect();
-    sqlx::query(
+    let result = sqlx::query(
         "WITH m AS (
             INSERT INTO messages (id, server_id, domain_id, message_id, mail_from, from_header,
                                   subject, tag, metadata, size)
@@ -199,14 +138,14 @@ pub async fn insert(
     .bind(msg.id)
     .bind(msg.server_id)
     .bind(msg.domain_id)
-    .bind(msg.message_id)
-    .bind(msg.mail_from)
-    .bind(msg.from_header)
-    .bind(msg.subject)
-    .bind(msg.tag)
-    .bind(msg.metadata)
+    .bind(&msg.message_id)
+    .bind(&msg.mail_from)
+    .bind(&msg.from_header)
+    .bind(&msg.subject)
+    .bind(&msg.tag)
+    .bind(&msg.metadata)
     .bind(i32::try_from(msg.raw.len()).unwrap_or(i32::MAX))
-    .bind(msg.raw)
+    .bind(&msg.raw)
     .bind(&ids)
     .bind(&addresses)
     .bind(&domains)
@@ -217,8 +156,14 @@ pub async fn insert(
     .bind(idempotency.map(|i| i.status))
     .bind(idempotency.map(|i| i.body))
     .execute(pool)
-    .await
-    .map(|_| ())
+    .await;
+    match result {
+        Ok(_) => Ok(()),
+        Err(sqlx::Error::Database(err)) if err.constraint() == Some("idempotency_keys_pkey") => {
+            Err(InsertError::DuplicateIdempotencyKey)
+        }
+        Err(err) => Err(err.into()),
+    }
 }
 
 macro_rules! select_message {
@@ -244,7 +189,7 @@ pub async fn source(pool: &PgPool, id: Uuid) -> sqlx::Result<Vec<u8>> {
 }
 
 /// Recipients of the given messages, in insertion order per message.
-pub async fn recipients(pool: &PgPool, messages: &[Uuid]) -> sqlx::Result<Vec<Recipient>> {
+pub async fn recipients(pool: &PgPool, messages: &[Uuid]) -> sqlx::Result<Vec<RecipientRow>> {
     sqlx::query_as(
         "SELECT id, message_id, address, kind, status, attempts, next_attempt_at, last_reply,
                 last_host, last_tls, updated_at
@@ -255,7 +200,7 @@ pub async fn recipients(pool: &PgPool, messages: &[Uuid]) -> sqlx::Result<Vec<Re
     .await
 }
 
-pub async fn events(pool: &PgPool, message: Uuid) -> sqlx::Result<Vec<Event>> {
+pub async fn events(pool: &PgPool, message: Uuid) -> sqlx::Result<Vec<EventRow>> {
     sqlx::query_as(
         "SELECT id, recipient_id, kind, detail, created_at FROM message_events
          WHERE message_id = $1 ORDER BY id",

@@ -12,12 +12,10 @@ pub mod secrets;
 pub mod servers;
 pub mod users;
 
-use serde::{Deserialize, Serialize};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, PgPool};
 use std::str::FromStr;
 use std::time::Duration;
-use utoipa::ToSchema;
 
 /// The migrations embedded in the binary.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -37,25 +35,4 @@ pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<PgPool> 
         .connect_with(options)
         .await?;
     Ok(pool)
-}
-
-/// What a member may do in an organization.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, ToSchema, sqlx::Type,
-)]
-#[sqlx(type_name = "text", rename_all = "lowercase")]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    /// Read only.
-    Viewer,
-    /// Manage servers, domains, keys.
-    Admin,
-    /// Everything, including members and deleting the organization.
-    Owner,
-}
-
-impl Role {
-    pub fn can_write(self) -> bool {
-        self >= Role::Admin
-    }
 }

@@ -1,18 +1,15 @@
 //! Organizations and their members.
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
 use sqlx::{FromRow, PgPool};
-use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::Role;
+use crate::domain::Role;
 
 /// An organization, with the caller's role in it.
-#[derive(Debug, Clone, Serialize, FromRow, ToSchema)]
-pub struct Organization {
+#[derive(Debug, Clone, FromRow)]
+pub struct OrganizationRow {
     pub id: Uuid,
-    #[schema(example = "Acme Inc.")]
     pub name: String,
     /// The calling user's role.
     pub role: Role,
@@ -21,8 +18,8 @@ pub struct Organization {
 }
 
 /// A user's membership of an organization.
-#[derive(Debug, Clone, Serialize, FromRow, ToSchema)]
-pub struct Member {
+#[derive(Debug, Clone, FromRow)]
+pub struct MemberRow {
     pub user_id: Uuid,
     pub email: String,
     pub name: String,
@@ -38,7 +35,7 @@ macro_rules! select {
 }
 
 /// Creates an organization with `owner` as its first owner, atomically.
-pub async fn create(pool: &PgPool, owner: Uuid, name: &str) -> sqlx::Result<Organization> {
+pub async fn create(pool: &PgPool, owner: Uuid, name: &str) -> sqlx::Result<OrganizationRow> {
     let mut tx = pool.begin().await?;
     let id = Uuid::now_v7();
     sqlx::query("INSERT INTO organizations (id, name) VALUES ($1, $2)")
@@ -60,7 +57,7 @@ pub async fn create(pool: &PgPool, owner: Uuid, name: &str) -> sqlx::Result<Orga
     Ok(org)
 }
 
-pub async fn list_for_user(pool: &PgPool, user: Uuid) -> sqlx::Result<Vec<Organization>> {
+pub async fn list_for_user(pool: &PgPool, user: Uuid) -> sqlx::Result<Vec<OrganizationRow>> {
     sqlx::query_as(concat!(select!(), " ORDER BY o.created_at, o.id"))
         .bind(user)
         .fetch_all(pool)
@@ -68,7 +65,7 @@ pub async fn list_for_user(pool: &PgPool, user: Uuid) -> sqlx::Result<Vec<Organi
 }
 
 /// The organization if `user` is a member of it.
-pub async fn get_for_user(pool: &PgPool, user: Uuid, id: Uuid) -> sqlx::Result<Option<Organization>> {
+pub async fn get_for_user(pool: &PgPool, user: Uuid, id: Uuid) -> sqlx::Result<Option<OrganizationRow>> {
     sqlx::query_as(concat!(select!(), " WHERE o.id = $2"))
         .bind(user)
         .bind(id)
@@ -93,7 +90,7 @@ pub async fn delete(pool: &PgPool, id: Uuid) -> sqlx::Result<()> {
         .map(|_| ())
 }
 
-pub async fn members(pool: &PgPool, org: Uuid) -> sqlx::Result<Vec<Member>> {
+pub async fn members(pool: &PgPool, org: Uuid) -> sqlx::Result<Vec<MemberRow>> {
     sqlx::query_as(
         "SELECT u.id AS user_id, u.email, u.name, m.role, m.created_at
          FROM memberships m JOIN users u ON u.id = m.user_id
@@ -105,7 +102,7 @@ pub async fn members(pool: &PgPool, org: Uuid) -> sqlx::Result<Vec<Member>> {
 }
 
 /// Adds `user`, or changes the role of an existing member.
-pub async fn upsert_member(pool: &PgPool, org: Uuid, user: Uuid, role: Role) -> sqlx::Result<Member> {
+pub async fn upsert_member(pool: &PgPool, org: Uuid, user: Uuid, role: Role) -> sqlx::Result<MemberRow> {
     sqlx::query(
         "INSERT INTO memberships (organization_id, user_id, role) VALUES ($1, $2, $3)
          ON CONFLICT (organization_id, user_id) DO UPDATE SET role = EXCLUDED.role",

@@ -72,7 +72,7 @@ pub async fn release_all(pool: &PgPool, worker: &str, ids: &[Uuid]) -> sqlx::Res
 /// What a delivery attempt came to for one recipient.
 pub struct Outcome {
     pub recipient: Uuid,
-    pub status: super::messages::RecipientStatus,
+    pub status: crate::domain::RecipientStatus,
     /// The remote reply or local reason, as text.
     pub reply: String,
     /// When to try again (`deferred` only).

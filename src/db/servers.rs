@@ -1,36 +1,21 @@
 //! Mail servers: the unit that owns domains, keys and messages.
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 use sqlx::{FromRow, PgPool};
-use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::Role;
-
-/// Whether a server delivers mail.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, sqlx::Type)]
-#[sqlx(type_name = "text", rename_all = "lowercase")]
-#[serde(rename_all = "lowercase")]
-pub enum ServerMode {
-    /// Delivers mail; sending domains must be verified.
-    Live,
-    /// Never delivers: messages are kept with status `held` for inspection.
-    Development,
-}
+use crate::domain::{Role, ServerMode};
 
 /// A mail server.
-#[derive(Debug, Clone, Serialize, FromRow, ToSchema)]
-pub struct Server {
+#[derive(Debug, Clone, FromRow)]
+pub struct ServerRow {
     pub id: Uuid,
     pub organization_id: Uuid,
-    #[schema(example = "Transactional")]
     pub name: String,
     pub mode: ServerMode,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     /// The calling user's role in the server's organization.
-    #[serde(skip)]
     pub role: Role,
 }
 
@@ -47,7 +32,7 @@ pub async fn create(
     org: Uuid,
     name: &str,
     mode: ServerMode,
-) -> sqlx::Result<Server> {
+) -> sqlx::Result<ServerRow> {
     let id = Uuid::now_v7();
     sqlx::query("INSERT INTO servers (id, organization_id, name, mode) VALUES ($1, $2, $3, $4)")
         .bind(id)
@@ -61,7 +46,7 @@ pub async fn create(
         .ok_or(sqlx::Error::RowNotFound)
 }
 
-pub async fn list(pool: &PgPool, user: Uuid, org: Uuid) -> sqlx::Result<Vec<Server>> {
+pub async fn list(pool: &PgPool, user: Uuid, org: Uuid) -> sqlx::Result<Vec<ServerRow>> {
     sqlx::query_as(concat!(
         select!(),
         " WHERE s.organization_id = $2 ORDER BY s.created_at, s.id"
@@ -73,7 +58,7 @@ pub async fn list(pool: &PgPool, user: Uuid, org: Uuid) -> sqlx::Result<Vec<Serv
 }
 
 /// The server if `user` belongs to its organization.
-pub async fn get_for_user(pool: &PgPool, user: Uuid, id: Uuid) -> sqlx::Result<Option<Server>> {
+pub async fn get_for_user(pool: &PgPool, user: Uuid, id: Uuid) -> sqlx::Result<Option<ServerRow>> {
     sqlx::query_as(concat!(select!(), " WHERE s.id = $2"))
         .bind(user)
         .bind(id)

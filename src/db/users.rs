@@ -1,16 +1,13 @@
 //! Admin users.
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
 use sqlx::{FromRow, PgPool};
-use utoipa::ToSchema;
 use uuid::Uuid;
 
 /// An admin user, as the API shows it (never the password hash).
-#[derive(Debug, Clone, Serialize, FromRow, ToSchema)]
-pub struct User {
+#[derive(Debug, Clone, FromRow)]
+pub struct UserRow {
     pub id: Uuid,
-    #[schema(example = "admin@example.com")]
     pub email: String,
     pub name: String,
     pub created_at: DateTime<Utc>,
@@ -23,7 +20,7 @@ pub struct Credentials {
     pub password_hash: String,
 }
 
-pub async fn create(pool: &PgPool, email: &str, name: &str, password_hash: &str) -> sqlx::Result<User> {
+pub async fn create(pool: &PgPool, email: &str, name: &str, password_hash: &str) -> sqlx::Result<UserRow> {
     sqlx::query_as(
         "INSERT INTO users (id, email, name, password_hash) VALUES ($1, $2, $3, $4)
          RETURNING id, email, name, created_at",
@@ -52,14 +49,14 @@ pub async fn credentials(pool: &PgPool, email: &str) -> sqlx::Result<Option<Cred
         .await
 }
 
-pub async fn get(pool: &PgPool, id: Uuid) -> sqlx::Result<Option<User>> {
+pub async fn get(pool: &PgPool, id: Uuid) -> sqlx::Result<Option<UserRow>> {
     sqlx::query_as("SELECT id, email, name, created_at FROM users WHERE id = $1")
         .bind(id)
         .fetch_optional(pool)
         .await
 }
 
-pub async fn find_by_email(pool: &PgPool, email: &str) -> sqlx::Result<Option<User>> {
+pub async fn find_by_email(pool: &PgPool, email: &str) -> sqlx::Result<Option<UserRow>> {
     sqlx::query_as("SELECT id, email, name, created_at FROM users WHERE lower(email) = lower($1)")
         .bind(email)
         .fetch_optional(pool)

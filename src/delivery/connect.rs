@@ -75,7 +75,7 @@ impl Connector {
         let started = Instant::now();
         let result = self.handshake(destination, addr, starttls).await;
         if result.is_err() {
-            crate::monitoring::smtp_session(started.elapsed(), false);
+            crate::observability::metrics::smtp_session(started.elapsed(), false);
         }
         result.map(Session::new)
     }

@@ -109,7 +109,7 @@ pub async fn route(
         Err(err) if err.is_nx_domain() => return Err(RouteError::NoSuchDomain(domain.into())),
         Err(err) if err.is_no_records_found() => Vec::new(),
         Err(err) => {
-            crate::monitoring::dns_failure("mx");
+            crate::observability::metrics::dns_failure("mx");
             return Err(RouteError::Temporary(domain.into(), err.to_string()));
         }
     };
@@ -144,7 +144,7 @@ pub async fn addresses(resolver: &TokioResolver, host: &str) -> Result<Vec<IpAdd
         Ok(found) => Ok(found.iter().collect()),
         Err(err) if err.is_nx_domain() || err.is_no_records_found() => Ok(Vec::new()),
         Err(err) => {
-            crate::monitoring::dns_failure("address");
+            crate::observability::metrics::dns_failure("address");
             Err(RouteError::Temporary(host.into(), err.to_string()))
         }
     }

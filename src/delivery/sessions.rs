@@ -33,7 +33,7 @@ impl Session {
 
     /// Ends the session politely, recording how long it lasted.
     pub async fn close(self, ok: bool) {
-        crate::monitoring::smtp_session(self.opened.elapsed(), ok);
+        crate::observability::metrics::smtp_session(self.opened.elapsed(), ok);
         if ok {
             self.client.quit().await;
         }

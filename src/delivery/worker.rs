@@ -21,8 +21,8 @@ use super::smtp_client::{Envelope, Reply};
 use super::verp::{Verp, VerpTarget};
 use crate::config::Settings;
 use crate::db;
-use crate::db::messages::RecipientStatus;
 use crate::db::queue::{self, Claimed, Outcome};
+use crate::domain::RecipientStatus;
 
 /// How long an idle SMTP session is kept for the next message.
 const SESSION_MAX_IDLE: Duration = Duration::from_secs(5);
@@ -105,7 +105,7 @@ impl Worker {
             std::process::id(),
             &Uuid::new_v4().simple().to_string()[..8]
         );
-        crate::monitoring::handle();
+        crate::observability::metrics::handle();
         Ok(Worker {
             id,
             db,
@@ -450,10 +450,10 @@ impl Worker {
                 tracing::warn!(recipient = %recipient.id, "lease lost before the outcome was stored");
                 continue;
             }
-            crate::monitoring::recipient_outcome(outcome.status, 1);
+            crate::observability::metrics::recipient_outcome(outcome.status, 1);
             if outcome.status != RecipientStatus::Deferred {
                 let waited = (Utc::now() - recipient.accepted_at).to_std().unwrap_or_default();
-                crate::monitoring::delivery_latency(waited);
+                crate::observability::metrics::delivery_latency(waited);
             }
         }
         Ok(())

@@ -4,7 +4,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::config::Settings;
-use crate::db::domains::Domain;
+use crate::domain::{DomainDns, RecordStatus};
 use crate::mail::keys::dkim_record;
 
 /// What a record is for.
@@ -21,44 +21,6 @@ pub enum RecordPurpose {
     Dmarc,
     /// Receives mail for the domain through Tern (inbound routes).
     Mx,
-}
-
-/// Result of the last check of one record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum RecordStatus {
-    /// Not checked yet.
-    Pending,
-    /// Found as expected.
-    Ok,
-    /// Not published.
-    Missing,
-    /// Published with another value.
-    Mismatch,
-    /// The lookup failed (timeout, SERVFAIL); try again.
-    Error,
-}
-
-impl RecordStatus {
-    pub fn parse(s: &str) -> RecordStatus {
-        match s {
-            "ok" => RecordStatus::Ok,
-            "missing" => RecordStatus::Missing,
-            "mismatch" => RecordStatus::Mismatch,
-            "error" => RecordStatus::Error,
-            _ => RecordStatus::Pending,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RecordStatus::Pending => "pending",
-            RecordStatus::Ok => "ok",
-            RecordStatus::Missing => "missing",
-            RecordStatus::Mismatch => "mismatch",
-            RecordStatus::Error => "error",
-        }
-    }
 }
 
 /// One record to publish.
@@ -82,41 +44,40 @@ pub struct DnsRecord {
 }
 
 /// Every record for `domain`, with the status of its last check.
-pub fn for_domain(domain: &Domain, settings: &Settings) -> Vec<DnsRecord> {
-    let record =
-        |purpose, record_type: &str, name: String, value: String, required, status: &str| DnsRecord {
-            purpose,
-            record_type: record_type.into(),
-            name,
-            value,
-            priority: (purpose == RecordPurpose::Mx).then_some(10),
-            required,
-            status: RecordStatus::parse(status),
-        };
+pub fn for_domain(domain: &DomainDns<'_>, settings: &Settings) -> Vec<DnsRecord> {
+    let record = |purpose, record_type: &str, name: String, value: String, required, status| DnsRecord {
+        purpose,
+        record_type: record_type.into(),
+        name,
+        value,
+        priority: (purpose == RecordPurpose::Mx).then_some(10),
+        required,
+        status,
+    };
     vec![
         record(
             RecordPurpose::Spf,
             "TXT",
-            domain.name.clone(),
+            domain.name.to_string(),
             expected_spf(settings),
             true,
-            &domain.spf_status,
+            domain.last_check.spf,
         ),
         record(
             RecordPurpose::Dkim,
             "TXT",
             format!("{}._domainkey.{}", domain.dkim_selector, domain.name),
-            dkim_record(domain.dkim_algorithm, &domain.dkim_public_key),
+            dkim_record(domain.dkim_algorithm, domain.dkim_public_key),
             true,
-            &domain.dkim_status,
+            domain.last_check.dkim,
         ),
         record(
             RecordPurpose::ReturnPath,
             "CNAME",
-            domain.return_path_host.clone(),
+            domain.return_path_host.to_string(),
             settings.return_path_target(),
             true,
-            &domain.return_path_status,
+            domain.last_check.return_path,
         ),
         record(
             RecordPurpose::Dmarc,
@@ -124,15 +85,15 @@ pub fn for_domain(domain: &Domain, settings: &Settings) -> Vec<DnsRecord> {
             format!("_dmarc.{}", domain.name),
             format!("v=DMARC1; p=none; rua=mailto:dmarc@{}", domain.name),
             false,
-            &domain.dmarc_status,
+            domain.last_check.dmarc,
         ),
         record(
             RecordPurpose::Mx,
             "MX",
-            domain.name.clone(),
+            domain.name.to_string(),
             settings.public_hostname.clone(),
             false,
-            &domain.mx_status,
+            domain.last_check.mx,
         ),
     ]
 }

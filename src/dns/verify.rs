@@ -3,10 +3,9 @@
 use hickory_resolver::TokioResolver;
 use hickory_resolver::proto::rr::{RData, RecordType};
 
-use super::records::RecordStatus;
 use super::resolver::{self, LookupError};
 use crate::config::Settings;
-use crate::db::domains::{CheckResult, Domain};
+use crate::domain::{CheckResult, DomainDns, RecordStatus};
 
 fn status(result: Result<RecordStatus, LookupError>) -> RecordStatus {
     result.unwrap_or_else(|err| {
@@ -107,23 +106,23 @@ async fn mx(resolver: &TokioResolver, domain: &str, host: &str) -> Result<Record
 
 /// Looks every record up (concurrently). The domain is verified when SPF,
 /// DKIM and the return path pass; DMARC and MX are advisory.
-pub async fn check(resolver: &TokioResolver, domain: &Domain, settings: &Settings) -> CheckResult {
+pub async fn check(resolver: &TokioResolver, domain: &DomainDns<'_>, settings: &Settings) -> CheckResult {
     let dkim_name = format!("{}._domainkey.{}", domain.dkim_selector, domain.name);
     let (include, target) = (settings.spf_include(), settings.return_path_target());
     let (spf, dkim, return_path, dmarc, mx) = tokio::join!(
-        spf(resolver, &domain.name, &include),
-        dkim(resolver, &dkim_name, &domain.dkim_public_key),
-        cname(resolver, &domain.return_path_host, &target),
-        dmarc(resolver, &domain.name),
-        mx(resolver, &domain.name, &settings.public_hostname),
+        spf(resolver, domain.name, &include),
+        dkim(resolver, &dkim_name, domain.dkim_public_key),
+        cname(resolver, domain.return_path_host, &target),
+        dmarc(resolver, domain.name),
+        mx(resolver, domain.name, &settings.public_hostname),
     );
     let (spf, dkim, return_path) = (status(spf), status(dkim), status(return_path));
     CheckResult {
         verified: [spf, dkim, return_path].iter().all(|s| *s == RecordStatus::Ok),
-        spf: spf.as_str().into(),
-        dkim: dkim.as_str().into(),
-        return_path: return_path.as_str().into(),
-        dmarc: status(dmarc).as_str().into(),
-        mx: status(mx).as_str().into(),
+        spf,
+        dkim,
+        return_path,
+        dmarc: status(dmarc),
+        mx: status(mx),
     }
 }

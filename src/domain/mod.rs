@@ -1,7 +1,19 @@
-//! Checked values: a type here can only hold input that passed validation.
+//! Tern's vocabulary: checked values (a type here can only hold input that
+//! passed validation) and the states and kinds every layer shares. Pure: no
+//! I/O, and no imports of the layers above (db, api, delivery, sending).
 
 mod domain_name;
 mod email_address;
+mod invalid;
+mod recipient;
+mod record_status;
+mod server;
+mod signing;
 
 pub use domain_name::DomainName;
 pub use email_address::{EmailAddress, Mailbox};
+pub use invalid::{Invalid, InvalidKind};
+pub use recipient::{RecipientKind, RecipientSet, RecipientStatus};
+pub use record_status::{CheckResult, DomainDns, RecordStatus};
+pub use server::{Role, ServerMode};
+pub use signing::{DkimAlgorithm, SigningDomain};

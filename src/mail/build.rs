@@ -34,10 +34,6 @@ pub struct Composition {
     pub html: Option<String>,
     pub headers: Vec<(String, String)>,
     pub attachments: Vec<Attachment>,
-    /// Without angle brackets.
-    pub message_id: String,
-    /// Seconds since the Unix epoch.
-    pub date: i64,
 }
 
 fn address(m: &Mailbox) -> Address<'_> {
@@ -48,13 +44,14 @@ fn address_list(list: &[Mailbox]) -> Address<'_> {
     Address::new_list(list.iter().map(address).collect())
 }
 
-/// Serialises the message (unsigned).
-pub fn build(c: &Composition) -> Vec<u8> {
+/// Serialises the message (unsigned). `message_id` is without angle
+/// brackets; `date` is in seconds since the Unix epoch.
+pub fn build(c: &Composition, message_id: &str, date: i64) -> Vec<u8> {
     let mut builder = MessageBuilder::new()
         .from(address(&c.from))
         .subject(Text::new(c.subject.as_str()))
-        .message_id(MessageId::new(c.message_id.as_str()))
-        .date(Date::new(c.date));
+        .message_id(MessageId::new(message_id))
+        .date(Date::new(date));
     if !c.to.is_empty() {
         builder = builder.to(address_list(&c.to));
     }

@@ -10,7 +10,7 @@ use mail_auth::dkim::{Canonicalization, DkimSigner, Done};
 use rustls_pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 use uuid::Uuid;
 
-use crate::db::domains::{DkimAlgorithm, SigningDomain};
+use crate::domain::{DkimAlgorithm, SigningDomain};
 
 /// Headers Tern signs. Listing From, Subject, To and Cc also protects
 /// against a second copy being added in transit (RFC 6376 §8.15).

@@ -6,7 +6,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use mail_auth::common::crypto::Ed25519Key;
 
-use crate::db::domains::DkimAlgorithm;
+use crate::domain::DkimAlgorithm;
 
 /// A generated key: PKCS#8 private key and the DNS `p=` value.
 pub struct GeneratedKey {

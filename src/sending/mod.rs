@@ -1,10 +1,143 @@
-//! Accepting messages: validate, build, sign, store, answer.
+//! Accepting messages: one entry point, [`send`], for every way a message
+//! arrives (JSON and raw over HTTP today; SMTP submission and a
+//! Postal-compatible API later). It owns authentication, idempotency, the
+//! sender-domain check, build and sign, suppression and the insert.
 //!
-//! `api::send` parses requests; `compose` and `raw` turn them into a signed
-//! message plus its recipients; `accept` stores it once (idempotently).
+//! Callers parse and validate their own protocol's input into a
+//! [`Request`] (no I/O); `send` does the rest.
 
-pub mod accept;
-pub mod compose;
-pub mod idempotency;
-pub mod raw;
-pub mod recipients;
+mod accepted;
+mod build;
+mod error;
+mod idempotency;
+mod request;
+
+use tracing::Instrument;
+
+pub use accepted::{Accepted, AcceptedRecipient, SendResponse};
+pub use build::check_size;
+pub use error::SendError;
+pub use idempotency::IdempotencyKey;
+pub use request::{Compose, RawSubmission, Request};
+
+use crate::auth::{ApiKeyToken, ServerAuth, server_key};
+use crate::db;
+use crate::db::messages::{IdempotencyRecord, InsertError, NewMessage};
+use crate::domain::{DomainName, Invalid, RecipientStatus, ServerMode, SigningDomain};
+use crate::observability::metrics;
+use crate::state::AppState;
+
+/// Accepts a message for delivery: stores it, signed, with one queued (or
+/// held, or suppressed) row per recipient, and answers with its ids.
+///
+/// `request` is the caller's validated input, or why validation failed:
+/// that error is reported only after the key is authenticated, so an
+/// unauthenticated caller learns nothing but 401. The key, the sender's
+/// domain and the suppressed recipients come from one database round trip.
+pub async fn send(
+    state: &AppState,
+    token: &ApiKeyToken,
+    idempotency: Option<IdempotencyKey>,
+    request: Result<Request, Invalid>,
+) -> Result<Accepted, SendError> {
+    let span = tracing::info_span!(
+        "send",
+        server.id = tracing::field::Empty,
+        message.id = tracing::field::Empty
+    );
+    async move {
+        let (domain, addresses) = match &request {
+            Ok(r) => (
+                Some(r.sender_domain().as_str()),
+                r.recipients().iter().map(|(a, _)| a.to_string()).collect(),
+            ),
+            Err(_) => (None, Vec::new()),
+        };
+        let mut found =
+            db::api_keys::authenticate_for_sending(&state.db, &token.hash(), domain, &addresses).await?;
+        let auth = server_key::check(&state.db, found.as_ref().map(|f| &f.key))?;
+        tracing::Span::current().record("server.id", tracing::field::display(auth.server_id));
+        if let Some(key) = &idempotency
+            && let Some(replay) = idempotency::replay(&state.db, auth.server_id, key).await?
+        {
+            return Ok(replay);
+        }
+        let request = request?;
+        let domain = found.as_mut().and_then(|f| f.domain());
+        let domain = check_domain(&auth, domain, request.sender_domain(), request.sender_field())?;
+        let suppressed = found.map(|f| f.suppressed).unwrap_or_default();
+        let message = build::prepare(state, &auth, domain, request, &suppressed).await?;
+        tracing::Span::current().record("message.id", tracing::field::display(message.id));
+        store(state, &auth, message, idempotency.as_ref()).await
+    }
+    .instrument(span)
+    .await
+}
+
+/// The sender's domain as looked up: unknown → invalid; on a live server
+/// it must be verified.
+fn check_domain(
+    auth: &ServerAuth,
+    domain: Option<SigningDomain>,
+    name: &DomainName,
+    field: &str,
+) -> Result<SigningDomain, Invalid> {
+    let domain = domain.ok_or_else(|| {
+        Invalid::new(
+            "unknown_sender_domain",
+            format!("`{name}` is not a sending domain of this server"),
+        )
+        .field(field)
+    })?;
+    if auth.mode == ServerMode::Live && !domain.verified {
+        return Err(Invalid::new(
+            "domain_not_verified",
+            format!("`{name}` is not verified yet; publish its DNS records and verify it"),
+        )
+        .field(field));
+    }
+    Ok(domain)
+}
+
+/// Stores the message with its idempotency record; a concurrent request
+/// with the same key that won is answered as it was.
+async fn store(
+    state: &AppState,
+    auth: &ServerAuth,
+    message: NewMessage,
+    idempotency: Option<&IdempotencyKey>,
+) -> Result<Accepted, SendError> {
+    let answer = SendResponse::for_message(&message);
+    let body = serde_json::to_value(&answer).map_err(|e| SendError::Internal(e.into()))?;
+    let record = idempotency.map(|key| IdempotencyRecord {
+        key: &key.key,
+        request_hash: &key.request_hash,
+        status: 202,
+        body: &body,
+    });
+    match db::messages::insert(&state.db, &message, record.as_ref()).await {
+        Ok(()) => {
+            metrics::message_accepted(auth.mode.as_str());
+            let suppressed = message
+                .recipients
+                .iter()
+                .filter(|r| r.status == RecipientStatus::Suppressed)
+                .count();
+            if suppressed > 0 {
+                metrics::recipient_outcome(RecipientStatus::Suppressed, suppressed as u64);
+            }
+            Ok(Accepted {
+                answer,
+                replayed: false,
+            })
+        }
+        Err(InsertError::DuplicateIdempotencyKey) => {
+            let key = idempotency
+                .ok_or_else(|| SendError::Internal(anyhow::anyhow!("idempotency conflict without a key")))?;
+            idempotency::replay(&state.db, auth.server_id, key)
+                .await?
+                .ok_or(SendError::IdempotencyKeyInUse)
+        }
+        Err(InsertError::Database(err)) => Err(err.into()),
+    }
+}

@@ -9,7 +9,8 @@ use reqwest::{Client, Response};
 use serde_json::{Value, json};
 use sqlx::{Connection, Executor, PgConnection, PgPool};
 use tern::config::Settings;
-use tern::startup::{AppState, Application, connect_and_migrate};
+use tern::startup::{Application, connect_and_migrate};
+use tern::state::AppState;
 use uuid::Uuid;
 
 /// Server of the test databases; `TERN_TEST_DATABASE_URL` overrides.

@@ -7,6 +7,7 @@ mod domains;
 mod health;
 mod helpers;
 mod idempotency;
+mod layers;
 mod list;
 mod mx;
 mod openapi;

@@ -4,8 +4,8 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use serde_json::json;
-use tern::db::messages::RecipientStatus;
 use tern::db::queue;
+use tern::domain::RecipientStatus;
 
 use crate::helpers::spawn_app;
 

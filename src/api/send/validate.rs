@@ -1,21 +1,18 @@
-//! JSON sends: validate every field, build MIME, sign.
+//! Turns the JSON bodies of the send endpoints into a validated
+//! [`Request`]: every field checked, nothing looked up (no I/O), errors
+//! naming the field at fault as a JSON path.
 
 use std::collections::BTreeMap;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use uuid::Uuid;
 
-use super::accept::{self, Prepared};
-use super::recipients::RecipientSet;
-use crate::api::send::{AddressInput, AddressList, SendMessage};
+use super::request::{AddressInput, AddressList, AttachmentInput, RcptList, SendMessage, SendRawMessage};
 use crate::config::Limits;
-use crate::db::domains::SigningDomain;
-use crate::db::messages::RecipientKind;
-use crate::domain::Mailbox;
-use crate::error::ApiError;
-use crate::mail::build::{self, Attachment, Composition};
-use crate::startup::AppState;
+use crate::domain::{EmailAddress, Invalid, Mailbox, RecipientKind, RecipientSet};
+use crate::mail::build::{Attachment, Composition};
+use crate::mail::raw;
+use crate::sending::{Compose, RawSubmission, Request, check_size};
 
 /// Headers Tern writes itself, or that only a receiving system may add.
 const RESERVED_HEADERS: &[&str] = &[
@@ -42,17 +39,15 @@ const RESERVED_HEADERS: &[&str] = &[
     "arc-authentication-results",
 ];
 
-fn mailbox(input: &AddressInput, field: &str) -> Result<Mailbox, ApiError> {
+fn mailbox(input: &AddressInput, field: &str) -> Result<Mailbox, Invalid> {
     let parsed = match input {
         AddressInput::Text(text) => Mailbox::parse(text),
         AddressInput::Structured(named) => Mailbox::new(named.name.as_deref(), &named.email),
     };
-    parsed.map_err(|reason| {
-        ApiError::unprocessable("invalid_address", format!("`{field}` {reason}")).field(field)
-    })
+    parsed.map_err(|reason| Invalid::new("invalid_address", format!("`{field}` {reason}")).field(field))
 }
 
-fn mailboxes(list: &AddressList, field: &str) -> Result<Vec<Mailbox>, ApiError> {
+fn mailboxes(list: &AddressList, field: &str) -> Result<Vec<Mailbox>, Invalid> {
     let items = list.items();
     let indexed = matches!(list, AddressList::Many(_));
     items
@@ -69,9 +64,9 @@ fn mailboxes(list: &AddressList, field: &str) -> Result<Vec<Mailbox>, ApiError> 
         .collect()
 }
 
-fn check_text(field: &str, value: &str, max: usize, allow_tab: bool) -> Result<(), ApiError> {
+fn check_text(field: &str, value: &str, max: usize, allow_tab: bool) -> Result<(), Invalid> {
     if value.len() > max {
-        return Err(ApiError::too_large(
+        return Err(Invalid::too_large(
             "header_too_long",
             format!("`{field}` is longer than {max} bytes (limits.max_header_bytes)"),
         )
@@ -79,7 +74,7 @@ fn check_text(field: &str, value: &str, max: usize, allow_tab: bool) -> Result<(
     }
     let bad = value.chars().any(|c| c.is_control() && !(allow_tab && c == '\t'));
     if bad {
-        return Err(ApiError::unprocessable(
+        return Err(Invalid::new(
             "invalid_header",
             format!("`{field}` contains a control character or line break"),
         )
@@ -93,9 +88,9 @@ fn check_text(field: &str, value: &str, max: usize, allow_tab: bool) -> Result<(
 fn custom_headers(
     headers: &BTreeMap<String, String>,
     limits: &Limits,
-) -> Result<Vec<(String, String)>, ApiError> {
+) -> Result<Vec<(String, String)>, Invalid> {
     if headers.len() > limits.max_custom_headers {
-        return Err(ApiError::too_large(
+        return Err(Invalid::too_large(
             "too_many_headers",
             format!(
                 "at most {} custom headers (limits.max_custom_headers)",
@@ -112,15 +107,14 @@ fn custom_headers(
                 && name.len() <= 76
                 && name.bytes().all(|b| (33..=126).contains(&b) && b != b':');
             if !valid_name {
-                return Err(ApiError::unprocessable(
-                    "invalid_header",
-                    format!("`{name}` is not a valid header name"),
-                )
-                .field(field));
+                return Err(
+                    Invalid::new("invalid_header", format!("`{name}` is not a valid header name"))
+                        .field(field),
+                );
             }
             let lower = name.to_ascii_lowercase();
             if RESERVED_HEADERS.contains(&lower.as_str()) || lower.starts_with("x-tern-") {
-                return Err(ApiError::unprocessable(
+                return Err(Invalid::new(
                     "forbidden_header",
                     format!("`{name}` is set by Tern and cannot be given as a custom header"),
                 )
@@ -137,14 +131,14 @@ pub fn tag_and_metadata(
     tag: Option<&str>,
     metadata: &BTreeMap<String, String>,
     limits: &Limits,
-) -> Result<(Option<String>, serde_json::Value), ApiError> {
+) -> Result<(Option<String>, serde_json::Value), Invalid> {
     if let Some(tag) = tag
         && (tag.is_empty() || tag.chars().count() > 100 || tag.chars().any(char::is_control))
     {
-        return Err(ApiError::unprocessable("invalid_tag", "`tag` must be 1 to 100 characters").field("tag"));
+        return Err(Invalid::new("invalid_tag", "`tag` must be 1 to 100 characters").field("tag"));
     }
     if metadata.len() > limits.max_metadata_entries {
-        return Err(ApiError::too_large(
+        return Err(Invalid::too_large(
             "too_much_metadata",
             format!(
                 "at most {} metadata entries (limits.max_metadata_entries)",
@@ -155,23 +149,25 @@ pub fn tag_and_metadata(
     }
     for (key, value) in metadata {
         if key.is_empty() || key.len() > 100 || value.len() > limits.max_header_bytes {
-            return Err(ApiError::unprocessable(
+            return Err(Invalid::new(
                 "invalid_metadata",
                 "metadata keys must be 1 to 100 bytes and values at most limits.max_header_bytes",
             )
             .field(format!("metadata.{key}")));
         }
     }
-    let json = serde_json::to_value(metadata).map_err(|e| ApiError::Internal(e.into()))?;
+    let json = serde_json::Value::Object(
+        metadata
+            .iter()
+            .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+            .collect(),
+    );
     Ok((tag.map(str::to_string), json))
 }
 
-fn attachments(
-    input: &[crate::api::send::AttachmentInput],
-    limits: &Limits,
-) -> Result<Vec<Attachment>, ApiError> {
+fn attachments(input: &[AttachmentInput], limits: &Limits) -> Result<Vec<Attachment>, Invalid> {
     if input.len() > limits.max_attachments {
-        return Err(ApiError::too_large(
+        return Err(Invalid::too_large(
             "too_many_attachments",
             format!(
                 "at most {} attachments (limits.max_attachments)",
@@ -189,11 +185,10 @@ fn attachments(
                 || a.filename.len() > 255
                 || a.filename.chars().any(char::is_control)
             {
-                return Err(ApiError::unprocessable(
-                    "invalid_attachment",
-                    "filename must be 1 to 255 characters",
-                )
-                .field(field("filename")));
+                return Err(
+                    Invalid::new("invalid_attachment", "filename must be 1 to 255 characters")
+                        .field(field("filename")),
+                );
             }
             let content_type = a
                 .content_type
@@ -208,11 +203,10 @@ fn attachments(
                 token(t) && token(s)
             });
             if !valid_type || content_type.len() > 127 {
-                return Err(ApiError::unprocessable(
-                    "invalid_content_type",
-                    "content_type must be `type/subtype`",
-                )
-                .field(field("content_type")));
+                return Err(
+                    Invalid::new("invalid_content_type", "content_type must be `type/subtype`")
+                        .field(field("content_type")),
+                );
             }
             if let Some(cid) = &a.content_id
                 && (cid.is_empty()
@@ -221,7 +215,7 @@ fn attachments(
                         .bytes()
                         .all(|b| (33..=126).contains(&b) && b != b'<' && b != b'>'))
             {
-                return Err(ApiError::unprocessable(
+                return Err(Invalid::new(
                     "invalid_content_id",
                     "content_id must be 1 to 255 printable characters without <>",
                 )
@@ -229,7 +223,7 @@ fn attachments(
             }
             let cleaned: String = a.content.chars().filter(|c| !c.is_ascii_whitespace()).collect();
             let content = STANDARD.decode(cleaned.as_bytes()).map_err(|_| {
-                ApiError::unprocessable("invalid_base64", "attachment content is not valid base64")
+                Invalid::new("invalid_base64", "attachment content is not valid base64")
                     .field(field("content"))
             })?;
             Ok(Attachment {
@@ -242,24 +236,8 @@ fn attachments(
         .collect()
 }
 
-/// A JSON send that passed every check that needs no database.
-pub struct Validated {
-    pub from: Mailbox,
-    to: Vec<Mailbox>,
-    cc: Vec<Mailbox>,
-    reply_to: Vec<Mailbox>,
-    pub recipients: RecipientSet,
-    subject: String,
-    text: Option<String>,
-    html: Option<String>,
-    headers: Vec<(String, String)>,
-    files: Vec<Attachment>,
-    tag: Option<String>,
-    metadata: serde_json::Value,
-}
-
-/// Checks every field of a JSON send (no I/O).
-pub fn validate(limits: &Limits, req: SendMessage) -> Result<Validated, ApiError> {
+/// Checks every field of a JSON send.
+pub fn compose(limits: &Limits, req: SendMessage) -> Result<Request, Invalid> {
     let from = mailbox(&req.from, "from")?;
     let to = mailboxes(&req.to, "to")?;
     let cc = mailboxes(&req.cc, "cc")?;
@@ -277,7 +255,7 @@ pub fn validate(limits: &Limits, req: SendMessage) -> Result<Validated, ApiError
     }
     recipients.check(limits.max_recipients, "to")?;
     if req.subject.chars().count() > limits.max_subject_chars {
-        return Err(ApiError::too_large(
+        return Err(Invalid::too_large(
             "subject_too_long",
             format!(
                 "the subject is longer than {} characters (limits.max_subject_chars)",
@@ -287,71 +265,82 @@ pub fn validate(limits: &Limits, req: SendMessage) -> Result<Validated, ApiError
         .field("subject"));
     }
     if req.subject.chars().any(char::is_control) {
-        return Err(ApiError::unprocessable(
+        return Err(Invalid::new(
             "invalid_subject",
             "the subject contains a control character or line break",
         )
         .field("subject"));
     }
     if req.text.is_none() && req.html.is_none() {
-        return Err(ApiError::unprocessable("missing_body", "give `text`, `html` or both").field("text"));
+        return Err(Invalid::new("missing_body", "give `text`, `html` or both").field("text"));
     }
     let headers = custom_headers(&req.headers, limits)?;
-    let files = attachments(&req.attachments, limits)?;
+    let attachments = attachments(&req.attachments, limits)?;
     let (tag, metadata) = tag_and_metadata(req.tag.as_deref(), &req.metadata, limits)?;
-    Ok(Validated {
-        from,
-        to,
-        cc,
-        reply_to,
+    Ok(Request::Compose(Compose {
+        content: Composition {
+            from,
+            to,
+            cc,
+            reply_to,
+            subject: req.subject,
+            text: req.text,
+            html: req.html,
+            headers,
+            attachments,
+        },
         recipients,
-        subject: req.subject,
-        text: req.text,
-        html: req.html,
-        headers,
-        files,
         tag,
         metadata,
-    })
+    }))
 }
 
-/// Builds and signs a validated send from `domain` (already checked).
-pub async fn prepare(state: &AppState, domain: SigningDomain, v: Validated) -> Result<Prepared, ApiError> {
-    let id = Uuid::now_v7();
-    let message_id = format!("{}@{}", id.simple(), state.settings.public_hostname);
-    let from_header = match &v.from.name {
-        Some(name) => format!("{name} <{}>", v.from.address),
-        None => v.from.address.to_string(),
-    };
-    let mail_from = v.from.address.to_string();
-    let subject = v.subject.clone();
-    let composition = Composition {
-        from: v.from,
-        to: v.to,
-        cc: v.cc,
-        reply_to: v.reply_to,
-        subject: v.subject,
-        text: v.text,
-        html: v.html,
-        headers: v.headers,
-        attachments: v.files,
-        message_id: message_id.clone(),
-        date: chrono::Utc::now().timestamp(),
-    };
-    let domain_id = domain.id;
-    let signed = accept::build_and_sign(state, domain, move || build::build(&composition)).await?;
-    Ok(Prepared {
-        id,
-        message_id,
+/// Parses one address, naming the field on failure.
+fn parse_address(input: &str, field: &str) -> Result<EmailAddress, Invalid> {
+    EmailAddress::parse(input.trim())
+        .map_err(|reason| Invalid::new("invalid_address", format!("`{field}` {reason}")).field(field))
+}
+
+/// Checks a raw send: its envelope, size and encoding, and the headers Tern
+/// needs (From, Message-ID, Date, existing DKIM signatures).
+pub fn raw(limits: &Limits, req: SendRawMessage) -> Result<Request, Invalid> {
+    let mail_from = parse_address(&req.mail_from, "mail_from")?;
+    let mut recipients = RecipientSet::default();
+    let indexed = matches!(req.rcpt_to, RcptList::Many(_));
+    for (i, address) in req.rcpt_to.items().into_iter().enumerate() {
+        let field = if indexed {
+            format!("rcpt_to[{i}]")
+        } else {
+            "rcpt_to".into()
+        };
+        recipients.add(parse_address(address, &field)?, RecipientKind::Envelope);
+    }
+    recipients.check(limits.max_recipients, "rcpt_to")?;
+    let (tag, metadata) = tag_and_metadata(req.tag.as_deref(), &req.metadata, limits)?;
+
+    // Bound the work before decoding: base64 is 4/3 of the message.
+    if req.raw.len() / 4 * 3 > limits.max_message_bytes + 3 {
+        check_size(limits.max_message_bytes, req.raw.len() / 4 * 3)?;
+    }
+    let cleaned: Vec<u8> = req.raw.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
+    let message = STANDARD
+        .decode(&cleaned)
+        .map_err(|_| Invalid::new("invalid_base64", "`raw` is not valid base64").field("raw"))?;
+    check_size(limits.max_message_bytes, message.len())?;
+    let info = raw::inspect(&message, limits.max_header_bytes).map_err(|err| match err {
+        raw::RawError::HeaderTooLong(..) => {
+            Invalid::too_large("header_too_long", err.to_string()).field("raw")
+        }
+        other => Invalid::new("invalid_message", other.to_string()).field("raw"),
+    })?;
+    Ok(Request::Raw(RawSubmission {
         mail_from,
-        from_header,
-        subject,
-        tag: v.tag,
-        metadata: v.metadata,
-        domain_id,
-        signed,
-        recipients: v.recipients,
-    })
+        recipients,
+        message,
+        info,
+        tag,
+        metadata,
+    }))
 }
 
 #[cfg(test)]

@@ -8,6 +8,10 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::auth::KeyError;
+use crate::domain::{Invalid, InvalidKind};
+use crate::sending::SendError;
+
 /// What a client is told about a failed request.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ErrorDetail {
@@ -201,5 +205,44 @@ impl<T> ResultExt<T> for Result<T, sqlx::Error> {
             sqlx::Error::Database(db) if db.is_unique_violation() => ApiError::conflict(code, message),
             _ => ApiError::from(err),
         })
+    }
+}
+
+impl From<Invalid> for ApiError {
+    fn from(invalid: Invalid) -> Self {
+        let detail = ErrorDetail {
+            code: invalid.code,
+            message: invalid.message,
+            field: invalid.field,
+        };
+        match invalid.kind {
+            InvalidKind::Unprocessable => ApiError::Unprocessable(detail),
+            InvalidKind::TooLarge => ApiError::PayloadTooLarge(detail),
+        }
+    }
+}
+
+impl From<KeyError> for ApiError {
+    fn from(err: KeyError) -> Self {
+        match err {
+            KeyError::Malformed => ApiError::unauthorized("invalid_api_key", err.to_string()),
+            KeyError::Unknown => ApiError::unauthorized("invalid_api_key", err.to_string()),
+            KeyError::Revoked => ApiError::unauthorized("api_key_revoked", err.to_string()),
+            KeyError::Database(db) => ApiError::from(db),
+        }
+    }
+}
+
+impl From<SendError> for ApiError {
+    fn from(err: SendError) -> Self {
+        match err {
+            SendError::Key(key) => key.into(),
+            SendError::Invalid(invalid) => invalid.into(),
+            SendError::IdempotencyKeyReused => {
+                ApiError::unprocessable("idempotency_key_reused", err.to_string())
+            }
+            SendError::IdempotencyKeyInUse => ApiError::conflict("idempotency_conflict", err.to_string()),
+            SendError::Internal(err) => ApiError::Internal(err),
+        }
     }
 }

@@ -10,7 +10,7 @@ use metrics::{counter, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use sqlx::PgPool;
 
-use crate::db::messages::RecipientStatus;
+use crate::domain::RecipientStatus;
 
 /// Messages accepted by the send API, by server mode.
 pub const MESSAGES_ACCEPTED: &str = "tern_messages_accepted_total";

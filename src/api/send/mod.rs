@@ -1,0 +1,104 @@
+//! `POST /v1/messages` and `POST /v1/messages/raw` (server API key): parse
+//! and validate the body, hand it to [`sending::send`], answer.
+
+pub mod request;
+mod validate;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use self::request::{SendMessage, SendRawMessage};
+use super::error::{ApiError, ErrorBody};
+use super::extract::ApiJson;
+use crate::auth::ApiKeyToken;
+use crate::sending::{self, Accepted, IdempotencyKey};
+use crate::state::AppState;
+
+/// Header name, as Stripe and the IETF draft spell it.
+pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
+/// Reads and checks the `Idempotency-Key` header; `None` when absent. The
+/// request is fingerprinted as parsed and serialised again, so formatting
+/// does not matter.
+fn idempotency_key<T: Serialize>(
+    headers: &HeaderMap,
+    operation: &str,
+    body: &T,
+) -> Result<Option<IdempotencyKey>, ApiError> {
+    let Some(value) = headers.get(IDEMPOTENCY_KEY) else {
+        return Ok(None);
+    };
+    let key = value
+        .to_str()
+        .ok()
+        .filter(|k| !k.is_empty() && k.len() <= 255 && k.bytes().all(|b| (33..=126).contains(&b)))
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_idempotency_key",
+                "Idempotency-Key must be 1 to 255 printable ASCII characters",
+            )
+        })?;
+    let canonical = serde_json::to_vec(body).map_err(|e| ApiError::Internal(e.into()))?;
+    Ok(Some(IdempotencyKey::new(key.to_string(), operation, &canonical)))
+}
+
+fn respond(accepted: Accepted) -> Response {
+    let mut response = (StatusCode::ACCEPTED, Json(accepted.answer)).into_response();
+    if accepted.replayed {
+        response
+            .headers_mut()
+            .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    response
+}
+
+/// Builds, DKIM-signs and queues a message.
+///
+/// Answers at once with the message id and each recipient's status. On a
+/// `development` server nothing is delivered: recipients are `held`.
+#[utoipa::path(post, path = "/v1/messages", operation_id = "send_message", tag = "messages",
+    security(("api_key" = [])), request_body = SendMessage,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: the same key and body return the first response")),
+    responses(
+        (status = 202, description = "Accepted", body = crate::sending::SendResponse),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 401, description = "Missing, invalid or revoked API key", body = ErrorBody),
+        (status = 413, description = "A size limit was exceeded", body = ErrorBody),
+        (status = 422, description = "Invalid field, unknown sender domain, or reused Idempotency-Key", body = ErrorBody),
+    ))]
+pub async fn send_message(
+    State(state): State<AppState>,
+    token: ApiKeyToken,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<SendMessage>,
+) -> Result<Response, ApiError> {
+    let key = idempotency_key(&headers, "send_message", &body)?;
+    let request = validate::compose(&state.settings.limits, body);
+    Ok(respond(sending::send(&state, &token, key, request).await?))
+}
+
+/// Queues a raw RFC 5322 message, DKIM-signing it unless the sender's
+/// domain has signed it already.
+#[utoipa::path(post, path = "/v1/messages/raw", operation_id = "send_raw_message", tag = "messages",
+    security(("api_key" = [])), request_body = SendRawMessage,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: the same key and body return the first response")),
+    responses(
+        (status = 202, description = "Accepted", body = crate::sending::SendResponse),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 401, description = "Missing, invalid or revoked API key", body = ErrorBody),
+        (status = 413, description = "A size limit was exceeded", body = ErrorBody),
+        (status = 422, description = "Invalid message, envelope or sender domain", body = ErrorBody),
+    ))]
+pub async fn send_raw_message(
+    State(state): State<AppState>,
+    token: ApiKeyToken,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<SendRawMessage>,
+) -> Result<Response, ApiError> {
+    let key = idempotency_key(&headers, "send_raw_message", &body)?;
+    let request = validate::raw(&state.settings.limits, body);
+    Ok(respond(sending::send(&state, &token, key, request).await?))
+}

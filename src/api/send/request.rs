@@ -1,0 +1,143 @@
+//! The JSON bodies of `POST /v1/messages` and `POST /v1/messages/raw`, as
+//! documented in the OpenAPI schema.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// An address: `"jane@example.org"`, `"Jane Doe <jane@example.org>"`, or an
+/// object with `email` and `name`.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum AddressInput {
+    #[schema(example = "Jane Doe <jane@example.org>")]
+    Text(String),
+    Structured(NamedAddress),
+}
+
+/// An address with an optional display name.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NamedAddress {
+    #[schema(example = "jane@example.org")]
+    pub email: String,
+    #[schema(example = "Jane Doe")]
+    pub name: Option<String>,
+}
+
+/// One address or a list of them.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum AddressList {
+    // Many first: serde would otherwise read `["a", "b"]` as the struct form.
+    Many(Vec<AddressInput>),
+    One(AddressInput),
+}
+
+impl Default for AddressList {
+    fn default() -> Self {
+        AddressList::Many(Vec::new())
+    }
+}
+
+impl AddressList {
+    pub fn items(&self) -> Vec<&AddressInput> {
+        match self {
+            AddressList::One(one) => vec![one],
+            AddressList::Many(many) => many.iter().collect(),
+        }
+    }
+}
+
+/// A file to attach; with `content_id` it is an inline part that HTML
+/// refers to as `cid:<content_id>`.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AttachmentInput {
+    #[schema(example = "invoice.pdf")]
+    pub filename: String,
+    /// Base64 (RFC 4648 §4) of the file.
+    #[schema(example = "JVBERi0xLjQK...")]
+    pub content: String,
+    /// Default `application/octet-stream`.
+    #[schema(example = "application/pdf")]
+    pub content_type: Option<String>,
+    #[schema(example = "logo")]
+    pub content_id: Option<String>,
+}
+
+/// A message to build, sign and send.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "from": "Acme <hello@example.com>",
+    "to": ["jane@example.org"],
+    "subject": "Your receipt",
+    "text": "Thanks for your order.",
+    "html": "<p>Thanks for your order.</p>",
+    "tag": "receipt",
+    "metadata": {"order_id": "1234"}
+}))]
+pub struct SendMessage {
+    /// The sender; its domain must be a sending domain of this server.
+    pub from: AddressInput,
+    #[serde(default)]
+    pub to: AddressList,
+    #[serde(default)]
+    pub cc: AddressList,
+    /// Recipients not shown in the headers.
+    #[serde(default)]
+    pub bcc: AddressList,
+    #[serde(default)]
+    pub reply_to: AddressList,
+    #[serde(default)]
+    pub subject: String,
+    pub text: Option<String>,
+    pub html: Option<String>,
+    /// Extra headers. Headers Tern sets itself (From, To, Subject, Date,
+    /// Message-ID, MIME and DKIM headers, …) are refused.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    #[serde(default)]
+    pub attachments: Vec<AttachmentInput>,
+    /// A label to filter messages by.
+    pub tag: Option<String>,
+    /// Your own key/value data, returned with the message and its events.
+    #[serde(default)]
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// An RFC 5322 message as it is, with its envelope.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SendRawMessage {
+    /// The envelope sender (`MAIL FROM`).
+    #[schema(example = "hello@example.com")]
+    pub mail_from: String,
+    /// The envelope recipients (`RCPT TO`).
+    #[schema(value_type = Vec<String>, example = json!(["jane@example.org"]))]
+    pub rcpt_to: RcptList,
+    /// Base64 of the whole message (headers and body).
+    pub raw: String,
+    pub tag: Option<String>,
+    #[serde(default)]
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// One address or a list of them (plain strings).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum RcptList {
+    Many(Vec<String>),
+    One(String),
+}
+
+impl RcptList {
+    pub fn items(&self) -> Vec<&str> {
+        match self {
+            RcptList::One(one) => vec![one.as_str()],
+            RcptList::Many(many) => many.iter().map(String::as_str).collect(),
+        }
+    }
+}

@@ -1,0 +1,187 @@
+//! From a request to the message to store: ids, the source (built from
+//! parts, or a raw message completed), the DKIM signature and each
+//! recipient's first status.
+
+use mail_builder::headers::date::Date;
+use uuid::Uuid;
+
+use super::SendError;
+use super::request::Request;
+use crate::auth::ServerAuth;
+use crate::db::messages::{NewMessage, NewRecipient};
+use crate::domain::{Invalid, RecipientStatus, ServerMode, SigningDomain};
+use crate::mail::build::{self, Composition};
+use crate::mail::raw::{self, RawInfo};
+use crate::state::AppState;
+
+/// Refuses a message above `limits.max_message_bytes`.
+pub fn check_size(max: usize, size: usize) -> Result<(), Invalid> {
+    if size > max {
+        return Err(Invalid::too_large(
+            "message_too_large",
+            format!("the message is {size} bytes; the limit is {max} (limits.max_message_bytes)"),
+        ));
+    }
+    Ok(())
+}
+
+/// The parts of a stored message that building it decides.
+struct Built {
+    message_id: String,
+    mail_from: String,
+    from_header: String,
+    subject: String,
+    /// Signed source.
+    raw: Vec<u8>,
+}
+
+/// Builds and signs the message for `domain` (already checked) and gives
+/// each recipient its first status.
+pub(super) async fn prepare(
+    state: &AppState,
+    auth: &ServerAuth,
+    domain: SigningDomain,
+    request: Request,
+    suppressed: &[String],
+) -> Result<NewMessage, SendError> {
+    let id = Uuid::now_v7();
+    let domain_id = domain.id;
+    let (built, recipients, tag, metadata) = match request {
+        Request::Compose(c) => {
+            let (recipients, tag, metadata) = (c.recipients, c.tag, c.metadata);
+            (
+                composed(state, id, domain, c.content).await?,
+                recipients,
+                tag,
+                metadata,
+            )
+        }
+        Request::Raw(r) => {
+            let (recipients, tag, metadata) = (r.recipients, r.tag, r.metadata);
+            let built = completed(state, id, domain, r.mail_from.to_string(), r.message, r.info).await?;
+            (built, recipients, tag, metadata)
+        }
+    };
+    let recipients = recipients
+        .iter()
+        .map(|(address, kind)| {
+            let address_text = address.to_string();
+            let status = if suppressed.contains(&address_text) {
+                RecipientStatus::Suppressed
+            } else if auth.mode == ServerMode::Development {
+                RecipientStatus::Held
+            } else {
+                RecipientStatus::Queued
+            };
+            NewRecipient {
+                id: Uuid::now_v7(),
+                address: address_text,
+                domain: address.domain().to_string(),
+                kind: *kind,
+                status,
+            }
+        })
+        .collect();
+    Ok(NewMessage {
+        id,
+        server_id: auth.server_id,
+        domain_id: Some(domain_id),
+        message_id: built.message_id,
+        mail_from: built.mail_from,
+        from_header: built.from_header,
+        subject: built.subject,
+        tag,
+        metadata,
+        raw: built.raw,
+        recipients,
+    })
+}
+
+async fn composed(
+    state: &AppState,
+    id: Uuid,
+    domain: SigningDomain,
+    content: Composition,
+) -> Result<Built, SendError> {
+    let from_header = match &content.from.name {
+        Some(name) => format!("{name} <{}>", content.from.address),
+        None => content.from.address.to_string(),
+    };
+    let message_id = format!("{}@{}", id.simple(), state.settings.public_hostname);
+    let mail_from = content.from.address.to_string();
+    let subject = content.subject.clone();
+    let date = chrono::Utc::now().timestamp();
+    let built_id = message_id.clone();
+    let raw = sign(state, domain, move || build::build(&content, &built_id, date)).await?;
+    Ok(Built {
+        message_id,
+        mail_from,
+        from_header,
+        subject,
+        raw,
+    })
+}
+
+/// A raw message completed with Message-ID and Date where missing, with
+/// CRLF line ends, signed unless the sender's domain has signed it already.
+async fn completed(
+    state: &AppState,
+    id: Uuid,
+    domain: SigningDomain,
+    mail_from: String,
+    source: Vec<u8>,
+    info: RawInfo,
+) -> Result<Built, SendError> {
+    let mut prefix = String::new();
+    let message_id = match &info.message_id {
+        Some(existing) => existing.clone(),
+        None => {
+            let generated = format!("{}@{}", id.simple(), state.settings.public_hostname);
+            prefix.push_str(&format!("Message-ID: <{generated}>\r\n"));
+            generated
+        }
+    };
+    if !info.has_date {
+        prefix.push_str(&format!(
+            "Date: {}\r\n",
+            Date::new(chrono::Utc::now().timestamp()).to_rfc822()
+        ));
+    }
+    let mut completed = prefix.into_bytes();
+    completed.extend_from_slice(&raw::to_crlf(&source));
+    let already_signed = info.dkim_domains.iter().any(|d| d == &domain.name);
+    let raw = if already_signed {
+        check_size(state.settings.limits.max_message_bytes, completed.len())?;
+        completed
+    } else {
+        sign(state, domain, move || completed).await?
+    };
+    Ok(Built {
+        message_id,
+        mail_from,
+        from_header: info.from_header,
+        subject: info.subject,
+        raw,
+    })
+}
+
+/// Builds the message, checks its size and DKIM-signs it, in one task on
+/// the blocking pool (MIME encoding, body hashing and the RSA signature are
+/// CPU work).
+async fn sign(
+    state: &AppState,
+    domain: SigningDomain,
+    build: impl FnOnce() -> Vec<u8> + Send + 'static,
+) -> Result<Vec<u8>, SendError> {
+    let state = state.clone();
+    tokio::task::spawn_blocking(move || {
+        let message = build();
+        check_size(state.settings.limits.max_message_bytes, message.len())?;
+        state
+            .signers
+            .sign(&domain, &message)
+            .map_err(|e| SendError::Internal(e.into()))
+    })
+    .await
+    .map_err(|e| SendError::Internal(e.into()))?
+}
