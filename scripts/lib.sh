@@ -1,6 +1,10 @@
 # Shared helpers of scripts/run and scripts/test: make sure what Tern and its
 # tests need is installed and running, whatever the machine had before.
 
+# Checked queries (sqlx::query!) build from the committed .sqlx/, never from
+# whatever DATABASE_URL the environment has.
+export SQLX_OFFLINE=true
+
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
 apt_updated=""
@@ -55,4 +59,28 @@ ensure_python_venv() {
   python3 -m venv .venv
   .venv/bin/pip install -q --disable-pip-version-check -r "$requirements"
   cp "$requirements" "$stamp"
+}
+
+# sqlx-cli at the version of the sqlx crate, for `cargo sqlx prepare`.
+SQLX_CLI_VERSION="0.9.0"
+ensure_sqlx_cli() {
+  if cargo sqlx --version 2>/dev/null | grep -q " $SQLX_CLI_VERSION\$"; then return 0; fi
+  log "installing sqlx-cli $SQLX_CLI_VERSION"
+  cargo install sqlx-cli --version "$SQLX_CLI_VERSION" --no-default-features --features postgres --quiet
+}
+
+# Checks that .sqlx/ (the offline data of the checked queries) matches the
+# code and the migrations: prepares against a throwaway database.
+check_sqlx_offline_data() {
+  local base="${TERN_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432}"
+  local name="tern_prepare_$$"
+  local status=0
+  psql "$base/postgres" -q -c "CREATE DATABASE $name" >/dev/null
+  sqlx migrate run --source migrations --database-url "$base/$name" >/dev/null &&
+    DATABASE_URL="$base/$name" cargo sqlx prepare --check -- --all-targets || status=$?
+  psql "$base/postgres" -q -c "DROP DATABASE IF EXISTS $name WITH (FORCE)" >/dev/null
+  if [ "$status" -ne 0 ]; then
+    echo ".sqlx/ is out of date: run 'cargo sqlx prepare -- --all-targets' against a migrated database (see README)" >&2
+  fi
+  return "$status"
 }

@@ -13,7 +13,7 @@ use super::extract::{ApiJson, ApiPath, require_write};
 use super::servers::visible as visible_server;
 use crate::api::error::{ApiError, ErrorBody, ResultExt};
 use crate::db;
-use crate::db::domains::{Domain, NewDomain};
+use crate::db::domains::{DomainRow, NewDomain};
 use crate::dns::records::{self, DnsRecord};
 use crate::domain::DkimAlgorithm;
 use crate::domain::DomainName;
@@ -61,7 +61,7 @@ pub struct DomainList {
     pub data: Vec<DomainView>,
 }
 
-fn view(state: &AppState, d: Domain) -> DomainView {
+fn view(state: &AppState, d: DomainRow) -> DomainView {
     DomainView {
         dns_records: records::for_domain(&d.dns(), &state.settings),
         id: d.id,
@@ -76,7 +76,7 @@ fn view(state: &AppState, d: Domain) -> DomainView {
     }
 }
 
-async fn visible(state: &AppState, user: Uuid, id: Uuid) -> Result<Domain, ApiError> {
+async fn visible(state: &AppState, user: Uuid, id: Uuid) -> Result<DomainRow, ApiError> {
     db::domains::get_for_user(&state.db, user, id)
         .await?
         .ok_or_else(|| ApiError::not_found("domain"))

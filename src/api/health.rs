@@ -6,7 +6,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::api::error::ApiError;
-use crate::db::MIGRATOR;
+use crate::db::{self, MIGRATOR};
 use crate::state::AppState;
 
 /// A probe's answer.
@@ -44,13 +44,10 @@ pub async fn readyz(
             }),
         )
     };
-    let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
-        .fetch_all(&state.db)
-        .await
-        .map_err(|err| {
-            tracing::warn!(error = %err, "readiness check failed");
-            unavailable("database unreachable")
-        })?;
+    let applied = db::applied_migrations(&state.db).await.map_err(|err| {
+        tracing::warn!(error = &err as &dyn std::error::Error, "readiness check failed");
+        unavailable("database unreachable")
+    })?;
     let missing = MIGRATOR.iter().any(|m| !applied.contains(&m.version));
     if missing {
         return Err(unavailable("migrations pending"));

@@ -1,14 +1,13 @@
 //! Server API keys (hashes only).
 
 use chrono::{DateTime, Utc};
-use sqlx::{FromRow, PgPool};
+use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::domain::Role;
-use crate::domain::ServerMode;
+use crate::domain::{DkimAlgorithm, Role, ServerMode};
 
 /// An API key as listed: never the secret.
-#[derive(Debug, Clone, FromRow)]
+#[derive(Debug, Clone)]
 pub struct ApiKeyRow {
     pub id: Uuid,
     pub server_id: Uuid,
@@ -22,7 +21,7 @@ pub struct ApiKeyRow {
 }
 
 /// The result of looking a presented key up.
-#[derive(Debug, FromRow)]
+#[derive(Debug)]
 pub struct KeyLookup {
     pub key_id: Uuid,
     pub server_id: Uuid,
@@ -32,16 +31,23 @@ pub struct KeyLookup {
     pub needs_touch: bool,
 }
 
-macro_rules! select {
-    () => {
-        "SELECT k.id, k.server_id, k.name, k.prefix, k.created_at, k.last_used_at,
-        k.revoked_at, m.role
-    FROM api_keys k
-    JOIN servers s ON s.id = k.server_id
-    JOIN memberships m ON m.organization_id = s.organization_id AND m.user_id = $1"
+/// Keys as `user` sees them; `$1` is the user, `$2`... follow.
+macro_rules! select_visible {
+    ($tail:literal $(, $arg:expr)* $(,)?) => {
+        sqlx::query_as!(
+            ApiKeyRow,
+            r#"SELECT k.id, k.server_id, k.name, k.prefix, k.created_at, k.last_used_at,
+                      k.revoked_at, m.role AS "role: Role"
+               FROM api_keys k
+               JOIN servers s ON s.id = k.server_id
+               JOIN memberships m ON m.organization_id = s.organization_id AND m.user_id = $1 "#
+                + $tail
+            $(, $arg)*
+        )
     };
 }
 
+#[tracing::instrument(level = "debug", skip(pool, hash))]
 pub async fn create(
     pool: &PgPool,
     user: Uuid,
@@ -51,77 +57,80 @@ pub async fn create(
     hash: &[u8],
 ) -> sqlx::Result<ApiKeyRow> {
     let id = Uuid::now_v7();
-    sqlx::query("INSERT INTO api_keys (id, server_id, name, prefix, key_hash) VALUES ($1, $2, $3, $4, $5)")
-        .bind(id)
-        .bind(server)
-        .bind(name)
-        .bind(prefix)
-        .bind(hash)
-        .execute(pool)
-        .await?;
+    sqlx::query!(
+        "INSERT INTO api_keys (id, server_id, name, prefix, key_hash) VALUES ($1, $2, $3, $4, $5)",
+        id,
+        server,
+        name,
+        prefix,
+        hash
+    )
+    .execute(pool)
+    .await?;
     get_for_user(pool, user, id)
         .await?
         .ok_or(sqlx::Error::RowNotFound)
 }
 
+#[tracing::instrument(level = "debug", skip(pool))]
 pub async fn list(pool: &PgPool, user: Uuid, server: Uuid) -> sqlx::Result<Vec<ApiKeyRow>> {
-    sqlx::query_as(concat!(
-        select!(),
-        " WHERE k.server_id = $2 ORDER BY k.created_at, k.id"
-    ))
-    .bind(user)
-    .bind(server)
-    .fetch_all(pool)
-    .await
+    select_visible!("WHERE k.server_id = $2 ORDER BY k.created_at, k.id", user, server)
+        .fetch_all(pool)
+        .await
 }
 
+#[tracing::instrument(level = "debug", skip(pool))]
 pub async fn get_for_user(pool: &PgPool, user: Uuid, id: Uuid) -> sqlx::Result<Option<ApiKeyRow>> {
-    sqlx::query_as(concat!(select!(), " WHERE k.id = $2"))
-        .bind(user)
-        .bind(id)
+    select_visible!("WHERE k.id = $2", user, id)
         .fetch_optional(pool)
         .await
 }
 
+#[tracing::instrument(level = "debug", skip(pool))]
 pub async fn rename(pool: &PgPool, id: Uuid, name: &str) -> sqlx::Result<()> {
-    sqlx::query("UPDATE api_keys SET name = $2 WHERE id = $1")
-        .bind(id)
-        .bind(name)
+    sqlx::query!("UPDATE api_keys SET name = $2 WHERE id = $1", id, name)
         .execute(pool)
         .await
         .map(|_| ())
 }
 
 /// Revokes a key; revoking twice keeps the first time.
+#[tracing::instrument(level = "debug", skip(pool))]
 pub async fn revoke(pool: &PgPool, id: Uuid) -> sqlx::Result<()> {
-    sqlx::query("UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1")
-        .bind(id)
-        .execute(pool)
-        .await
-        .map(|_| ())
+    sqlx::query!(
+        "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1",
+        id
+    )
+    .execute(pool)
+    .await
+    .map(|_| ())
 }
 
+/// Looks a presented key up by its hash.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn authenticate(pool: &PgPool, hash: &[u8]) -> sqlx::Result<Option<KeyLookup>> {
-    sqlx::query_as(
-        "SELECT k.id AS key_id, k.server_id, s.mode, k.revoked_at IS NOT NULL AS revoked,
-                (k.last_used_at IS NULL OR k.last_used_at < now() - interval '1 minute') AS needs_touch
-         FROM api_keys k JOIN servers s ON s.id = k.server_id
-         WHERE k.key_hash = $1",
+    sqlx::query_as!(
+        KeyLookup,
+        r#"SELECT k.id AS key_id, k.server_id, s.mode AS "mode: ServerMode",
+                  k.revoked_at IS NOT NULL AS "revoked!",
+                  (k.last_used_at IS NULL OR k.last_used_at < now() - interval '1 minute')
+                      AS "needs_touch!"
+           FROM api_keys k JOIN servers s ON s.id = k.server_id
+           WHERE k.key_hash = $1"#,
+        hash
     )
-    .bind(hash)
     .fetch_optional(pool)
     .await
 }
 
 /// A presented key and, in the same round trip, the server's sending domain
 /// `domain` (the send path needs both on every request).
-#[derive(Debug, FromRow)]
+#[derive(Debug)]
 pub struct SendLookup {
-    #[sqlx(flatten)]
     pub key: KeyLookup,
     pub domain_id: Option<Uuid>,
     pub domain_name: Option<String>,
-    pub dkim_algorithm: Option<crate::domain::DkimAlgorithm>,
+    pub dkim_algorithm: Option<DkimAlgorithm>,
     pub dkim_selector: Option<String>,
     pub dkim_private_key: Option<Vec<u8>>,
     pub domain_verified: Option<bool>,
@@ -143,37 +152,59 @@ impl SendLookup {
     }
 }
 
-/// Everything a JSON send needs from the database before it is stored, in
-/// one round trip: the key, the sender's domain, suppressed recipients.
+/// Everything a send needs from the database before it is stored, in one
+/// round trip: the key, the sender's domain, suppressed recipients.
+#[tracing::instrument(level = "debug", skip(pool, hash, recipients), fields(recipients = recipients.len()))]
 pub async fn authenticate_for_sending(
     pool: &PgPool,
     hash: &[u8],
     domain: Option<&str>,
     recipients: &[String],
 ) -> sqlx::Result<Option<SendLookup>> {
-    sqlx::query_as(
-        "SELECT k.id AS key_id, k.server_id, s.mode, k.revoked_at IS NOT NULL AS revoked,
-                (k.last_used_at IS NULL OR k.last_used_at < now() - interval '1 minute') AS needs_touch,
-                d.id AS domain_id, d.name AS domain_name, d.dkim_algorithm, d.dkim_selector,
-                d.dkim_private_key, d.verified_at IS NOT NULL AS domain_verified,
-                ARRAY(SELECT x.address FROM suppressions x
-                      WHERE x.server_id = k.server_id AND x.address = ANY($3)
-                        AND (x.expires_at IS NULL OR x.expires_at > now())) AS suppressed
-         FROM api_keys k
-         JOIN servers s ON s.id = k.server_id
-         LEFT JOIN domains d ON d.server_id = k.server_id AND d.name = $2
-         WHERE k.key_hash = $1",
+    let row = sqlx::query!(
+        r#"SELECT k.id AS key_id, k.server_id, s.mode AS "mode: ServerMode",
+                  k.revoked_at IS NOT NULL AS "revoked!",
+                  (k.last_used_at IS NULL OR k.last_used_at < now() - interval '1 minute')
+                      AS "needs_touch!",
+                  d.id AS "domain_id?", d.name AS "domain_name?",
+                  d.dkim_algorithm AS "dkim_algorithm?: DkimAlgorithm",
+                  d.dkim_selector AS "dkim_selector?", d.dkim_private_key AS "dkim_private_key?",
+                  d.verified_at IS NOT NULL AS "domain_verified?",
+                  ARRAY(SELECT x.address FROM suppressions x
+                        WHERE x.server_id = k.server_id AND x.address = ANY($3)
+                          AND (x.expires_at IS NULL OR x.expires_at > now())) AS "suppressed!"
+           FROM api_keys k
+           JOIN servers s ON s.id = k.server_id
+           LEFT JOIN domains d ON d.server_id = k.server_id AND d.name = $2
+           WHERE k.key_hash = $1"#,
+        hash,
+        domain,
+        recipients
     )
-    .bind(hash)
-    .bind(domain)
-    .bind(recipients)
     .fetch_optional(pool)
-    .await
+    .await?;
+    Ok(row.map(|r| SendLookup {
+        key: KeyLookup {
+            key_id: r.key_id,
+            server_id: r.server_id,
+            mode: r.mode,
+            revoked: r.revoked,
+            needs_touch: r.needs_touch,
+        },
+        // A domain that is not found has no id; then none of its columns count.
+        domain_verified: r.domain_id.and(r.domain_verified),
+        domain_id: r.domain_id,
+        domain_name: r.domain_name,
+        dkim_algorithm: r.dkim_algorithm,
+        dkim_selector: r.dkim_selector,
+        dkim_private_key: r.dkim_private_key,
+        suppressed: r.suppressed,
+    }))
 }
 
+#[tracing::instrument(level = "debug", skip(pool))]
 pub async fn touch(pool: &PgPool, id: Uuid) -> sqlx::Result<()> {
-    sqlx::query("UPDATE api_keys SET last_used_at = now() WHERE id = $1")
-        .bind(id)
+    sqlx::query!("UPDATE api_keys SET last_used_at = now() WHERE id = $1", id)
         .execute(pool)
         .await
         .map(|_| ())

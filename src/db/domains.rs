@@ -1,14 +1,14 @@
 //! Sending domains and their DKIM keys.
 
 use chrono::{DateTime, Utc};
-use sqlx::{FromRow, PgPool};
+use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::domain::{CheckResult, DkimAlgorithm, DomainDns, RecordStatus, Role};
 
 /// A sending domain as stored (without its private key).
-#[derive(Debug, Clone, FromRow)]
-pub struct Domain {
+#[derive(Debug, Clone)]
+pub struct DomainRow {
     pub id: Uuid,
     pub server_id: Uuid,
     pub name: String,
@@ -27,7 +27,7 @@ pub struct Domain {
     pub role: Role,
 }
 
-impl Domain {
+impl DomainRow {
     /// What the domain publishes, for listing and checking its records.
     pub fn dns(&self) -> DomainDns<'_> {
         DomainDns {
@@ -59,33 +59,44 @@ pub struct NewDomain<'a> {
     pub return_path_host: &'a str,
 }
 
-macro_rules! select {
-    () => {
-        "SELECT d.id, d.server_id, d.name, d.dkim_algorithm, d.dkim_selector,
-        d.dkim_public_key, d.return_path_host, d.spf_status, d.dkim_status,
-        d.return_path_status, d.dmarc_status, d.mx_status, d.verified_at,
-        d.last_checked_at, d.created_at, m.role
-    FROM domains d
-    JOIN servers s ON s.id = d.server_id
-    JOIN memberships m ON m.organization_id = s.organization_id AND m.user_id = $1"
+/// Domains as `user` sees them; `$1` is the user, `$2`... follow.
+macro_rules! select_visible {
+    ($tail:literal $(, $arg:expr)* $(,)?) => {
+        sqlx::query_as!(
+            DomainRow,
+            r#"SELECT d.id, d.server_id, d.name, d.dkim_algorithm AS "dkim_algorithm: DkimAlgorithm",
+                      d.dkim_selector, d.dkim_public_key, d.return_path_host,
+                      d.spf_status AS "spf_status: RecordStatus",
+                      d.dkim_status AS "dkim_status: RecordStatus",
+                      d.return_path_status AS "return_path_status: RecordStatus",
+                      d.dmarc_status AS "dmarc_status: RecordStatus",
+                      d.mx_status AS "mx_status: RecordStatus",
+                      d.verified_at, d.last_checked_at, d.created_at, m.role AS "role: Role"
+               FROM domains d
+               JOIN servers s ON s.id = d.server_id
+               JOIN memberships m ON m.organization_id = s.organization_id AND m.user_id = $1 "#
+                + $tail
+            $(, $arg)*
+        )
     };
 }
 
-pub async fn create(pool: &PgPool, user: Uuid, new: NewDomain<'_>) -> sqlx::Result<Domain> {
+#[tracing::instrument(level = "debug", skip(pool, new), fields(server.id = %new.server_id, domain = new.name))]
+pub async fn create(pool: &PgPool, user: Uuid, new: NewDomain<'_>) -> sqlx::Result<DomainRow> {
     let id = Uuid::now_v7();
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO domains (id, server_id, name, dkim_algorithm, dkim_selector,
             dkim_private_key, dkim_public_key, return_path_host)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        id,
+        new.server_id,
+        new.name,
+        new.algorithm as DkimAlgorithm,
+        new.selector,
+        new.private_key,
+        new.public_key,
+        new.return_path_host
     )
-    .bind(id)
-    .bind(new.server_id)
-    .bind(new.name)
-    .bind(new.algorithm)
-    .bind(new.selector)
-    .bind(new.private_key)
-    .bind(new.public_key)
-    .bind(new.return_path_host)
     .execute(pool)
     .await?;
     get_for_user(pool, user, id)
@@ -93,45 +104,44 @@ pub async fn create(pool: &PgPool, user: Uuid, new: NewDomain<'_>) -> sqlx::Resu
         .ok_or(sqlx::Error::RowNotFound)
 }
 
-pub async fn list(pool: &PgPool, user: Uuid, server: Uuid) -> sqlx::Result<Vec<Domain>> {
-    sqlx::query_as(concat!(select!(), " WHERE d.server_id = $2 ORDER BY d.name"))
-        .bind(user)
-        .bind(server)
+#[tracing::instrument(level = "debug", skip(pool))]
+pub async fn list(pool: &PgPool, user: Uuid, server: Uuid) -> sqlx::Result<Vec<DomainRow>> {
+    select_visible!("WHERE d.server_id = $2 ORDER BY d.name", user, server)
         .fetch_all(pool)
         .await
 }
 
-pub async fn get_for_user(pool: &PgPool, user: Uuid, id: Uuid) -> sqlx::Result<Option<Domain>> {
-    sqlx::query_as(concat!(select!(), " WHERE d.id = $2"))
-        .bind(user)
-        .bind(id)
+#[tracing::instrument(level = "debug", skip(pool))]
+pub async fn get_for_user(pool: &PgPool, user: Uuid, id: Uuid) -> sqlx::Result<Option<DomainRow>> {
+    select_visible!("WHERE d.id = $2", user, id)
         .fetch_optional(pool)
         .await
 }
 
+#[tracing::instrument(level = "debug", skip(pool))]
 pub async fn delete(pool: &PgPool, id: Uuid) -> sqlx::Result<()> {
-    sqlx::query("DELETE FROM domains WHERE id = $1")
-        .bind(id)
+    sqlx::query!("DELETE FROM domains WHERE id = $1", id)
         .execute(pool)
         .await
         .map(|_| ())
 }
 
 /// Stores a DNS check; `verified_at` keeps the first time it passed.
+#[tracing::instrument(level = "debug", skip(pool))]
 pub async fn record_check(pool: &PgPool, id: Uuid, check: &CheckResult) -> sqlx::Result<()> {
-    sqlx::query(
+    sqlx::query!(
         "UPDATE domains SET spf_status = $2, dkim_status = $3, return_path_status = $4,
             dmarc_status = $5, mx_status = $6, last_checked_at = now(),
             verified_at = CASE WHEN $7 THEN coalesce(verified_at, now()) ELSE NULL END
          WHERE id = $1",
+        id,
+        check.spf as RecordStatus,
+        check.dkim as RecordStatus,
+        check.return_path as RecordStatus,
+        check.dmarc as RecordStatus,
+        check.mx as RecordStatus,
+        check.verified
     )
-    .bind(id)
-    .bind(check.spf)
-    .bind(check.dkim)
-    .bind(check.return_path)
-    .bind(check.dmarc)
-    .bind(check.mx)
-    .bind(check.verified)
     .execute(pool)
     .await
     .map(|_| ())

@@ -7,7 +7,7 @@ use uuid::Uuid;
 use crate::domain::{RecipientKind, RecipientStatus};
 
 /// A recipient of a message and its delivery state.
-#[derive(Debug, Clone, FromRow)]
+#[derive(Debug, Clone)]
 pub struct RecipientRow {
     pub id: Uuid,
     pub message_id: Uuid,
@@ -41,7 +41,7 @@ pub struct MessageRow {
 }
 
 /// Something that happened to a message or one of its recipients.
-#[derive(Debug, Clone, FromRow)]
+#[derive(Debug, Clone)]
 pub struct EventRow {
     pub id: i64,
     pub recipient_id: Option<Uuid>,
@@ -111,7 +111,7 @@ pub async fn insert(
     let domains: Vec<&str> = msg.recipients.iter().map(|r| r.domain.as_str()).collect();
     let kinds: Vec<&str> = msg.recipients.iter().map(|r| r.kind.as_str()).collect();
     let statuses: Vec<&str> = msg.recipients.iter().map(|r| r.status.as_str()).collect();
-    let result = sqlx::query(
+    let result = sqlx::query!(
         "WITH m AS (
             INSERT INTO messages (id, server_id, domain_id, message_id, mail_from, from_header,
                                   subject, tag, metadata, size)
@@ -130,31 +130,31 @@ pub async fn insert(
             SELECT message_id, id, status FROM r
          ), i AS (
             INSERT INTO idempotency_keys (server_id, key, request_hash, response_status, response_body)
-            SELECT $2, $17, $18, $19, $20 WHERE $17 IS NOT NULL
+            SELECT $2, $17::text, $18::bytea, $19::smallint, $20::jsonb WHERE $17::text IS NOT NULL
          )
          INSERT INTO message_events (message_id, kind, detail)
          SELECT id, 'accepted', jsonb_build_object('recipients', cardinality($12::uuid[])) FROM m",
+        msg.id,
+        msg.server_id,
+        msg.domain_id,
+        msg.message_id,
+        msg.mail_from,
+        msg.from_header,
+        msg.subject,
+        msg.tag,
+        msg.metadata,
+        i32::try_from(msg.raw.len()).unwrap_or(i32::MAX),
+        msg.raw,
+        &ids,
+        &addresses as &[&str],
+        &domains as &[&str],
+        &kinds as &[&str],
+        &statuses as &[&str],
+        idempotency.map(|i| i.key),
+        idempotency.map(|i| i.request_hash),
+        idempotency.map(|i| i.status),
+        idempotency.map(|i| i.body)
     )
-    .bind(msg.id)
-    .bind(msg.server_id)
-    .bind(msg.domain_id)
-    .bind(&msg.message_id)
-    .bind(&msg.mail_from)
-    .bind(&msg.from_header)
-    .bind(&msg.subject)
-    .bind(&msg.tag)
-    .bind(&msg.metadata)
-    .bind(i32::try_from(msg.raw.len()).unwrap_or(i32::MAX))
-    .bind(&msg.raw)
-    .bind(&ids)
-    .bind(&addresses)
-    .bind(&domains)
-    .bind(&kinds)
-    .bind(&statuses)
-    .bind(idempotency.map(|i| i.key))
-    .bind(idempotency.map(|i| i.request_hash))
-    .bind(idempotency.map(|i| i.status))
-    .bind(idempotency.map(|i| i.body))
     .execute(pool)
     .await;
     match result {
@@ -166,46 +166,53 @@ pub async fn insert(
     }
 }
 
-macro_rules! select_message {
-    () => {
-        "SELECT id, message_id, mail_from, from_header, subject, tag, metadata,
-    size, created_at FROM messages m"
-    };
-}
+/// The columns of [`MessageRow`], for the dynamic list query.
+const MESSAGE_COLUMNS: &str = "SELECT id, message_id, mail_from, from_header, subject, tag, metadata,
+    size, created_at FROM messages m";
 
+#[tracing::instrument(level = "debug", skip(pool))]
 pub async fn get(pool: &PgPool, server: Uuid, id: Uuid) -> sqlx::Result<Option<MessageRow>> {
-    sqlx::query_as(concat!(select_message!(), " WHERE server_id = $1 AND id = $2"))
-        .bind(server)
-        .bind(id)
-        .fetch_optional(pool)
-        .await
+    sqlx::query_as!(
+        MessageRow,
+        "SELECT id, message_id, mail_from, from_header, subject, tag, metadata, size, created_at
+         FROM messages WHERE server_id = $1 AND id = $2",
+        server,
+        id
+    )
+    .fetch_optional(pool)
+    .await
 }
 
+#[tracing::instrument(level = "debug", skip(pool))]
 pub async fn source(pool: &PgPool, id: Uuid) -> sqlx::Result<Vec<u8>> {
-    sqlx::query_scalar("SELECT raw FROM message_sources WHERE message_id = $1")
-        .bind(id)
+    sqlx::query_scalar!("SELECT raw FROM message_sources WHERE message_id = $1", id)
         .fetch_one(pool)
         .await
 }
 
 /// Recipients of the given messages, in insertion order per message.
+#[tracing::instrument(level = "debug", skip_all, fields(messages = messages.len()))]
 pub async fn recipients(pool: &PgPool, messages: &[Uuid]) -> sqlx::Result<Vec<RecipientRow>> {
-    sqlx::query_as(
-        "SELECT id, message_id, address, kind, status, attempts, next_attempt_at, last_reply,
-                last_host, last_tls, updated_at
-         FROM recipients WHERE message_id = ANY($1) ORDER BY message_id, id",
+    sqlx::query_as!(
+        RecipientRow,
+        r#"SELECT id, message_id, address, kind AS "kind: RecipientKind",
+                  status AS "status: RecipientStatus", attempts, next_attempt_at, last_reply,
+                  last_host, last_tls, updated_at
+           FROM recipients WHERE message_id = ANY($1) ORDER BY message_id, id"#,
+        messages
     )
-    .bind(messages)
     .fetch_all(pool)
     .await
 }
 
+#[tracing::instrument(level = "debug", skip(pool))]
 pub async fn events(pool: &PgPool, message: Uuid) -> sqlx::Result<Vec<EventRow>> {
-    sqlx::query_as(
+    sqlx::query_as!(
+        EventRow,
         "SELECT id, recipient_id, kind, detail, created_at FROM message_events
          WHERE message_id = $1 ORDER BY id",
+        message
     )
-    .bind(message)
     .fetch_all(pool)
     .await
 }
@@ -223,8 +230,11 @@ pub struct ListFilter {
     pub limit: i64,
 }
 
+/// A page of messages, newest first. The filters make the statement, so
+/// it is built at run time (and tested in tests/api/list.rs).
+#[tracing::instrument(level = "debug", skip(pool))]
 pub async fn list(pool: &PgPool, server: Uuid, filter: &ListFilter) -> sqlx::Result<Vec<MessageRow>> {
-    let mut q: QueryBuilder<Postgres> = QueryBuilder::new(select_message!());
+    let mut q: QueryBuilder<Postgres> = QueryBuilder::new(MESSAGE_COLUMNS);
     q.push(" WHERE server_id = ").push_bind(server);
     if let Some(tag) = &filter.tag {
         q.push(" AND tag = ").push_bind(tag.clone());

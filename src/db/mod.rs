@@ -36,3 +36,11 @@ pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<PgPool> 
         .await?;
     Ok(pool)
 }
+
+/// Versions of the migrations applied successfully, for readiness.
+#[tracing::instrument(level = "debug", skip(pool))]
+pub async fn applied_migrations(pool: &PgPool) -> sqlx::Result<Vec<i64>> {
+    sqlx::query_scalar!("SELECT version FROM _sqlx_migrations WHERE success")
+        .fetch_all(pool)
+        .await
+}

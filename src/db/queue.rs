@@ -6,11 +6,11 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sqlx::{FromRow, PgPool};
+use sqlx::PgPool;
 use uuid::Uuid;
 
 /// A recipient claimed for delivery.
-#[derive(Debug, Clone, FromRow)]
+#[derive(Debug, Clone)]
 pub struct Claimed {
     pub id: Uuid,
     pub message_id: Uuid,
@@ -25,8 +25,10 @@ pub struct Claimed {
 /// Claims up to `batch` due recipients for `worker` for `lease`. Due:
 /// `queued` or `deferred` with `next_attempt_at` passed, and no live lease.
 /// Oldest first; rows locked by another claimer are skipped, not waited for.
+#[tracing::instrument(level = "debug", skip(pool))]
 pub async fn claim(pool: &PgPool, worker: &str, batch: i64, lease: Duration) -> sqlx::Result<Vec<Claimed>> {
-    sqlx::query_as(
+    sqlx::query_as!(
+        Claimed,
         "WITH due AS (
             SELECT id FROM recipients
             WHERE status IN ('queued', 'deferred') AND next_attempt_at <= now()
@@ -41,29 +43,31 @@ pub async fn claim(pool: &PgPool, worker: &str, batch: i64, lease: Duration) -> 
          WHERE r.id = due.id AND m.id = r.message_id
          RETURNING r.id, r.message_id, m.server_id, r.address, r.domain, r.attempts,
                    m.created_at AS accepted_at",
+        worker,
+        batch,
+        lease.as_secs_f64()
     )
-    .bind(worker)
-    .bind(batch)
-    .bind(lease.as_secs_f64())
     .fetch_all(pool)
     .await
 }
 
 /// Gives a claimed recipient back without an attempt (e.g. on shutdown);
 /// returns whether `worker` still held it.
+#[tracing::instrument(level = "debug", skip(pool))]
 pub async fn release(pool: &PgPool, worker: &str, id: Uuid) -> sqlx::Result<bool> {
     Ok(release_all(pool, worker, &[id]).await? == 1)
 }
 
 /// Gives claimed recipients back without an attempt, in one statement;
 /// returns how many `worker` still held.
+#[tracing::instrument(level = "debug", skip(pool, ids), fields(recipients = ids.len()))]
 pub async fn release_all(pool: &PgPool, worker: &str, ids: &[Uuid]) -> sqlx::Result<u64> {
-    let done = sqlx::query(
+    let done = sqlx::query!(
         "UPDATE recipients SET lease_owner = NULL, lease_expires_at = NULL
          WHERE id = ANY($1) AND lease_owner = $2",
+        ids,
+        worker
     )
-    .bind(ids)
-    .bind(worker)
     .execute(pool)
     .await?;
     Ok(done.rows_affected())
@@ -87,6 +91,7 @@ pub struct Outcome {
 /// Records attempts and their events in one statement (so the recipients of
 /// one SMTP transaction are recorded together or not at all), for the
 /// recipients `worker` still holds the lease of; returns those recorded.
+#[tracing::instrument(level = "debug", skip(pool, outcomes), fields(recipients = outcomes.len()))]
 pub async fn complete(pool: &PgPool, worker: &str, outcomes: &[Outcome]) -> sqlx::Result<Vec<Uuid>> {
     let ids: Vec<Uuid> = outcomes.iter().map(|o| o.recipient).collect();
     let statuses: Vec<&str> = outcomes.iter().map(|o| o.status.as_str()).collect();
@@ -95,7 +100,7 @@ pub async fn complete(pool: &PgPool, worker: &str, outcomes: &[Outcome]) -> sqlx
     let hosts: Vec<Option<&str>> = outcomes.iter().map(|o| o.host.as_deref()).collect();
     let tls: Vec<Option<bool>> = outcomes.iter().map(|o| o.tls).collect();
     let details: Vec<&serde_json::Value> = outcomes.iter().map(|o| &o.detail).collect();
-    sqlx::query_scalar(
+    sqlx::query_scalar!(
         "WITH o AS (
             SELECT * FROM unnest($2::uuid[], $3::text[], $4::text[], $5::timestamptz[],
                                  $6::text[], $7::bool[], $8::jsonb[])
@@ -110,54 +115,84 @@ pub async fn complete(pool: &PgPool, worker: &str, outcomes: &[Outcome]) -> sqlx
          )
          INSERT INTO message_events (message_id, recipient_id, kind, detail)
          SELECT message_id, id, status, detail || jsonb_build_object('attempt', attempts) FROM u
-         RETURNING recipient_id",
+         RETURNING recipient_id AS \"recipient_id!\"",
+        worker,
+        &ids,
+        &statuses as &[&str],
+        &replies as &[&str],
+        &next as &[Option<DateTime<Utc>>],
+        &hosts as &[Option<&str>],
+        &tls as &[Option<bool>],
+        &details as &[&serde_json::Value]
     )
-    .bind(worker)
-    .bind(ids)
-    .bind(statuses)
-    .bind(replies)
-    .bind(next)
-    .bind(hosts)
-    .bind(tls)
-    .bind(details)
     .fetch_all(pool)
     .await
 }
 
 /// Which claimed recipients are on their server's suppression list now.
+#[tracing::instrument(level = "debug", skip_all, fields(recipients = claimed.len()))]
 pub async fn suppressed(pool: &PgPool, claimed: &[Claimed]) -> sqlx::Result<Vec<Uuid>> {
     let ids: Vec<Uuid> = claimed.iter().map(|c| c.id).collect();
     let servers: Vec<Uuid> = claimed.iter().map(|c| c.server_id).collect();
     let addresses: Vec<&str> = claimed.iter().map(|c| c.address.as_str()).collect();
-    sqlx::query_scalar(
-        "SELECT c.id FROM unnest($1::uuid[], $2::uuid[], $3::text[]) AS c(id, server_id, address)
+    sqlx::query_scalar!(
+        r#"SELECT c.id AS "id!" FROM unnest($1::uuid[], $2::uuid[], $3::text[]) AS c(id, server_id, address)
          JOIN suppressions s ON s.server_id = c.server_id AND s.address = c.address
-         WHERE s.expires_at IS NULL OR s.expires_at > now()",
+         WHERE s.expires_at IS NULL OR s.expires_at > now()"#,
+        &ids,
+        &servers,
+        &addresses as &[&str]
     )
-    .bind(ids)
-    .bind(servers)
-    .bind(addresses)
     .fetch_all(pool)
     .await
 }
 
 /// What delivering a message needs: its signed source and the host of its
 /// sending domain's return path.
-#[derive(Debug, FromRow)]
+#[derive(Debug)]
 pub struct Outgoing {
     pub raw: Vec<u8>,
     pub return_path_host: Option<String>,
 }
 
+#[tracing::instrument(level = "debug", skip(pool))]
 pub async fn outgoing(pool: &PgPool, message: Uuid) -> sqlx::Result<Outgoing> {
-    sqlx::query_as(
+    sqlx::query_as!(
+        Outgoing,
         "SELECT s.raw, d.return_path_host
          FROM messages m
          JOIN message_sources s ON s.message_id = m.id
          LEFT JOIN domains d ON d.id = m.domain_id
          WHERE m.id = $1",
+        message
     )
-    .bind(message)
+    .fetch_one(pool)
+    .await
+}
+
+/// How much work waits in the queue.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Depth {
+    pub queued: i64,
+    pub deferred: i64,
+    /// How long the oldest due recipient has waited, in seconds (0 if none).
+    pub oldest_due_secs: f64,
+}
+
+/// The queue's depth by status and the age of its oldest due recipient.
+/// Walks only the partial index of due work: it costs as much as the queue
+/// is long, never the history.
+#[tracing::instrument(level = "debug", skip(pool))]
+pub async fn depth(pool: &PgPool) -> sqlx::Result<Depth> {
+    sqlx::query_as!(
+        Depth,
+        r#"SELECT count(*) FILTER (WHERE status = 'queued') AS "queued!",
+                  count(*) FILTER (WHERE status = 'deferred') AS "deferred!",
+                  coalesce(extract(epoch FROM now() - min(next_attempt_at)
+                                   FILTER (WHERE next_attempt_at <= now()))::float8, 0)
+                      AS "oldest_due_secs!"
+           FROM recipients WHERE status IN ('queued', 'deferred')"#
+    )
     .fetch_one(pool)
     .await
 }

@@ -1,13 +1,13 @@
 //! Mail servers: the unit that owns domains, keys and messages.
 
 use chrono::{DateTime, Utc};
-use sqlx::{FromRow, PgPool};
+use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::domain::{Role, ServerMode};
 
 /// A mail server.
-#[derive(Debug, Clone, FromRow)]
+#[derive(Debug, Clone)]
 pub struct ServerRow {
     pub id: Uuid,
     pub organization_id: Uuid,
@@ -19,13 +19,22 @@ pub struct ServerRow {
     pub role: Role,
 }
 
-macro_rules! select {
-    () => {
-        "SELECT s.id, s.organization_id, s.name, s.mode, s.created_at, s.updated_at, m.role
-    FROM servers s JOIN memberships m ON m.organization_id = s.organization_id AND m.user_id = $1"
+/// Servers as `user` sees them; `$1` is the user, `$2`... follow.
+macro_rules! select_visible {
+    ($tail:literal $(, $arg:expr)* $(,)?) => {
+        sqlx::query_as!(
+            ServerRow,
+            r#"SELECT s.id, s.organization_id, s.name, s.mode AS "mode: ServerMode", s.created_at,
+                      s.updated_at, m.role AS "role: Role"
+               FROM servers s
+               JOIN memberships m ON m.organization_id = s.organization_id AND m.user_id = $1 "#
+                + $tail
+            $(, $arg)*
+        )
     };
 }
 
+#[tracing::instrument(level = "debug", skip(pool))]
 pub async fn create(
     pool: &PgPool,
     user: Uuid,
@@ -34,51 +43,55 @@ pub async fn create(
     mode: ServerMode,
 ) -> sqlx::Result<ServerRow> {
     let id = Uuid::now_v7();
-    sqlx::query("INSERT INTO servers (id, organization_id, name, mode) VALUES ($1, $2, $3, $4)")
-        .bind(id)
-        .bind(org)
-        .bind(name)
-        .bind(mode)
-        .execute(pool)
-        .await?;
+    sqlx::query!(
+        "INSERT INTO servers (id, organization_id, name, mode) VALUES ($1, $2, $3, $4)",
+        id,
+        org,
+        name,
+        mode as ServerMode
+    )
+    .execute(pool)
+    .await?;
     get_for_user(pool, user, id)
         .await?
         .ok_or(sqlx::Error::RowNotFound)
 }
 
+#[tracing::instrument(level = "debug", skip(pool))]
 pub async fn list(pool: &PgPool, user: Uuid, org: Uuid) -> sqlx::Result<Vec<ServerRow>> {
-    sqlx::query_as(concat!(
-        select!(),
-        " WHERE s.organization_id = $2 ORDER BY s.created_at, s.id"
-    ))
-    .bind(user)
-    .bind(org)
+    select_visible!(
+        "WHERE s.organization_id = $2 ORDER BY s.created_at, s.id",
+        user,
+        org
+    )
     .fetch_all(pool)
     .await
 }
 
 /// The server if `user` belongs to its organization.
+#[tracing::instrument(level = "debug", skip(pool))]
 pub async fn get_for_user(pool: &PgPool, user: Uuid, id: Uuid) -> sqlx::Result<Option<ServerRow>> {
-    sqlx::query_as(concat!(select!(), " WHERE s.id = $2"))
-        .bind(user)
-        .bind(id)
+    select_visible!("WHERE s.id = $2", user, id)
         .fetch_optional(pool)
         .await
 }
 
+#[tracing::instrument(level = "debug", skip(pool))]
 pub async fn update(pool: &PgPool, id: Uuid, name: &str, mode: ServerMode) -> sqlx::Result<()> {
-    sqlx::query("UPDATE servers SET name = $2, mode = $3, updated_at = now() WHERE id = $1")
-        .bind(id)
-        .bind(name)
-        .bind(mode)
-        .execute(pool)
-        .await
-        .map(|_| ())
+    sqlx::query!(
+        "UPDATE servers SET name = $2, mode = $3, updated_at = now() WHERE id = $1",
+        id,
+        name,
+        mode as ServerMode
+    )
+    .execute(pool)
+    .await
+    .map(|_| ())
 }
 
+#[tracing::instrument(level = "debug", skip(pool))]
 pub async fn delete(pool: &PgPool, id: Uuid) -> sqlx::Result<()> {
-    sqlx::query("DELETE FROM servers WHERE id = $1")
-        .bind(id)
+    sqlx::query!("DELETE FROM servers WHERE id = $1", id)
         .execute(pool)
         .await
         .map(|_| ())

@@ -3,10 +3,10 @@
 //! read from the database at scrape time, so that every process, API or
 //! worker, reports the shared queue.
 
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
-use metrics::{counter, histogram};
+use metrics::{counter, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use sqlx::PgPool;
 
@@ -72,6 +72,12 @@ fn describe() {
         "SMTP client sessions, connect to QUIT"
     );
     metrics::describe_counter!(DNS_FAILURES, "Failed DNS lookups made for delivery");
+    metrics::describe_gauge!(QUEUE_DEPTH, "Recipients waiting for delivery, by status");
+    metrics::describe_gauge!(
+        QUEUE_OLDEST_AGE,
+        metrics::Unit::Seconds,
+        "How long the oldest due recipient has waited"
+    );
 }
 
 pub fn message_accepted(mode: &'static str) {
@@ -95,45 +101,29 @@ pub fn dns_failure(kind: &'static str) {
     counter!(DNS_FAILURES, "kind" => kind).increment(1);
 }
 
-/// The queue's depth by status and the age of its oldest due recipient,
-/// read from the database at scrape time. Both queries walk only the
-/// partial index of due work: they cost as much as the queue is long, never
-/// the history. Rendered here rather than through the recorder, so that
-/// the figures are this scrape's and this database's.
-pub async fn queue_gauges(db: &PgPool) -> sqlx::Result<String> {
-    let depth: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT status, count(*) FROM recipients
-         WHERE status IN ('queued', 'deferred') GROUP BY status",
-    )
-    .fetch_all(db)
-    .await?;
-    let oldest: Option<f64> = sqlx::query_scalar(
-        "SELECT extract(epoch FROM now() - min(next_attempt_at))::float8 FROM recipients
-         WHERE status IN ('queued', 'deferred') AND next_attempt_at <= now()",
-    )
-    .fetch_one(db)
-    .await?;
-    let mut out = format!(
-        "# HELP {QUEUE_DEPTH} Recipients waiting for delivery, by status\n# TYPE {QUEUE_DEPTH} gauge\n"
-    );
-    for status in ["queued", "deferred"] {
-        let count = depth.iter().find(|(s, _)| s == status).map_or(0, |(_, n)| *n);
-        out.push_str(&format!("{QUEUE_DEPTH}{{status=\"{status}\"}} {count}\n"));
-    }
-    out.push_str(&format!(
-        "# HELP {QUEUE_OLDEST_AGE} How long the oldest due recipient has waited\n\
-         # TYPE {QUEUE_OLDEST_AGE} gauge\n{QUEUE_OLDEST_AGE} {}\n",
-        oldest.unwrap_or(0.0).max(0.0)
-    ));
-    Ok(out)
-}
-
 /// The text exposition: this process's metrics and the queue's gauges.
+///
+/// The queue gauges are read from the database at scrape time (every
+/// process, API or worker, reports the shared queue), set, and rendered
+/// with the rest. Setting and rendering happen under one lock, so that two
+/// scrapes (in tests, of apps on different databases in one process) each
+/// render their own figures.
 pub async fn render(db: &PgPool) -> String {
-    let mut out = handle().render();
-    match queue_gauges(db).await {
-        Ok(gauges) => out.push_str(&gauges),
-        Err(err) => tracing::warn!(error = %err, "reading queue gauges failed"),
+    let depth = crate::db::queue::depth(db).await;
+    static SCRAPE: Mutex<()> = Mutex::new(());
+    let _scrape = SCRAPE.lock().unwrap_or_else(|p| p.into_inner());
+    match depth {
+        Ok(depth) => {
+            gauge!(QUEUE_DEPTH, "status" => "queued").set(depth.queued as f64);
+            gauge!(QUEUE_DEPTH, "status" => "deferred").set(depth.deferred as f64);
+            gauge!(QUEUE_OLDEST_AGE).set(depth.oldest_due_secs.max(0.0));
+        }
+        Err(err) => {
+            tracing::warn!(
+                error = &err as &dyn std::error::Error,
+                "reading queue gauges failed"
+            )
+        }
     }
-    out
+    handle().render()
 }
