@@ -10,6 +10,7 @@ use utoipa::ToSchema;
 
 use crate::auth::KeyError;
 use crate::domain::{Invalid, InvalidKind};
+use crate::observability::logs::chain;
 use crate::sending::SendError;
 
 /// What a client is told about a failed request.
@@ -150,7 +151,11 @@ impl IntoResponse for ApiError {
         let detail = match error.detail_mut() {
             Some(detail) => std::mem::replace(detail, self::detail("", "")),
             None => {
-                tracing::error!(error = ?error, "request failed");
+                let chain = match &error {
+                    ApiError::Internal(err) => chain(err.as_ref()),
+                    other => other.to_string(),
+                };
+                tracing::error!(error = %chain, "request failed");
                 self::detail("internal_error", "internal server error")
             }
         };

@@ -7,6 +7,7 @@ use utoipa::ToSchema;
 
 use crate::api::error::ApiError;
 use crate::db::{self, MIGRATOR};
+use crate::observability::logs::chain;
 use crate::state::AppState;
 
 /// A probe's answer.
@@ -45,7 +46,7 @@ pub async fn readyz(
         )
     };
     let applied = db::applied_migrations(&state.db).await.map_err(|err| {
-        tracing::warn!(error = &err as &dyn std::error::Error, "readiness check failed");
+        tracing::warn!(error = %chain(&err), "readiness check failed");
         unavailable("database unreachable")
     })?;
     let missing = MIGRATOR.iter().any(|m| !applied.contains(&m.version));

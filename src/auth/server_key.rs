@@ -8,6 +8,7 @@ use super::api_key::{self, KEY_PREFIX};
 use crate::db;
 use crate::db::api_keys::KeyLookup;
 use crate::domain::ServerMode;
+use crate::observability::logs::chain;
 
 /// Why a presented key does not authenticate.
 #[derive(Debug, thiserror::Error)]
@@ -78,7 +79,7 @@ pub fn check(pool: &PgPool, found: Option<&KeyLookup>) -> Result<ServerAuth, Key
         tokio::spawn(async move {
             if let Err(err) = db::api_keys::touch(&pool, key_id).await {
                 tracing::warn!(
-                    error = &err as &dyn std::error::Error,
+                    error = %chain(&err),
                     "could not record API key use"
                 );
             }

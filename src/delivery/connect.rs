@@ -17,6 +17,8 @@ use super::sessions::Session;
 use super::smtp_client::{SmtpClient, Timeouts};
 use super::tls;
 
+use crate::observability::logs::chain;
+
 /// A failed TLS handshake after the server's 220 to STARTTLS.
 #[derive(Debug, thiserror::Error)]
 #[error("TLS handshake failed: {0}")]
@@ -53,7 +55,7 @@ impl Connector {
             let addr = SocketAddr::new(ip, destination.port);
             let opened = match self.open_at(destination, addr, true).await {
                 Err(err) if err.is::<HandshakeFailed>() && !destination.require_tls => {
-                    tracing::info!(host = %destination.host, %addr, error = %err, "retrying in clear");
+                    tracing::info!(host = %destination.host, %addr, error = %chain(err.as_ref()), "retrying in clear");
                     self.open_at(destination, addr, false).await
                 }
                 other => other,

@@ -5,6 +5,7 @@
 //! `sessions` keeps them open between messages, and `verp` makes the
 //! per-recipient return path.
 
+pub mod attempt;
 pub mod connect;
 pub mod connection;
 pub mod routing;

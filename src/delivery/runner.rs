@@ -15,6 +15,7 @@ use tokio::time::Instant;
 
 use super::worker::Worker;
 use crate::db;
+use crate::observability::logs::chain;
 
 /// After a partial batch, how long to let the queue fill before claiming
 /// again: claims stay batched under load instead of one per notification.
@@ -74,7 +75,7 @@ impl Worker {
                         }
                     }
                     Err(err) => {
-                        tracing::warn!(error = %err, "claiming failed");
+                        tracing::warn!(error = %chain(err.as_ref()), "claiming failed");
                         Some(Instant::now() + poll.min(Duration::from_secs(1)))
                     }
                 };
@@ -93,7 +94,7 @@ impl Worker {
                 // Always read notifications, so that they never pile up.
                 notified = listener.recv() => {
                     if let Err(err) = notified {
-                        tracing::warn!(error = %err, "queue notifications interrupted");
+                        tracing::warn!(error = %chain(&err), "queue notifications interrupted");
                         tokio::time::sleep(poll.min(Duration::from_secs(1))).await;
                     }
                     while listener.next_buffered().is_some() {}
@@ -125,7 +126,7 @@ impl Worker {
         match db::idempotency::purge(&self.db, 24).await {
             Ok(n) if n > 0 => tracing::info!(purged = n, "old idempotency keys removed"),
             Ok(_) => {}
-            Err(err) => tracing::warn!(error = %err, "purging idempotency keys failed"),
+            Err(err) => tracing::warn!(error = %chain(&err), "purging idempotency keys failed"),
         }
     }
 }
@@ -133,7 +134,7 @@ impl Worker {
 fn report(done: Result<anyhow::Result<()>, tokio::task::JoinError>) {
     match done {
         Ok(Ok(())) => {}
-        Ok(Err(err)) => tracing::warn!(error = %err, "delivery job failed"),
-        Err(err) => tracing::error!(error = %err, "delivery job panicked"),
+        Ok(Err(err)) => tracing::warn!(error = %chain(err.as_ref()), "delivery job failed"),
+        Err(err) => tracing::error!(error = %chain(&err), "delivery job panicked"),
     }
 }

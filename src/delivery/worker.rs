@@ -1,24 +1,24 @@
-//! A delivery worker: claims due recipients, groups them by message and
-//! destination domain, delivers each group in one SMTP transaction, and
-//! records every recipient's outcome before claiming more work.
+//! A delivery worker's scheduling: claims due recipients, drops those
+//! suppressed since, groups the rest by message and destination domain
+//! (domains interleaved), and runs each group as a job once its domain's
+//! gate and a slot allow, or gives it back. The attempt itself (one SMTP
+//! transaction and its outcomes) is in `attempt`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chrono::Utc;
-use rand::Rng;
 use serde_json::json;
 use sqlx::PgPool;
 use tokio::sync::Semaphore;
+use tracing::Instrument;
 use uuid::Uuid;
 
+use super::attempt::Attempt;
 use super::connect::Connector;
-use super::routing::{self, Destination, Route, RouteError};
 use super::sessions::SessionCache;
-use super::smtp_client::{Envelope, Reply};
-use super::verp::{Verp, VerpTarget};
+use super::verp::Verp;
 use crate::config::Settings;
 use crate::db;
 use crate::db::queue::{self, Claimed, Outcome};
@@ -31,11 +31,11 @@ const SESSION_MAX_AGE: Duration = Duration::from_secs(300);
 
 /// One worker; run several per process or on several machines.
 pub struct Worker {
-    id: String,
+    pub(super) id: String,
     pub(super) db: PgPool,
     pub(super) settings: Settings,
-    verp: Verp,
-    connector: Connector,
+    pub(super) verp: Verp,
+    pub(super) connector: Connector,
     pub(super) sessions: SessionCache,
     /// At most `delivery.concurrency` transactions at once.
     slots: Arc<Semaphore>,
@@ -70,30 +70,6 @@ pub(super) struct Job {
     recipients: Vec<Claimed>,
     /// The attempt must be over (and recorded) before the lease runs out.
     deadline: tokio::time::Instant,
-}
-
-/// A result for one recipient, before it is stored.
-#[derive(Clone)]
-struct Attempt {
-    reply: Reply,
-    /// The host the attempt reached, and whether it used TLS.
-    host: Option<String>,
-    tls: Option<bool>,
-}
-
-impl Attempt {
-    /// A result decided here, without a session (DNS, routing, storage).
-    fn local(code: u16, esc: &str, text: String) -> Attempt {
-        Attempt {
-            reply: Reply {
-                code,
-                enhanced: Some(esc.into()),
-                text,
-            },
-            host: None,
-            tls: None,
-        }
-    }
 }
 
 impl Worker {
@@ -176,6 +152,19 @@ impl Worker {
     /// delivers and records. A job that cannot start before its deadline
     /// gives its recipients back; one that cannot finish by then is deferred.
     pub(super) async fn run_job(&self, job: Job) -> anyhow::Result<()> {
+        // One span per job; the attempt records the host it reached and TLS.
+        let span = tracing::info_span!(
+            "delivery",
+            message.id = %job.message,
+            domain = %job.domain,
+            recipients = job.recipients.len(),
+            mx = tracing::field::Empty,
+            tls = tracing::field::Empty,
+        );
+        self.run_job_in_span(job).instrument(span).await
+    }
+
+    async fn run_job_in_span(&self, job: Job) -> anyhow::Result<()> {
         let gate = self.gate(&job.domain);
         let acquire = async {
             // While it waits for a busy domain, a job does not count as work
@@ -286,177 +275,6 @@ impl Worker {
             .collect();
         self.record(outcomes).await?;
         Ok(keep)
-    }
-
-    /// Delivers one message to the recipients at one domain; one attempt each.
-    async fn deliver(&self, message: Uuid, domain: &str, recipients: &[Claimed]) -> Vec<Attempt> {
-        let all = |attempt: Attempt| vec![attempt; recipients.len()];
-        let outgoing = match queue::outgoing(&self.db, message).await {
-            Ok(outgoing) => outgoing,
-            Err(err) => {
-                return all(Attempt::local(
-                    451,
-                    "4.3.0",
-                    format!("could not load the message: {err}"),
-                ));
-            }
-        };
-        let destinations =
-            match routing::route(self.connector.resolver(), &self.settings.delivery, domain).await {
-                Ok(Route::Hosts(hosts)) => hosts,
-                Ok(Route::NullMx) => {
-                    return all(Attempt::local(
-                        556,
-                        "5.1.10",
-                        format!("{domain} accepts no mail (null MX)"),
-                    ));
-                }
-                Err(RouteError::NoSuchDomain(_)) => {
-                    return all(Attempt::local(
-                        550,
-                        "5.1.2",
-                        format!("domain {domain} does not exist"),
-                    ));
-                }
-                Err(err @ RouteError::Temporary(..)) => {
-                    return all(Attempt::local(451, "4.4.3", err.to_string()));
-                }
-            };
-        let host = outgoing
-            .return_path_host
-            .unwrap_or_else(|| self.settings.return_path_target());
-        let target = match recipients {
-            [only] => VerpTarget::Recipient(only.id),
-            _ => VerpTarget::Message(message),
-        };
-        let mail_from = self.verp.return_path(target, &host);
-        let addresses: Vec<String> = recipients.iter().map(|r| r.address.clone()).collect();
-        let envelope = Envelope {
-            mail_from: &mail_from,
-            recipients: &addresses,
-            message: &outgoing.raw,
-        };
-        let mut last_error = String::from("no destination host");
-        for destination in &destinations {
-            match self.send_via(destination, &envelope).await {
-                Ok((replies, tls)) => {
-                    return replies
-                        .into_iter()
-                        .map(|reply| Attempt {
-                            reply,
-                            host: Some(destination.host.clone()),
-                            tls: Some(tls),
-                        })
-                        .collect();
-                }
-                Err(err) => last_error = format!("{}: {err:#}", destination.host),
-            }
-        }
-        all(Attempt::local(451, "4.4.1", last_error))
-    }
-
-    /// Runs one transaction at a destination, on a cached session if one
-    /// is idle (and still answers RSET), else on a new one; returns the
-    /// replies and whether the session was encrypted.
-    async fn send_via(
-        &self,
-        destination: &Destination,
-        envelope: &Envelope<'_>,
-    ) -> anyhow::Result<(Vec<Reply>, bool)> {
-        let key = (
-            destination.host.clone(),
-            destination.port,
-            destination.require_tls,
-        );
-        let mut session = loop {
-            match self.sessions.take(&key) {
-                Some(mut cached) => {
-                    if cached.client.reset().await.is_ok() {
-                        break cached;
-                    }
-                    cached.close(false).await;
-                }
-                None => break self.connector.open(destination).await?,
-            }
-        };
-        match session.client.send(envelope).await {
-            Ok(result) => {
-                let tls = session.is_tls();
-                if session.client.reusable() {
-                    self.sessions.put(key, session);
-                } else {
-                    session.close(true).await;
-                }
-                Ok((result.recipients, tls))
-            }
-            Err(err) => {
-                session.close(false).await;
-                Err(err.into())
-            }
-        }
-    }
-
-    /// What an attempt means for a recipient: 2xx sent, 5xx bounced (or
-    /// failed when no server was reached), 4xx deferred (or failed when the
-    /// retry schedule has run out).
-    fn outcome(&self, recipient: &Claimed, attempt: Attempt) -> Outcome {
-        let schedule = &self.settings.delivery.retry_schedule_secs;
-        let (status, next) = if attempt.reply.is_positive() {
-            (RecipientStatus::Sent, None)
-        } else if attempt.reply.is_permanent() {
-            // A receiving server's refusal is a bounce; a permanent failure
-            // found here (null MX, no such domain) is simply `failed`.
-            match attempt.host {
-                Some(_) => (RecipientStatus::Bounced, None),
-                None => (RecipientStatus::Failed, None),
-            }
-        } else {
-            match schedule.get(usize::try_from(recipient.attempts).unwrap_or(usize::MAX)) {
-                Some(&delay) => {
-                    let jitter = rand::rng().random_range(0.9..1.1);
-                    let wait = chrono::Duration::milliseconds((delay as f64 * 1000.0 * jitter) as i64);
-                    (RecipientStatus::Deferred, Some(Utc::now() + wait))
-                }
-                None => (RecipientStatus::Failed, None),
-            }
-        };
-        let detail = json!({
-            "host": attempt.host,
-            "tls": attempt.tls,
-            "code": attempt.reply.code,
-            "enhanced_code": attempt.reply.enhanced,
-            "reply": attempt.reply.text,
-        });
-        Outcome {
-            recipient: recipient.id,
-            status,
-            reply: attempt.reply.to_string(),
-            next_attempt_at: next,
-            host: attempt.host,
-            tls: attempt.tls,
-            detail,
-        }
-    }
-
-    /// Stores outcomes in one statement, then counts them in the metrics.
-    async fn record(&self, outcomes: Vec<(&Claimed, Outcome)>) -> anyhow::Result<()> {
-        if outcomes.is_empty() {
-            return Ok(());
-        }
-        let (recipients, outcomes): (Vec<&Claimed>, Vec<Outcome>) = outcomes.into_iter().unzip();
-        let stored = queue::complete(&self.db, &self.id, &outcomes).await?;
-        for (recipient, outcome) in recipients.iter().zip(&outcomes) {
-            if !stored.contains(&recipient.id) {
-                tracing::warn!(recipient = %recipient.id, "lease lost before the outcome was stored");
-                continue;
-            }
-            crate::observability::metrics::recipient_outcome(outcome.status, 1);
-            if outcome.status != RecipientStatus::Deferred {
-                let waited = (Utc::now() - recipient.accepted_at).to_std().unwrap_or_default();
-                crate::observability::metrics::delivery_latency(waited);
-            }
-        }
-        Ok(())
     }
 }
 

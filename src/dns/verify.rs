@@ -6,10 +6,11 @@ use hickory_resolver::proto::rr::{RData, RecordType};
 use super::resolver::{self, LookupError};
 use crate::config::Settings;
 use crate::domain::{CheckResult, DomainDns, RecordStatus};
+use crate::observability::logs::chain;
 
 fn status(result: Result<RecordStatus, LookupError>) -> RecordStatus {
     result.unwrap_or_else(|err| {
-        tracing::info!(error = %err, "DNS check failed");
+        tracing::info!(error = %chain(&err), "DNS check failed");
         RecordStatus::Error
     })
 }

@@ -18,3 +18,35 @@ pub fn init(settings: &LogSettings) {
         LogFormat::Human => builder.try_init(),
     };
 }
+
+/// An error with every source it wraps, `outer: inner: root`, for a log
+/// field: `%err` alone drops the chain (anyhow's context included).
+pub fn chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(inner) = source {
+        let inner_text = inner.to_string();
+        // Some errors repeat their source in their own message.
+        if !text.ends_with(&inner_text) {
+            text.push_str(": ");
+            text.push_str(&inner_text);
+        }
+        source = inner.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn chains_keep_every_cause_once() {
+        let root = std::io::Error::other("connection refused");
+        let err = anyhow::Error::new(root)
+            .context("connecting to mx1")
+            .context("delivery");
+        assert_eq!(
+            super::chain(err.as_ref()),
+            "delivery: connecting to mx1: connection refused"
+        );
+    }
+}

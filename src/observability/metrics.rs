@@ -45,7 +45,7 @@ pub fn handle() -> &'static PrometheusHandle {
         let recorder = match builder {
             Ok(builder) => builder.build_recorder(),
             Err(err) => {
-                tracing::warn!(error = %err, "metric buckets rejected; histograms become summaries");
+                tracing::warn!(error = %super::logs::chain(&err), "metric buckets rejected; histograms become summaries");
                 PrometheusBuilder::new().build_recorder()
             }
         };
@@ -120,7 +120,7 @@ pub async fn render(db: &PgPool) -> String {
         }
         Err(err) => {
             tracing::warn!(
-                error = &err as &dyn std::error::Error,
+                error = %super::logs::chain(&err),
                 "reading queue gauges failed"
             )
         }

@@ -1,0 +1,221 @@
+//! One delivery attempt: a message to the recipients at one domain, in one
+//! SMTP transaction. Loads the source, routes the domain, sends over a
+//! cached or new session, turns each reply into an outcome and records
+//! them together.
+
+use chrono::Utc;
+use rand::Rng;
+use serde_json::json;
+use uuid::Uuid;
+
+use super::routing::{self, Destination, Route, RouteError};
+use super::smtp_client::{Envelope, Reply};
+use super::verp::VerpTarget;
+use super::worker::Worker;
+use crate::db::queue::{self, Claimed, Outcome};
+use crate::domain::RecipientStatus;
+use crate::observability::logs::chain;
+use crate::observability::metrics;
+
+/// A result for one recipient, before it is stored.
+#[derive(Clone)]
+pub(super) struct Attempt {
+    reply: Reply,
+    /// The host the attempt reached, and whether it used TLS.
+    host: Option<String>,
+    tls: Option<bool>,
+}
+
+impl Attempt {
+    /// A result decided here, without a session (DNS, routing, storage).
+    pub(super) fn local(code: u16, esc: &str, text: String) -> Attempt {
+        Attempt {
+            reply: Reply {
+                code,
+                enhanced: Some(esc.into()),
+                text,
+            },
+            host: None,
+            tls: None,
+        }
+    }
+}
+
+impl Worker {
+    /// Delivers one message to the recipients at one domain; one attempt each.
+    pub(super) async fn deliver(&self, message: Uuid, domain: &str, recipients: &[Claimed]) -> Vec<Attempt> {
+        let all = |attempt: Attempt| vec![attempt; recipients.len()];
+        let outgoing = match queue::outgoing(&self.db, message).await {
+            Ok(outgoing) => outgoing,
+            Err(err) => {
+                return all(Attempt::local(
+                    451,
+                    "4.3.0",
+                    format!("could not load the message: {err}"),
+                ));
+            }
+        };
+        let destinations =
+            match routing::route(self.connector.resolver(), &self.settings.delivery, domain).await {
+                Ok(Route::Hosts(hosts)) => hosts,
+                Ok(Route::NullMx) => {
+                    return all(Attempt::local(
+                        556,
+                        "5.1.10",
+                        format!("{domain} accepts no mail (null MX)"),
+                    ));
+                }
+                Err(RouteError::NoSuchDomain(_)) => {
+                    return all(Attempt::local(
+                        550,
+                        "5.1.2",
+                        format!("domain {domain} does not exist"),
+                    ));
+                }
+                Err(err @ RouteError::Temporary(..)) => {
+                    return all(Attempt::local(451, "4.4.3", err.to_string()));
+                }
+            };
+        let host = outgoing
+            .return_path_host
+            .unwrap_or_else(|| self.settings.return_path_target());
+        let target = match recipients {
+            [only] => VerpTarget::Recipient(only.id),
+            _ => VerpTarget::Message(message),
+        };
+        let mail_from = self.verp.return_path(target, &host);
+        let addresses: Vec<String> = recipients.iter().map(|r| r.address.clone()).collect();
+        let envelope = Envelope {
+            mail_from: &mail_from,
+            recipients: &addresses,
+            message: &outgoing.raw,
+        };
+        let mut last_error = String::from("no destination host");
+        for destination in &destinations {
+            match self.send_via(destination, &envelope).await {
+                Ok((replies, tls)) => {
+                    let span = tracing::Span::current();
+                    span.record("mx", destination.host.as_str());
+                    span.record("tls", tls);
+                    return replies
+                        .into_iter()
+                        .map(|reply| Attempt {
+                            reply,
+                            host: Some(destination.host.clone()),
+                            tls: Some(tls),
+                        })
+                        .collect();
+                }
+                Err(err) => {
+                    tracing::debug!(host = %destination.host, error = %chain(err.as_ref()), "destination failed");
+                    last_error = format!("{}: {err:#}", destination.host);
+                }
+            }
+        }
+        all(Attempt::local(451, "4.4.1", last_error))
+    }
+
+    /// Runs one transaction at a destination, on a cached session if one
+    /// is idle (and still answers RSET), else on a new one; returns the
+    /// replies and whether the session was encrypted.
+    async fn send_via(
+        &self,
+        destination: &Destination,
+        envelope: &Envelope<'_>,
+    ) -> anyhow::Result<(Vec<Reply>, bool)> {
+        let key = (
+            destination.host.clone(),
+            destination.port,
+            destination.require_tls,
+        );
+        let mut session = loop {
+            match self.sessions.take(&key) {
+                Some(mut cached) => {
+                    if cached.client.reset().await.is_ok() {
+                        break cached;
+                    }
+                    cached.close(false).await;
+                }
+                None => break self.connector.open(destination).await?,
+            }
+        };
+        match session.client.send(envelope).await {
+            Ok(result) => {
+                let tls = session.is_tls();
+                if session.client.reusable() {
+                    self.sessions.put(key, session);
+                } else {
+                    session.close(true).await;
+                }
+                Ok((result.recipients, tls))
+            }
+            Err(err) => {
+                session.close(false).await;
+                Err(err.into())
+            }
+        }
+    }
+
+    /// What an attempt means for a recipient: 2xx sent, 5xx bounced (or
+    /// failed when no server was reached), 4xx deferred (or failed when the
+    /// retry schedule has run out).
+    pub(super) fn outcome(&self, recipient: &Claimed, attempt: Attempt) -> Outcome {
+        let schedule = &self.settings.delivery.retry_schedule_secs;
+        let (status, next) = if attempt.reply.is_positive() {
+            (RecipientStatus::Sent, None)
+        } else if attempt.reply.is_permanent() {
+            // A receiving server's refusal is a bounce; a permanent failure
+            // found here (null MX, no such domain) is simply `failed`.
+            match attempt.host {
+                Some(_) => (RecipientStatus::Bounced, None),
+                None => (RecipientStatus::Failed, None),
+            }
+        } else {
+            match schedule.get(usize::try_from(recipient.attempts).unwrap_or(usize::MAX)) {
+                Some(&delay) => {
+                    let jitter = rand::rng().random_range(0.9..1.1);
+                    let wait = chrono::Duration::milliseconds((delay as f64 * 1000.0 * jitter) as i64);
+                    (RecipientStatus::Deferred, Some(Utc::now() + wait))
+                }
+                None => (RecipientStatus::Failed, None),
+            }
+        };
+        let detail = json!({
+            "host": attempt.host,
+            "tls": attempt.tls,
+            "code": attempt.reply.code,
+            "enhanced_code": attempt.reply.enhanced,
+            "reply": attempt.reply.text,
+        });
+        Outcome {
+            recipient: recipient.id,
+            status,
+            reply: attempt.reply.to_string(),
+            next_attempt_at: next,
+            host: attempt.host,
+            tls: attempt.tls,
+            detail,
+        }
+    }
+
+    /// Stores outcomes in one statement, then counts them in the metrics.
+    pub(super) async fn record(&self, outcomes: Vec<(&Claimed, Outcome)>) -> anyhow::Result<()> {
+        if outcomes.is_empty() {
+            return Ok(());
+        }
+        let (recipients, outcomes): (Vec<&Claimed>, Vec<Outcome>) = outcomes.into_iter().unzip();
+        let stored = queue::complete(&self.db, &self.id, &outcomes).await?;
+        for (recipient, outcome) in recipients.iter().zip(&outcomes) {
+            if !stored.contains(&recipient.id) {
+                tracing::warn!(recipient = %recipient.id, "lease lost before the outcome was stored");
+                continue;
+            }
+            metrics::recipient_outcome(outcome.status, 1);
+            if outcome.status != RecipientStatus::Deferred {
+                let waited = (Utc::now() - recipient.accepted_at).to_std().unwrap_or_default();
+                metrics::delivery_latency(waited);
+            }
+        }
+        Ok(())
+    }
+}
