@@ -11,7 +11,7 @@ use hickory_resolver::TokioResolver;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
-use super::connection::Connection;
+use super::connection::{self, Connection};
 use super::routing::{self, Destination};
 use super::sessions::Session;
 use super::smtp_client::{SmtpClient, Timeouts};
@@ -98,13 +98,13 @@ impl Connector {
             let stream = tls::upgrade(&self.tls, &destination.host, stream)
                 .await
                 .map_err(HandshakeFailed)?;
-            let mut client = SmtpClient::resume(Connection::Tls(Box::new(stream)), Timeouts::default());
+            let mut client = SmtpClient::resume(connection::tls(stream), Timeouts::default());
             client.ehlo(&self.hostname).await?;
             return Ok(client);
         }
         if destination.require_tls {
             anyhow::bail!("the server does not offer STARTTLS, which this route requires");
         }
-        Ok(client.map_stream(Connection::Plain))
+        Ok(client.map_stream(connection::plain))
     }
 }

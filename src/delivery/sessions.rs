@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use super::connection::Connection;
+use super::connection::{self, Connection};
 use super::smtp_client::SmtpClient;
 
 /// One established session, ready for MAIL FROM.
@@ -28,7 +28,7 @@ impl Session {
     }
 
     pub fn is_tls(&self) -> bool {
-        self.client.stream().is_tls()
+        connection::is_tls(self.client.stream())
     }
 
     /// Ends the session politely, recording how long it lasted.

@@ -6,7 +6,9 @@
 use std::time::Duration;
 
 use smtp_proto::response::parser::ResponseReceiver;
-use smtp_proto::{EXT_8BIT_MIME, EXT_PIPELINING, EXT_SIZE, EXT_SMTP_UTF8, EXT_START_TLS, EhloResponse};
+use smtp_proto::{
+    EXT_8BIT_MIME, EXT_PIPELINING, EXT_SIZE, EXT_SMTP_UTF8, EXT_START_TLS, EhloResponse, Response,
+};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// A reply: code, enhanced status code (RFC 3463) if given, text.
@@ -172,7 +174,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> SmtpClient<S> {
     /// Sends EHLO (falling back to HELO) and records the extensions.
     pub async fn ehlo(&mut self, hostname: &str) -> Result<(), SmtpClientError> {
         self.write(format!("EHLO {hostname}\r\n").as_bytes()).await?;
-        let raw = self.raw_reply(self.timeouts.command, "EHLO").await?;
+        let (_, raw) = self.read_reply(self.timeouts.command, "EHLO").await?;
         match EhloResponse::parse(&mut raw.iter()) {
             Ok(ehlo) => {
                 self.capabilities = ehlo.capabilities;
@@ -368,13 +370,26 @@ impl<S: AsyncRead + AsyncWrite + Unpin> SmtpClient<S> {
         Ok(())
     }
 
-    /// Reads one complete (possibly multi-line) reply, raw.
-    async fn raw_reply(&mut self, wait: Duration, what: &'static str) -> Result<Vec<u8>, SmtpClientError> {
+    /// Reads one complete (possibly multi-line) reply: smtp-proto's parser
+    /// finds its end (RFC 5321 §4.2.1) and parses it. Returns it with its
+    /// raw bytes, which EHLO parses again for the extensions. Bytes after
+    /// the reply (pipelined replies) stay buffered.
+    async fn read_reply(
+        &mut self,
+        wait: Duration,
+        what: &'static str,
+    ) -> Result<(Response<String>, Vec<u8>), SmtpClientError> {
         tokio::time::timeout(wait, async {
             loop {
-                if let Some(end) = complete_reply(&self.buf) {
-                    let raw: Vec<u8> = self.buf.drain(..end).collect();
-                    return Ok(raw);
+                let mut bytes = self.buf.iter();
+                match ResponseReceiver::default().parse(&mut bytes) {
+                    Ok(response) => {
+                        let used = self.buf.len() - bytes.as_slice().len();
+                        let raw: Vec<u8> = self.buf.drain(..used).collect();
+                        return Ok((response, raw));
+                    }
+                    Err(smtp_proto::Error::NeedsMoreData { .. }) => {}
+                    Err(_) => return Err(SmtpClientError::Protocol),
                 }
                 if self.buf.len() > MAX_REPLY {
                     return Err(SmtpClientError::Protocol);
@@ -392,10 +407,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> SmtpClient<S> {
     }
 
     async fn reply(&mut self, wait: Duration, what: &'static str) -> Result<Reply, SmtpClientError> {
-        let raw = self.raw_reply(wait, what).await?;
-        let parsed = ResponseReceiver::default()
-            .parse(&mut raw.iter())
-            .map_err(|_| SmtpClientError::Protocol)?;
+        let (parsed, _) = self.read_reply(wait, what).await?;
         if parsed.code == 421 {
             self.closing = true;
         }
@@ -407,22 +419,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> SmtpClient<S> {
             text: parsed.message.trim().to_string(),
         })
     }
-}
-
-/// The end of the first complete reply in `buf`: lines up to one whose
-/// fourth character is a space (RFC 5321 §4.2.1), or a bare 3-digit line.
-fn complete_reply(buf: &[u8]) -> Option<usize> {
-    let mut start = 0;
-    while let Some(nl) = buf[start..].iter().position(|&b| b == b'\n') {
-        let line = &buf[start..start + nl];
-        let end = start + nl + 1;
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if line.len() <= 3 || line[3] != b'-' {
-            return Some(end);
-        }
-        start = end;
-    }
-    None
 }
 
 fn local_reply(code: u16, esc: &str, text: &str) -> Reply {
@@ -441,13 +437,40 @@ fn all(reply: Reply, n: usize) -> TransactionResult {
 
 #[cfg(test)]
 mod tests {
-    use super::complete_reply;
+    use super::{SmtpClient, SmtpClientError, Timeouts};
+    use tokio::io::AsyncWriteExt;
 
-    #[test]
-    fn finds_the_end_of_multiline_replies() {
-        assert_eq!(complete_reply(b"250-a\r\n250-b\r\n"), None);
-        assert_eq!(complete_reply(b"250-a\r\n250 b\r\n250 next\r\n"), Some(14));
-        assert_eq!(complete_reply(b"220 hi\r\n"), Some(8));
-        assert_eq!(complete_reply(b"220 partial"), None);
+    #[tokio::test]
+    async fn multiline_and_pipelined_replies_are_read_one_at_a_time() {
+        let (client_end, mut server_end) = tokio::io::duplex(1024);
+        server_end
+            .write_all(b"220 mx ready\r\n250-a\r\n250 2.1.0 b\r\n550 5.1.1 no such user\r\n452")
+            .await
+            .unwrap();
+        let mut client = SmtpClient::greet(client_end, Timeouts::default()).await.unwrap();
+        let multiline = client.reply(Timeouts::default().command, "test").await.unwrap();
+        assert_eq!(
+            (multiline.code, multiline.enhanced.as_deref()),
+            (250, Some("2.1.0"))
+        );
+        assert_eq!(multiline.text, "a\nb");
+        let refused = client.reply(Timeouts::default().command, "test").await.unwrap();
+        assert_eq!(refused.to_string(), "550 5.1.1 no such user");
+        // An incomplete reply, then the server goes away.
+        drop(server_end);
+        assert!(matches!(
+            client.reply(Timeouts::default().command, "test").await,
+            Err(SmtpClientError::Closed)
+        ));
+    }
+
+    #[tokio::test]
+    async fn garbage_is_a_protocol_error() {
+        let (client_end, mut server_end) = tokio::io::duplex(1024);
+        server_end.write_all(b"hello there\r\n").await.unwrap();
+        assert!(matches!(
+            SmtpClient::greet(client_end, Timeouts::default()).await,
+            Err(SmtpClientError::Protocol)
+        ));
     }
 }

@@ -3,6 +3,11 @@
 use hickory_resolver::TokioResolver;
 use hickory_resolver::proto::rr::{RData, RecordType};
 
+use mail_auth::common::parse::TxtRecordParser;
+use mail_auth::common::verify::DomainKey;
+use mail_auth::dmarc::Dmarc;
+use mail_auth::spf::{Macro, Mechanism, Spf};
+
 use super::resolver::{self, LookupError};
 use crate::config::Settings;
 use crate::domain::{CheckResult, DomainDns, RecordStatus};
@@ -20,7 +25,18 @@ fn same_host(a: &str, b: &str) -> bool {
         .eq_ignore_ascii_case(b.trim_end_matches('.'))
 }
 
+/// Whether an SPF record (as mail-auth parses it) includes `host`.
+fn includes(spf: &Spf, host: &str) -> bool {
+    spf.directives.iter().any(|directive| match &directive.mechanism {
+        Mechanism::Include {
+            macro_string: Macro::Literal(name),
+        } => std::str::from_utf8(name).is_ok_and(|name| same_host(name, host)),
+        _ => false,
+    })
+}
+
 /// An SPF record passes when it includes Tern's SPF host (RFC 7208 §5.2).
+/// Records are parsed with mail-auth, the parser Tern's inbound checks use.
 async fn spf(resolver: &TokioResolver, domain: &str, include: &str) -> Result<RecordStatus, LookupError> {
     let records = resolver::txt(resolver, domain).await?;
     let spf: Vec<&String> = records
@@ -29,32 +45,32 @@ async fn spf(resolver: &TokioResolver, domain: &str, include: &str) -> Result<Re
         .collect();
     Ok(match spf.as_slice() {
         [] => RecordStatus::Missing,
-        [one]
-            if one.split_whitespace().any(|term| {
-                term.strip_prefix("include:")
-                    .is_some_and(|h| same_host(h, include))
-            }) =>
-        {
+        [one] if Spf::parse(one.as_bytes()).is_ok_and(|parsed| includes(&parsed, include)) => {
             RecordStatus::Ok
         }
-        // No include, or several v=spf1 records (a permerror, RFC 7208 §4.5).
+        // No include, a record receivers cannot parse, or several v=spf1
+        // records (a permerror, RFC 7208 §4.5).
         _ => RecordStatus::Mismatch,
     })
 }
 
-/// The DKIM record passes when its `p=` equals the domain's public key.
+/// The DKIM record passes when mail-auth accepts it as a key record (so
+/// receivers can verify with it) and its `p=` is the domain's public key.
+/// mail-auth keeps only the decoded key, so `p=` itself is compared as text.
 async fn dkim(resolver: &TokioResolver, name: &str, public_b64: &str) -> Result<RecordStatus, LookupError> {
     let records = resolver::txt(resolver, name).await?;
     if records.is_empty() {
         return Ok(RecordStatus::Missing);
     }
     let matches = records.iter().any(|record| {
-        record
-            .split(';')
-            .filter_map(|tag| tag.split_once('='))
-            .any(|(k, v)| {
-                k.trim() == "p" && v.chars().filter(|c| !c.is_whitespace()).collect::<String>() == public_b64
-            })
+        DomainKey::parse(record.as_bytes()).is_ok()
+            && record
+                .split(';')
+                .filter_map(|tag| tag.split_once('='))
+                .any(|(k, v)| {
+                    k.trim() == "p"
+                        && v.chars().filter(|c| !c.is_whitespace()).collect::<String>() == public_b64
+                })
     });
     Ok(if matches {
         RecordStatus::Ok
@@ -78,15 +94,18 @@ async fn cname(resolver: &TokioResolver, name: &str, target: &str) -> Result<Rec
     })
 }
 
+/// A DMARC record passes when mail-auth parses it (RFC 7489 §6.3).
 async fn dmarc(resolver: &TokioResolver, domain: &str) -> Result<RecordStatus, LookupError> {
     let records = resolver::txt(resolver, &format!("_dmarc.{domain}")).await?;
-    let found = records
+    let candidates: Vec<&String> = records
         .iter()
-        .any(|r| r.to_ascii_lowercase().starts_with("v=dmarc1"));
-    Ok(if found {
-        RecordStatus::Ok
-    } else {
-        RecordStatus::Missing
+        .filter(|r| r.to_ascii_lowercase().starts_with("v=dmarc1"))
+        .collect();
+    Ok(match candidates.as_slice() {
+        [] => RecordStatus::Missing,
+        [one] if Dmarc::parse(one.as_bytes()).is_ok() => RecordStatus::Ok,
+        // Unparseable, or several records (RFC 7489 §6.6.3: none applies).
+        _ => RecordStatus::Mismatch,
     })
 }
 
@@ -125,5 +144,27 @@ pub async fn check(resolver: &TokioResolver, domain: &DomainDns<'_>, settings: &
         return_path,
         dmarc: status(dmarc),
         mx: status(mx),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spf_includes_are_read_by_mail_auth() {
+        let parsed = |r: &str| Spf::parse(r.as_bytes()).unwrap();
+        assert!(includes(
+            &parsed("v=spf1 a mx include:SPF.Tern.test. ~all"),
+            "spf.tern.test"
+        ));
+        assert!(!includes(
+            &parsed("v=spf1 include:other.test -all"),
+            "spf.tern.test"
+        ));
+        assert!(!includes(&parsed("v=spf1 a:spf.tern.test -all"), "spf.tern.test"));
+        assert!(
+            Spf::parse(b"v=spf1 include: -all").is_err() || !includes(&parsed("v=spf1 include: -all"), "x")
+        );
     }
 }

@@ -3,6 +3,8 @@
 
 use std::fmt;
 
+use mail_parser::parsers::MessageStream;
+
 use super::DomainName;
 
 /// `local@domain`, with the domain normalised to lower-case ASCII.
@@ -78,19 +80,35 @@ pub struct Mailbox {
 }
 
 impl Mailbox {
-    /// Parses `addr`, `<addr>` or `Display Name <addr>` (the name may be
-    /// double-quoted).
+    /// Parses one mailbox as a header would give it: `addr`, `<addr>`, or
+    /// `Display Name <addr>` with the name quoted or RFC 2047-encoded
+    /// (mail-parser's RFC 5322 address parser), then checks the address
+    /// strictly ([`EmailAddress::parse`]).
     pub fn parse(input: &str) -> Result<Mailbox, String> {
         let input = input.trim();
-        match input.strip_suffix('>') {
-            Some(rest) => {
-                let (name, address) = rest
-                    .rsplit_once('<')
-                    .ok_or_else(|| "has an unmatched `>`".to_string())?;
-                Mailbox::new(Some(name), address)
-            }
-            None => Mailbox::new(None, input),
+        // A line break would end the header field: refuse it outright.
+        if input.chars().any(char::is_control) {
+            return Err("contains a control character or line break".into());
         }
+        // The parser reads a header value up to its line end.
+        let line = format!("{input}\n");
+        let parsed = MessageStream::new(line.as_bytes()).parse_address();
+        let mut mailboxes = parsed.as_address().into_iter().flat_map(|list| list.iter());
+        let mailbox = mailboxes
+            .next()
+            .ok_or_else(|| "is not a valid email address".to_string())?;
+        if mailboxes.next().is_some() {
+            return Err("must be one address, not a list".into());
+        }
+        let address = mailbox
+            .address()
+            .ok_or_else(|| "is not a valid email address".to_string())?;
+        // mail-parser is lenient; a name it read from around a bracket that
+        // was never closed is malformed input.
+        if input.contains('<') != input.ends_with('>') {
+            return Err("has an unmatched `<` or `>`".into());
+        }
+        Mailbox::new(mailbox.name(), address)
     }
 
     /// Builds a mailbox from separate name and address fields.
@@ -160,5 +178,21 @@ mod tests {
         let bare = Mailbox::parse("<x@example.com>").unwrap();
         assert_eq!(bare.name, None);
         assert!(Mailbox::parse("Name <x@example.com").is_err());
+        assert!(Mailbox::parse("Name x@example.com>").is_err());
+        let encoded = Mailbox::parse("=?utf-8?q?J=C3=BCrgen?= <j@example.org>").unwrap();
+        assert_eq!(encoded.name.as_deref(), Some("Jürgen"));
+        let plain_name = Mailbox::parse("Jane Doe <jane@example.org>").unwrap();
+        assert_eq!(plain_name.name.as_deref(), Some("Jane Doe"));
+        assert_eq!(Mailbox::parse("jane@example.org").unwrap().name, None);
+        for bad in [
+            "a@b.com, c@d.com",
+            "plain",
+            "Name <not an address>",
+            "undisclosed-recipients:;",
+            "Name <a@b.com>\r\nBcc: x@y.com",
+            "",
+        ] {
+            assert!(Mailbox::parse(bad).is_err(), "{bad:?} accepted");
+        }
     }
 }

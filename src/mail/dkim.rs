@@ -1,8 +1,7 @@
 //! DKIM signing (RFC 6376) with a per-domain cache of parsed keys: parsing
 //! and checking an RSA key costs more than a signature.
 
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use mail_auth::common::crypto::{DkimKey, Ed25519Key, RsaKey, Sha256};
 use mail_auth::common::headers::HeaderWriter;
@@ -43,14 +42,23 @@ pub enum DkimError {
     Sign(String),
 }
 
-/// Parsed signers by domain id. Keys never change under a domain id (a new
-/// key means a new domain row), so entries never go stale.
-#[derive(Default)]
+/// Parsed signers by domain id, the least used evicted past the limit.
+/// Keys never change under a domain id (a new key means a new domain row),
+/// so entries never go stale.
 pub struct SignerCache {
-    signers: RwLock<HashMap<Uuid, Arc<Signer>>>,
+    signers: moka::sync::Cache<Uuid, Arc<Signer>>,
 }
 
-const CACHE_LIMIT: usize = 10_000;
+/// Signers kept; each holds a parsed key (an RSA-2048 key is a few KB).
+const CACHE_LIMIT: u64 = 10_000;
+
+impl Default for SignerCache {
+    fn default() -> Self {
+        SignerCache {
+            signers: moka::sync::Cache::new(CACHE_LIMIT),
+        }
+    }
+}
 
 impl SignerCache {
     /// Signs `message` for `domain`; returns the `DKIM-Signature` header
@@ -66,25 +74,12 @@ impl SignerCache {
     }
 
     fn signer(&self, domain: &SigningDomain) -> Result<Arc<Signer>, DkimError> {
-        if let Some(found) = self.read().get(&domain.id) {
-            return Ok(found.clone());
+        if let Some(found) = self.signers.get(&domain.id) {
+            return Ok(found);
         }
         let signer = Arc::new(load(domain)?);
-        let mut map = self
-            .signers
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if map.len() >= CACHE_LIMIT {
-            map.clear();
-        }
-        map.insert(domain.id, signer.clone());
+        self.signers.insert(domain.id, signer.clone());
         Ok(signer)
-    }
-
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<Uuid, Arc<Signer>>> {
-        self.signers
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 

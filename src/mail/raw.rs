@@ -1,6 +1,6 @@
 //! Checks on raw RFC 5322 messages submitted as they are.
 
-use mail_parser::MessageParser;
+use mail_parser::{Message, MessageParser};
 
 use crate::domain::Mailbox;
 
@@ -38,43 +38,79 @@ pub struct RawInfo {
     pub dkim_domains: Vec<String>,
 }
 
-/// Splits the header section into unfolded fields. Accepts CRLF or LF.
+/// A parsed header section: every field unfolded, and mail-parser's view
+/// of the message for the structured ones (From, Subject, Message-ID).
+struct Parsed<'a> {
+    message: Message<'a>,
+    fields: Vec<HeaderField>,
+}
+
+/// The 1-based line of `raw` that `offset` falls on.
+fn line_of(raw: &[u8], offset: usize) -> usize {
+    raw[..offset.min(raw.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+/// Unfolds a raw field value (RFC 5322 §2.2.3: a line break followed by
+/// white space is removed, the white space kept), trimmed.
+fn unfold(value: &str) -> String {
+    value.replace("\r\n", "").replace('\n', "").trim().to_string()
+}
+
+/// Parses the header section once, with mail-parser, and checks what
+/// mail-parser tolerates: a field name that is not RFC 5322 §3.6.8 ftext,
+/// a continuation line before any field, a header that is not UTF-8
+/// (RFC 6532), a value over `max_value` bytes, no empty line before the
+/// body.
+fn parse(raw: &[u8], max_value: usize) -> Result<Parsed<'_>, RawError> {
+    let message = MessageParser::default()
+        .parse_headers(raw)
+        .ok_or(RawError::BadHeader(1))?;
+    let headers = message.headers();
+    let first = headers.first().ok_or(RawError::BadHeader(1))?;
+    if first.offset_field != 0 {
+        return Err(RawError::BadHeader(1));
+    }
+    let header_end = headers.last().map_or(0, |h| h.offset_end as usize);
+    // The section ends with an empty line: CRLF or LF after the last field.
+    let rest = raw.get(header_end..).unwrap_or_default();
+    if !(rest.starts_with(b"\r\n") || rest.starts_with(b"\n")) {
+        return Err(RawError::NoBody);
+    }
+    if let Err(err) = std::str::from_utf8(&raw[..header_end]) {
+        return Err(RawError::BadHeader(line_of(raw, err.valid_up_to())));
+    }
+    let mut fields = Vec::with_capacity(headers.len());
+    for header in headers {
+        let (field, start, end) = (
+            header.offset_field as usize,
+            header.offset_start as usize,
+            header.offset_end as usize,
+        );
+        let name = String::from_utf8_lossy(&raw[field..start]);
+        let name = name.trim_end().trim_end_matches(':');
+        let valid_name = !name.is_empty() && name.bytes().all(|b| (33..=126).contains(&b) && b != b':');
+        if !valid_name {
+            return Err(RawError::BadHeader(line_of(raw, field)));
+        }
+        let value = unfold(&String::from_utf8_lossy(&raw[start..end]));
+        if value.len() > max_value {
+            return Err(RawError::HeaderTooLong(name.to_string(), max_value));
+        }
+        fields.push(HeaderField {
+            name: name.to_string(),
+            value,
+        });
+    }
+    Ok(Parsed { message, fields })
+}
+
+/// The header section as unfolded fields, in order. Accepts CRLF or LF.
 pub fn header_fields(raw: &[u8], max_value: usize) -> Result<Vec<HeaderField>, RawError> {
-    let mut fields: Vec<HeaderField> = Vec::new();
-    let mut terminated = false;
-    for (n, line) in raw.split(|&b| b == b'\n').enumerate() {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if line.is_empty() {
-            terminated = true;
-            break;
-        }
-        let text = std::str::from_utf8(line).map_err(|_| RawError::BadHeader(n + 1))?;
-        if text.starts_with([' ', '\t']) {
-            let last = fields.last_mut().ok_or(RawError::BadHeader(n + 1))?;
-            last.value.push(' ');
-            last.value.push_str(text.trim());
-        } else {
-            let (name, value) = text.split_once(':').ok_or(RawError::BadHeader(n + 1))?;
-            let valid_name = !name.is_empty() && name.bytes().all(|b| (33..=126).contains(&b) && b != b':');
-            if !valid_name {
-                return Err(RawError::BadHeader(n + 1));
-            }
-            fields.push(HeaderField {
-                name: name.to_string(),
-                value: value.trim().to_string(),
-            });
-        }
-        if let Some(last) = fields.last()
-            && last.value.len() > max_value
-        {
-            return Err(RawError::HeaderTooLong(last.name.clone(), max_value));
-        }
-    }
-    if terminated {
-        Ok(fields)
-    } else {
-        Err(RawError::NoBody)
-    }
+    parse(raw, max_value).map(|parsed| parsed.fields)
 }
 
 /// Inspects a raw message; `max_header` bounds each header value.
@@ -82,41 +118,35 @@ pub fn inspect(raw: &[u8], max_header: usize) -> Result<RawInfo, RawError> {
     if raw.contains(&0) {
         return Err(RawError::Nul);
     }
-    let fields = header_fields(raw, max_header)?;
+    let Parsed { message, fields } = parse(raw, max_header)?;
     let find = |name: &str| fields.iter().find(|f| f.name.eq_ignore_ascii_case(name));
     let from_header = find("From")
         .map(|f| f.value.clone())
         .ok_or_else(|| RawError::BadFrom("missing".into()))?;
-    let parsed = MessageParser::default()
-        .parse_headers(raw)
-        .ok_or_else(|| RawError::BadFrom("unparseable".into()))?;
-    let from = parsed
+    let from = message
         .from()
         .and_then(|a| a.first())
         .ok_or_else(|| RawError::BadFrom("no address".into()))?;
-    let from_count = parsed.from().map(|a| a.iter().count()).unwrap_or(0);
+    let from_count = message.from().map(|a| a.iter().count()).unwrap_or(0);
     if from_count != 1 {
         return Err(RawError::BadFrom("exactly one From address is required".into()));
     }
     let address = from.address().unwrap_or_default();
     let from =
         Mailbox::new(from.name(), address).map_err(|e| RawError::BadFrom(format!("`{address}` {e}")))?;
+    // Only signatures a verifier can parse count (mail-auth's parser, which
+    // requires v, a, d, s, h, bh and b): a broken one is no signature.
     let dkim_domains = fields
         .iter()
         .filter(|f| f.name.eq_ignore_ascii_case("DKIM-Signature"))
-        .filter_map(|f| {
-            f.value
-                .split(';')
-                .filter_map(|tag| tag.trim().split_once('='))
-                .find(|(k, _)| k.trim() == "d")
-                .map(|(_, v)| v.trim().to_ascii_lowercase())
-        })
+        .filter_map(|f| mail_auth::dkim::Signature::parse(f.value.as_bytes()).ok())
+        .map(|signature| signature.d.to_ascii_lowercase())
         .collect();
     Ok(RawInfo {
         from,
         from_header,
-        subject: parsed.subject().unwrap_or_default().to_string(),
-        message_id: parsed.message_id().map(str::to_string),
+        subject: message.subject().unwrap_or_default().to_string(),
+        message_id: message.message_id().map(str::to_string),
         has_date: find("Date").is_some(),
         dkim_domains,
     })
@@ -140,7 +170,7 @@ pub fn to_crlf(raw: &[u8]) -> Vec<u8> {
 mod tests {
     use super::*;
 
-    const MSG: &[u8] = b"From: Ann <ann@example.com>\r\nSubject: Hi\r\n there\r\nDKIM-Signature: v=1; d=Example.com; s=x\r\n\r\nBody\r\n";
+    const MSG: &[u8] = b"From: Ann <ann@example.com>\r\nSubject: Hi\r\n there\r\nDKIM-Signature: v=1; a=rsa-sha256; d=Example.com; s=x; h=From; bh=eA==; b=eQ==\r\n\r\nBody\r\n";
 
     #[test]
     fn reads_from_subject_and_signatures() {
@@ -167,6 +197,34 @@ mod tests {
             Err(RawError::BadHeader(1))
         ));
         assert!(matches!(inspect(MSG, 5), Err(RawError::HeaderTooLong(..))));
+        assert_eq!(
+            inspect(b" folded: x\r\nFrom: a@b.com\r\n\r\nb", 100).unwrap_err(),
+            RawError::BadHeader(1)
+        );
+        assert_eq!(
+            inspect(b"From: a@b.com\r\nBad Name: y\r\n\r\nb", 100).unwrap_err(),
+            RawError::BadHeader(2)
+        );
+        assert_eq!(
+            inspect(b"From: a@b.com\r\nX-A: \xff\r\n\r\nb", 100).unwrap_err(),
+            RawError::BadHeader(2)
+        );
+    }
+
+    #[test]
+    fn fields_are_unfolded_in_order_with_lf_or_crlf() {
+        let fields = header_fields(b"From: a@b.com\nX-A: 1\n\tcont\n\nbody", 100).unwrap();
+        let pairs: Vec<(&str, &str)> = fields
+            .iter()
+            .map(|f| (f.name.as_str(), f.value.as_str()))
+            .collect();
+        assert_eq!(pairs, [("From", "a@b.com"), ("X-A", "1\tcont")]);
+    }
+
+    #[test]
+    fn only_parseable_signatures_count() {
+        let broken = b"DKIM-Signature: v=1; d=shop.test; s=x\r\nFrom: a@shop.test\r\n\r\nb";
+        assert!(inspect(broken, 1000).unwrap().dkim_domains.is_empty());
     }
 
     #[test]

@@ -50,7 +50,7 @@ async fn a_message_already_signed_by_its_domain_is_not_signed_again() {
     let t = app
         .tenant("ann@example.com", "shop.test", "development", "rsa")
         .await;
-    let raw = "DKIM-Signature: v=1; a=rsa-sha256; d=shop.test; s=own; h=From; bh=x; b=y\r\nFrom: a@shop.test\r\nMessage-ID: <own@shop.test>\r\nDate: Mon, 23 Nov 2026 10:00:00 +0000\r\n\r\nhi\r\n";
+    let raw = "DKIM-Signature: v=1; a=rsa-sha256; d=shop.test; s=own; h=From; bh=eA==; b=eQ==\r\nFrom: a@shop.test\r\nMessage-ID: <own@shop.test>\r\nDate: Mon, 23 Nov 2026 10:00:00 +0000\r\n\r\nhi\r\n";
     let body = json!({"mail_from": "a@shop.test", "rcpt_to": "b@example.org", "raw": STANDARD.encode(raw)});
     let sent = json_of(app.post("/v1/messages/raw", &t.key, &body).await, 202).await;
     assert_eq!(sent["message_id"], "own@shop.test");
