@@ -349,21 +349,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> SmtpClient<S> {
         Ok(())
     }
 
-    /// Writes the message dot-stuffed (RFC 5321 §4.5.2) and the final dot.
+    /// Writes the message as a DATA block (see [`data_block`]).
     async fn write_data(&mut self, message: &[u8]) -> Result<(), SmtpClientError> {
-        let mut out = Vec::with_capacity(message.len() + message.len() / 64 + 5);
-        let mut line_start = true;
-        for &b in message {
-            if line_start && b == b'.' {
-                out.push(b'.');
-            }
-            out.push(b);
-            line_start = b == b'\n';
-        }
-        if !message.ends_with(b"\r\n") {
-            out.extend_from_slice(b"\r\n");
-        }
-        out.extend_from_slice(b".\r\n");
+        let out = data_block(message);
         tokio::time::timeout(self.timeouts.data_block, self.stream.write_all(&out))
             .await
             .map_err(|_| SmtpClientError::Timeout("data"))??;
@@ -421,6 +409,44 @@ impl<S: AsyncRead + AsyncWrite + Unpin> SmtpClient<S> {
     }
 }
 
+/// The message as DATA puts it on the wire: dot-stuffed (RFC 5321 §4.5.2),
+/// ending in CRLF and the final dot. Whatever is stored, no CR or LF leaves
+/// here except as a CRLF pair (RFC 5321 §2.3.8): a bare CR or LF becomes
+/// CRLF, so a receiver that ends lines at either one cannot be shown a
+/// different end of DATA than a strict one (SMTP smuggling). Defence in
+/// depth: accepted messages are normalised already.
+pub fn data_block(message: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(message.len() + message.len() / 64 + 5);
+    let mut line_start = true;
+    let mut i = 0;
+    while i < message.len() {
+        let b = message[i];
+        match b {
+            b'\r' | b'\n' => {
+                out.extend_from_slice(b"\r\n");
+                // A CRLF pair is one line end.
+                if b == b'\r' && message.get(i + 1) == Some(&b'\n') {
+                    i += 1;
+                }
+                line_start = true;
+            }
+            _ => {
+                if line_start && b == b'.' {
+                    out.push(b'.');
+                }
+                out.push(b);
+                line_start = false;
+            }
+        }
+        i += 1;
+    }
+    if !line_start || out.is_empty() {
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b".\r\n");
+    out
+}
+
 fn local_reply(code: u16, esc: &str, text: &str) -> Reply {
     Reply {
         code,
@@ -462,6 +488,26 @@ mod tests {
             client.reply(Timeouts::default().command, "test").await,
             Err(SmtpClientError::Closed)
         ));
+    }
+
+    #[test]
+    fn data_blocks_carry_only_crlf_and_stuffed_dots() {
+        use super::data_block;
+        assert_eq!(data_block(b"a\r\n.b\r\n"), b"a\r\n..b\r\n.\r\n".to_vec());
+        assert_eq!(data_block(b"no end"), b"no end\r\n.\r\n".to_vec());
+        // The smuggling payloads: a bare CR or LF around a dot.
+        assert_eq!(
+            data_block(b"x\r.\r\nMAIL FROM:<a@b>\r\n"),
+            b"x\r\n..\r\nMAIL FROM:<a@b>\r\n.\r\n".to_vec()
+        );
+        assert_eq!(data_block(b"x\n.\ny\r\n"), b"x\r\n..\r\ny\r\n.\r\n".to_vec());
+        let block = data_block(b"a\rb\nc\r\n\r\rd");
+        let body = &block[..block.len() - 3];
+        assert!(body.iter().enumerate().all(|(i, &b)| match b {
+            b'\r' => body.get(i + 1) == Some(&b'\n'),
+            b'\n' => i > 0 && body[i - 1] == b'\r',
+            _ => true,
+        }));
     }
 
     #[tokio::test]

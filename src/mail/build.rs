@@ -64,11 +64,47 @@ pub fn build(c: &Composition, message_id: &str, date: i64) -> Vec<u8> {
     for (name, value) in &c.headers {
         builder = builder.header(name.as_str(), Text::new(value.as_str()));
     }
-    builder.body(body(c)).write_to_vec().unwrap_or_default()
+    // Every line end in the text parts becomes CRLF: a bare CR would reach
+    // the wire as it is in a 7bit part, and receivers that take it for a
+    // line end could be fooled into an early end of DATA (SMTP smuggling).
+    let text = c.text.as_deref().map(crlf_lines);
+    let html = c.html.as_deref().map(crlf_lines);
+    builder
+        .body(body(c, text.as_deref(), html.as_deref()))
+        .write_to_vec()
+        .unwrap_or_default()
 }
 
-fn body(c: &Composition) -> MimePart<'_> {
-    let text = c.text.as_deref().map(|t| MimePart::new("text/plain", t));
+/// `text` with every line end (CRLF, a bare CR or a bare LF) as CRLF.
+pub fn crlf_lines(text: &str) -> Cow<'_, str> {
+    let bytes = text.as_bytes();
+    let clean = bytes.iter().enumerate().all(|(i, &b)| match b {
+        b'\r' => bytes.get(i + 1) == Some(&b'\n'),
+        b'\n' => i > 0 && bytes[i - 1] == b'\r',
+        _ => true,
+    });
+    if clean {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + text.len() / 16);
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\r' => {
+                if chars.peek() == Some(&'\n') {
+                    chars.next();
+                }
+                out.push_str("\r\n");
+            }
+            '\n' => out.push_str("\r\n"),
+            other => out.push(other),
+        }
+    }
+    Cow::Owned(out)
+}
+
+fn body<'x>(c: &'x Composition, text: Option<&'x str>, html: Option<&'x str>) -> MimePart<'x> {
+    let text = text.map(|t| MimePart::new("text/plain", t));
     let inline: Vec<MimePart<'_>> = c
         .attachments
         .iter()
@@ -80,7 +116,7 @@ fn body(c: &Composition) -> MimePart<'_> {
             })
         })
         .collect();
-    let html = c.html.as_deref().map(|h| {
+    let html = html.map(|h| {
         let part = MimePart::new("text/html", h);
         if inline.is_empty() {
             part
@@ -110,5 +146,51 @@ fn body(c: &Composition) -> MimePart<'_> {
         let mut parts = vec![content];
         parts.extend(files);
         MimePart::new("multipart/mixed", parts)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Mailbox;
+
+    fn composition(text: &str, html: Option<&str>) -> Composition {
+        Composition {
+            from: Mailbox::parse("a@shop.test").unwrap(),
+            to: vec![Mailbox::parse("b@example.org").unwrap()],
+            cc: Vec::new(),
+            reply_to: Vec::new(),
+            subject: "s".into(),
+            text: Some(text.into()),
+            html: html.map(str::to_string),
+            headers: Vec::new(),
+            attachments: Vec::new(),
+        }
+    }
+
+    /// Every CR and LF of the built message is part of a CRLF.
+    fn only_crlf(message: &[u8]) -> bool {
+        message.iter().enumerate().all(|(i, &b)| match b {
+            b'\r' => message.get(i + 1) == Some(&b'\n'),
+            b'\n' => i > 0 && message[i - 1] == b'\r',
+            _ => true,
+        })
+    }
+
+    #[test]
+    fn smuggling_line_ends_become_crlf() {
+        let hostile = "line1\r.\r\nMAIL FROM:<x@y>\rline2\n.\nend";
+        let message = build(&composition(hostile, Some("<p>a\rb</p>\n")), "id@x.test", 0);
+        assert!(only_crlf(&message), "{}", String::from_utf8_lossy(&message));
+        assert_eq!(crlf_lines("a\r\nb"), Cow::Borrowed("a\r\nb"));
+        assert_eq!(crlf_lines("a\rb\nc\r\n"), "a\r\nb\r\nc\r\n");
+    }
+
+    #[test]
+    fn long_lines_are_encoded_to_fit_rfc_5322() {
+        let long = "x".repeat(5000);
+        let message = build(&composition(&long, None), "id@x.test", 0);
+        let longest = message.split(|&b| b == b'\n').map(<[u8]>::len).max().unwrap_or(0);
+        assert!(longest <= 1000, "a line of {longest} octets");
     }
 }

@@ -24,6 +24,70 @@ pub enum RawError {
     BadFrom(String),
     #[error("the message contains NUL bytes")]
     Nul,
+    /// RFC 5321 §2.3.8: CR and LF only ever occur together. A lone CR is
+    /// what SMTP smuggling uses to fake an end of DATA.
+    #[error("line {0} has a bare CR (CR without LF)")]
+    BareCr(usize),
+    /// A message with CRLF line ends and a lone LF somewhere: no safe way to
+    /// tell which was meant.
+    #[error("line {0} ends in a bare LF while other lines end in CRLF")]
+    MixedLineEnds(usize),
+    /// RFC 5322 §2.1.1: at most 998 octets a line, without the CRLF.
+    #[error("line {0} is longer than 998 octets")]
+    LineTooLong(usize),
+    /// RFC 5322 §3.6: these fields occur at most once.
+    #[error("the message has more than one `{0}` field")]
+    RepeatedField(String),
+}
+
+/// Header fields RFC 5322 §3.6 allows at most once.
+const SINGLE_FIELDS: &[&str] = &[
+    "Date",
+    "From",
+    "Sender",
+    "Reply-To",
+    "To",
+    "Cc",
+    "Bcc",
+    "Message-ID",
+    "In-Reply-To",
+    "References",
+    "Subject",
+];
+
+/// Longest line RFC 5322 §2.1.1 allows, without its CRLF.
+pub const MAX_LINE: usize = 998;
+
+/// Checks the line structure of a raw message: no NUL, no bare CR, LF-only
+/// or CRLF-only line ends (LF-only is normalised later by [`to_crlf`]), no
+/// line over [`MAX_LINE`] octets. Lines are numbered from 1.
+pub fn check_lines(raw: &[u8]) -> Result<(), RawError> {
+    if raw.contains(&0) {
+        return Err(RawError::Nul);
+    }
+    let crlf = raw.windows(2).any(|w| w == b"\r\n");
+    let mut line = 1;
+    let mut length = 0;
+    for (i, &b) in raw.iter().enumerate() {
+        match b {
+            b'\r' if raw.get(i + 1) != Some(&b'\n') => return Err(RawError::BareCr(line)),
+            b'\r' => {}
+            b'\n' => {
+                if crlf && (i == 0 || raw[i - 1] != b'\r') {
+                    return Err(RawError::MixedLineEnds(line));
+                }
+                line += 1;
+                length = 0;
+            }
+            _ => {
+                length += 1;
+                if length > MAX_LINE {
+                    return Err(RawError::LineTooLong(line));
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// What Tern needs to know of a raw message.
@@ -36,6 +100,9 @@ pub struct RawInfo {
     pub has_date: bool,
     /// `d=` of every DKIM-Signature already present.
     pub dkim_domains: Vec<String>,
+    /// Byte ranges of the `Bcc` fields (with their folded lines), to strip
+    /// before signing: the envelope carries those recipients.
+    pub bcc_fields: Vec<std::ops::Range<usize>>,
 }
 
 /// A parsed header section: every field unfolded, and mail-parser's view
@@ -43,6 +110,8 @@ pub struct RawInfo {
 struct Parsed<'a> {
     message: Message<'a>,
     fields: Vec<HeaderField>,
+    /// Where each field of `fields` stands in the raw message.
+    ranges: Vec<std::ops::Range<usize>>,
 }
 
 /// The 1-based line of `raw` that `offset` falls on.
@@ -84,6 +153,7 @@ fn parse(raw: &[u8], max_value: usize) -> Result<Parsed<'_>, RawError> {
         return Err(RawError::BadHeader(line_of(raw, err.valid_up_to())));
     }
     let mut fields = Vec::with_capacity(headers.len());
+    let mut ranges = Vec::with_capacity(headers.len());
     for header in headers {
         let (field, start, end) = (
             header.offset_field as usize,
@@ -104,8 +174,13 @@ fn parse(raw: &[u8], max_value: usize) -> Result<Parsed<'_>, RawError> {
             name: name.to_string(),
             value,
         });
+        ranges.push(field..end);
     }
-    Ok(Parsed { message, fields })
+    Ok(Parsed {
+        message,
+        fields,
+        ranges,
+    })
 }
 
 /// The header section as unfolded fields, in order. Accepts CRLF or LF.
@@ -115,10 +190,24 @@ pub fn header_fields(raw: &[u8], max_value: usize) -> Result<Vec<HeaderField>, R
 
 /// Inspects a raw message; `max_header` bounds each header value.
 pub fn inspect(raw: &[u8], max_header: usize) -> Result<RawInfo, RawError> {
-    if raw.contains(&0) {
-        return Err(RawError::Nul);
+    check_lines(raw)?;
+    let Parsed {
+        message,
+        fields,
+        ranges,
+    } = parse(raw, max_header)?;
+    // Two From fields (one shown, one signed for) and the like: refused,
+    // as RFC 5322 §3.6 allows one of each.
+    for single in SINGLE_FIELDS {
+        if fields
+            .iter()
+            .filter(|f| f.name.eq_ignore_ascii_case(single))
+            .count()
+            > 1
+        {
+            return Err(RawError::RepeatedField((*single).to_string()));
+        }
     }
-    let Parsed { message, fields } = parse(raw, max_header)?;
     let find = |name: &str| fields.iter().find(|f| f.name.eq_ignore_ascii_case(name));
     let from_header = find("From")
         .map(|f| f.value.clone())
@@ -149,7 +238,25 @@ pub fn inspect(raw: &[u8], max_header: usize) -> Result<RawInfo, RawError> {
         message_id: message.message_id().map(str::to_string),
         has_date: find("Date").is_some(),
         dkim_domains,
+        bcc_fields: fields
+            .iter()
+            .zip(ranges)
+            .filter(|(f, _)| f.name.eq_ignore_ascii_case("Bcc"))
+            .map(|(_, range)| range)
+            .collect(),
     })
+}
+
+/// The message without the byte ranges given (sorted, not overlapping).
+pub fn without(raw: &[u8], ranges: &[std::ops::Range<usize>]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(raw.len());
+    let mut at = 0;
+    for range in ranges {
+        out.extend_from_slice(&raw[at..range.start.max(at)]);
+        at = range.end.max(at);
+    }
+    out.extend_from_slice(&raw[at.min(raw.len())..]);
+    out
 }
 
 /// Converts bare LF line ends to CRLF (SMTP and DKIM need CRLF).
@@ -208,6 +315,47 @@ mod tests {
         assert_eq!(
             inspect(b"From: a@b.com\r\nX-A: \xff\r\n\r\nb", 100).unwrap_err(),
             RawError::BadHeader(2)
+        );
+    }
+
+    #[test]
+    fn line_structure_is_checked() {
+        assert_eq!(check_lines(b"a\r\nb\r\n"), Ok(()));
+        assert_eq!(check_lines(b"a\nb\n"), Ok(()));
+        assert_eq!(check_lines(b"a\r\nb\rc\r\n"), Err(RawError::BareCr(2)));
+        assert_eq!(check_lines(b"a\r\nb\nc\r\n"), Err(RawError::MixedLineEnds(2)));
+        assert_eq!(check_lines(b"a\0"), Err(RawError::Nul));
+        let long = [b"a\r\n".as_slice(), &[b'x'; 999], b"\r\n"].concat();
+        assert_eq!(check_lines(&long), Err(RawError::LineTooLong(2)));
+        let fits = [&[b'x'; 998][..], b"\r\n"].concat();
+        assert_eq!(check_lines(&fits), Ok(()));
+    }
+
+    #[test]
+    fn single_fields_occur_once() {
+        let two_froms = b"From: ceo@bank.test\r\nFrom: a@shop.test\r\n\r\nb";
+        assert_eq!(
+            inspect(two_froms, 1000).unwrap_err(),
+            RawError::RepeatedField("From".into())
+        );
+        let two_subjects = b"From: a@shop.test\r\nsubject: a\r\nSubject: b\r\n\r\nb";
+        assert!(matches!(
+            inspect(two_subjects, 1000),
+            Err(RawError::RepeatedField(_))
+        ));
+        let two_received = b"Received: a\r\nReceived: b\r\nFrom: a@shop.test\r\n\r\nb";
+        assert!(inspect(two_received, 1000).is_ok());
+    }
+
+    #[test]
+    fn bcc_fields_are_found_and_removed_whole() {
+        let raw =
+            b"From: a@shop.test\r\nBcc: secret@x.test,\r\n other@x.test\r\nTo: b@x.test\r\n\r\nbody\r\n";
+        let info = inspect(raw, 1000).unwrap();
+        let stripped = without(raw, &info.bcc_fields);
+        assert_eq!(
+            stripped,
+            b"From: a@shop.test\r\nTo: b@x.test\r\n\r\nbody\r\n".to_vec()
         );
     }
 

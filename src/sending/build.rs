@@ -148,6 +148,9 @@ async fn completed(
         ));
     }
     let mut completed = prefix.into_bytes();
+    // Bcc fields name recipients the others must not see: the envelope
+    // carries them, the header goes (as Postfix's cleanup removes it).
+    let source = raw::without(&source, &info.bcc_fields);
     completed.extend_from_slice(&raw::to_crlf(&source));
     let already_signed = info.dkim_domains.iter().any(|d| d == &domain.name);
     let raw = if already_signed {

@@ -4,6 +4,7 @@ mod auth;
 mod delivery;
 mod dkim;
 mod domains;
+mod hardening;
 mod health;
 mod helpers;
 mod idempotency;

@@ -274,6 +274,15 @@ pub fn compose(limits: &Limits, req: SendMessage) -> Result<Request, Invalid> {
     if req.text.is_none() && req.html.is_none() {
         return Err(Invalid::new("missing_body", "give `text`, `html` or both").field("text"));
     }
+    // NUL has no place in mail text (RFC 5322 §2.3); line ends are
+    // normalised to CRLF when the message is built.
+    for (field, body) in [("text", &req.text), ("html", &req.html)] {
+        if body.as_deref().is_some_and(|b| b.contains('\0')) {
+            return Err(
+                Invalid::new("invalid_body", format!("`{field}` contains a NUL character")).field(field),
+            );
+        }
+    }
     let headers = custom_headers(&req.headers, limits)?;
     let attachments = attachments(&req.attachments, limits)?;
     let (tag, metadata) = tag_and_metadata(req.tag.as_deref(), &req.metadata, limits)?;

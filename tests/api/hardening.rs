@@ -1,0 +1,96 @@
+//! What a hostile tenant may try on the send path (issue 8): SMTP smuggling
+//! through bare CR/LF, a second From, a Bcc header left for all to see.
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde_json::json;
+
+use crate::helpers::{assert_error, json_of, spawn_app};
+
+/// Every CR and LF is part of a CRLF pair.
+fn only_crlf(message: &[u8]) -> bool {
+    message.iter().enumerate().all(|(i, &b)| match b {
+        b'\r' => message.get(i + 1) == Some(&b'\n'),
+        b'\n' => i > 0 && message[i - 1] == b'\r',
+        _ => true,
+    })
+}
+
+#[tokio::test]
+async fn bare_cr_and_lf_in_json_bodies_are_stored_as_crlf() {
+    let app = spawn_app().await;
+    let t = app
+        .tenant("ann@example.com", "shop.test", "development", "rsa")
+        .await;
+    let body = json!({
+        "from": "a@shop.test", "to": "b@example.org",
+        "text": "line1\r.\r\nMAIL FROM:<x@y>\rline2\n.\nline3",
+        "html": "<p>a\rb</p>\n.\n"
+    });
+    let sent = app.send(&t.key, &body).await;
+    let stored = app.source(&t.key, sent["id"].as_str().unwrap()).await;
+    assert!(only_crlf(&stored), "{}", String::from_utf8_lossy(&stored));
+
+    let nul = json!({"from": "a@shop.test", "to": "b@example.org", "text": "a\u{0}b"});
+    assert_error(app.post("/v1/messages", &t.key, &nul).await, 422, "invalid_body").await;
+}
+
+#[tokio::test]
+async fn raw_messages_with_smuggling_line_ends_or_repeated_fields_are_refused() {
+    let app = spawn_app().await;
+    let t = app
+        .tenant("ann@example.com", "shop.test", "development", "rsa")
+        .await;
+    let long_line = format!("From: a@shop.test\r\n\r\n{}\r\n", "x".repeat(999));
+    let cases: [(&str, &str); 7] = [
+        (
+            "From: a@shop.test\r\n\r\nline1\r.\r\nMAIL FROM:<x@y>\r\n",
+            "bare CR",
+        ),
+        ("From: a@shop.test\r\n\r\nline1\n.\nRCPT TO:<x@y>\r\n", "bare LF"),
+        ("From: a@shop.test\r\n\r\na\0b\r\n", "NUL"),
+        (&long_line, "998"),
+        ("From: ceo@bank.test\r\nFrom: a@shop.test\r\n\r\nx\r\n", "`From`"),
+        (
+            "From: a@shop.test\r\nSubject: a\r\nSubject: b\r\n\r\nx\r\n",
+            "`Subject`",
+        ),
+        (
+            "From: a@shop.test\r\nMessage-ID: <1@x>\r\nMessage-ID: <2@x>\r\n\r\nx\r\n",
+            "`Message-ID`",
+        ),
+    ];
+    for (raw, reason) in cases {
+        let body =
+            json!({"mail_from": "a@shop.test", "rcpt_to": "b@example.org", "raw": STANDARD.encode(raw)});
+        let response = app.post("/v1/messages/raw", &t.key, &body).await;
+        let error = json_of(response, 422).await;
+        assert_eq!(error["error"]["code"], "invalid_message", "{raw:?}");
+        let message = error["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains(reason), "{raw:?}: {message}");
+    }
+    assert_eq!(app.count("messages").await, 0);
+}
+
+#[tokio::test]
+async fn a_raw_bcc_header_is_stripped_before_signing() {
+    let app = spawn_app().await;
+    let t = app
+        .tenant("ann@example.com", "shop.test", "development", "rsa")
+        .await;
+    let raw = "From: a@shop.test\r\nTo: b@example.org\r\nBcc: hidden@example.net,\r\n also@example.net\r\nSubject: hi\r\n\r\nbody\r\n";
+    let body = json!({
+        "mail_from": "a@shop.test",
+        "rcpt_to": ["b@example.org", "hidden@example.net", "also@example.net"],
+        "raw": STANDARD.encode(raw)
+    });
+    let sent = json_of(app.post("/v1/messages/raw", &t.key, &body).await, 202).await;
+    assert_eq!(sent["recipients"].as_array().unwrap().len(), 3);
+    let stored = String::from_utf8(app.source(&t.key, sent["id"].as_str().unwrap()).await).unwrap();
+    assert!(!stored.to_ascii_lowercase().contains("bcc:"), "{stored}");
+    assert!(!stored.contains("hidden@example.net"), "{stored}");
+    assert!(
+        stored.contains("\r\nTo: b@example.org\r\nSubject: hi\r\n"),
+        "{stored}"
+    );
+}
