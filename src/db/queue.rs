@@ -17,6 +17,7 @@ pub struct Claimed {
     pub server_id: Uuid,
     pub address: String,
     pub domain: String,
+    /// Attempts so far, this one included (the claim counts it).
     pub attempts: i32,
     /// When the message was accepted, for the delivery latency.
     pub accepted_at: DateTime<Utc>,
@@ -25,6 +26,9 @@ pub struct Claimed {
 /// Claims up to `batch` due recipients for `worker` for `lease`. Due:
 /// `queued` or `deferred` with `next_attempt_at` passed, and no live lease.
 /// Oldest first; rows locked by another claimer are skipped, not waited for.
+/// The claim counts the attempt (`attempts` is returned counting this
+/// one), so an attempt cut short by a crash still counts towards the end
+/// of the retry schedule; a recipient given back unattempted is uncounted.
 #[tracing::instrument(level = "debug", skip(pool))]
 pub async fn claim(pool: &PgPool, worker: &str, batch: i64, lease: Duration) -> sqlx::Result<Vec<Claimed>> {
     sqlx::query_as!(
@@ -38,7 +42,8 @@ pub async fn claim(pool: &PgPool, worker: &str, batch: i64, lease: Duration) -> 
             FOR UPDATE SKIP LOCKED
          )
          UPDATE recipients r
-         SET lease_owner = $1, lease_expires_at = now() + make_interval(secs => $3)
+         SET lease_owner = $1, lease_expires_at = now() + make_interval(secs => $3),
+             attempts = r.attempts + 1
          FROM due, messages m
          WHERE r.id = due.id AND m.id = r.message_id
          RETURNING r.id, r.message_id, m.server_id, r.address, r.domain, r.attempts,
@@ -63,7 +68,8 @@ pub async fn release(pool: &PgPool, worker: &str, id: Uuid) -> sqlx::Result<bool
 #[tracing::instrument(level = "debug", skip(pool, ids), fields(recipients = ids.len()))]
 pub async fn release_all(pool: &PgPool, worker: &str, ids: &[Uuid]) -> sqlx::Result<u64> {
     let done = sqlx::query!(
-        "UPDATE recipients SET lease_owner = NULL, lease_expires_at = NULL
+        "UPDATE recipients SET lease_owner = NULL, lease_expires_at = NULL,
+             attempts = greatest(attempts - 1, 0)
          WHERE id = ANY($1) AND lease_owner = $2",
         ids,
         worker
@@ -107,7 +113,7 @@ pub async fn complete(pool: &PgPool, worker: &str, outcomes: &[Outcome]) -> sqlx
                 AS o(id, status, reply, next_attempt_at, host, tls, detail)
          ), u AS (
             UPDATE recipients r
-            SET status = o.status, attempts = r.attempts + 1, last_reply = o.reply,
+            SET status = o.status, last_reply = o.reply,
                 next_attempt_at = o.next_attempt_at, last_host = o.host, last_tls = o.tls,
                 lease_owner = NULL, lease_expires_at = NULL, updated_at = now()
             FROM o WHERE r.id = o.id AND r.lease_owner = $1

@@ -34,6 +34,7 @@ impl Attempt {
                 code,
                 enhanced: Some(esc.into()),
                 text,
+                local: true,
             },
             host: None,
             tls: None,
@@ -71,6 +72,9 @@ impl Worker {
                         "5.1.2",
                         format!("domain {domain} does not exist"),
                     ));
+                }
+                Err(err @ RouteError::NoAddress(_)) => {
+                    return all(Attempt::local(550, "5.4.4", err.to_string()));
                 }
                 Err(err @ RouteError::Temporary(..)) => {
                     return all(Attempt::local(451, "4.4.3", err.to_string()));
@@ -165,13 +169,17 @@ impl Worker {
             (RecipientStatus::Sent, None)
         } else if attempt.reply.is_permanent() {
             // A receiving server's refusal is a bounce; a permanent failure
-            // found here (null MX, no such domain) is simply `failed`.
-            match attempt.host {
-                Some(_) => (RecipientStatus::Bounced, None),
-                None => (RecipientStatus::Failed, None),
+            // decided here (null MX, no such domain, over the server's SIZE,
+            // no SMTPUTF8) is `failed`: no receiver refused the mail.
+            if attempt.reply.local || attempt.host.is_none() {
+                (RecipientStatus::Failed, None)
+            } else {
+                (RecipientStatus::Bounced, None)
             }
         } else {
-            match schedule.get(usize::try_from(recipient.attempts).unwrap_or(usize::MAX)) {
+            // `attempts` counts this one: the first retry waits schedule[0].
+            let done = usize::try_from(recipient.attempts - 1).unwrap_or(usize::MAX);
+            match schedule.get(done) {
                 Some(&delay) => {
                     let jitter = rand::rng().random_range(0.9..1.1);
                     let wait = chrono::Duration::milliseconds((delay as f64 * 1000.0 * jitter) as i64);

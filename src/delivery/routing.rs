@@ -35,6 +35,10 @@ pub enum RouteError {
     /// The domain does not exist (NXDOMAIN): a permanent failure.
     #[error("domain {0} does not exist")]
     NoSuchDomain(String),
+    /// The domain has no MX and no address to be its implicit MX: nowhere
+    /// to deliver (RFC 5321 §5.1), a permanent failure.
+    #[error("domain {0} has no MX and no A/AAAA record")]
+    NoAddress(String),
     /// DNS did not answer properly; try again later.
     #[error("DNS lookup for {0} failed: {1}")]
     Temporary(String, String),
@@ -114,7 +118,11 @@ pub async fn route(
         }
     };
     let hosts = if records.is_empty() {
-        // RFC 5321 §5.1: no MX, so the domain itself is the implicit MX.
+        // RFC 5321 §5.1: no MX, so the domain itself is the implicit MX;
+        // without an address either, there is nowhere to go.
+        if addresses(resolver, domain).await?.is_empty() {
+            return Err(RouteError::NoAddress(domain.into()));
+        }
         vec![domain.to_ascii_lowercase()]
     } else {
         match order_mx(records) {

@@ -17,6 +17,9 @@ pub struct Reply {
     pub code: u16,
     pub enhanced: Option<String>,
     pub text: String,
+    /// Decided by Tern, not said by the server (over SIZE, no SMTPUTF8, a
+    /// lost connection): a permanent one is a failure, not a bounce.
+    pub local: bool,
 }
 
 impl Reply {
@@ -86,6 +89,40 @@ pub struct Envelope<'a> {
 #[derive(Debug)]
 pub struct TransactionResult {
     pub recipients: Vec<Reply>,
+}
+
+/// How far a transaction got, for the result of one that was cut short.
+#[derive(Default)]
+struct Progress {
+    /// The server accepted MAIL FROM: from here on, recipients have replies.
+    mail_accepted: bool,
+    /// RCPT replies read so far, in order.
+    rcpt_replies: Vec<Reply>,
+    /// The message and its final dot were written.
+    data_sent: bool,
+}
+
+impl Progress {
+    /// One reply per recipient for a transaction that failed with `err`.
+    fn interrupted(&self, err: &SmtpClientError, recipients: usize) -> TransactionResult {
+        let unknown = local_reply(
+            451,
+            "4.4.2",
+            &format!(
+                "{err} after the end of data: the message may have been delivered, so it is not \
+                 sent to another host in this attempt (RFC 1047)"
+            ),
+        );
+        let cut = local_reply(451, "4.4.2", &format!("{err} during the transaction"));
+        let replies = (0..recipients)
+            .map(|i| match self.rcpt_replies.get(i) {
+                Some(refused) if !refused.is_positive() => refused.clone(),
+                Some(_) if self.data_sent => unknown.clone(),
+                _ => cut.clone(),
+            })
+            .collect();
+        TransactionResult { recipients: replies }
+    }
 }
 
 /// Replies longer than this are refused (RFC 5321 allows 512-byte lines).
@@ -205,7 +242,31 @@ impl<S: AsyncRead + AsyncWrite + Unpin> SmtpClient<S> {
 
     /// Runs MAIL, RCPT for every recipient, DATA. Recipients refused at
     /// RCPT keep that reply; the others get the reply to the message.
+    ///
+    /// An error before the server accepted MAIL is returned as is: nothing
+    /// was handed over, so the caller may try another host. After that, a
+    /// lost connection or a timeout ends the session but still gives a
+    /// result: replies already read stand (a 550 stays a 550), the others
+    /// are a local 451. After the final dot that 451 says the message may
+    /// have been delivered (RFC 1047), and the caller must not send it to
+    /// another host in the same attempt.
     pub async fn send(&mut self, envelope: &Envelope<'_>) -> Result<TransactionResult, SmtpClientError> {
+        let mut progress = Progress::default();
+        match self.transaction(envelope, &mut progress).await {
+            Ok(result) => Ok(result),
+            Err(err) if !progress.mail_accepted => Err(err),
+            Err(err) => {
+                self.closing = true;
+                Ok(progress.interrupted(&err, envelope.recipients.len()))
+            }
+        }
+    }
+
+    async fn transaction(
+        &mut self,
+        envelope: &Envelope<'_>,
+        progress: &mut Progress,
+    ) -> Result<TransactionResult, SmtpClientError> {
         // RFC 1870: a message over the announced SIZE would only be refused.
         if self.max_size > 0 && envelope.message.len() > self.max_size {
             let text = format!(
@@ -248,22 +309,25 @@ impl<S: AsyncRead + AsyncWrite + Unpin> SmtpClient<S> {
             batch.extend_from_slice(b"DATA\r\n");
             self.write(&batch).await?;
             let mail_reply = self.reply(self.timeouts.command, "MAIL").await?;
-            let mut rcpt_replies = Vec::with_capacity(rcpts.len());
+            progress.mail_accepted = mail_reply.is_positive();
             for _ in &rcpts {
-                rcpt_replies.push(self.reply(self.timeouts.command, "RCPT").await?);
+                let reply = self.reply(self.timeouts.command, "RCPT").await?;
+                progress.rcpt_replies.push(reply);
             }
             let data_reply = self.reply(self.timeouts.data_start, "DATA").await?;
-            (mail_reply, rcpt_replies, Some(data_reply))
+            (mail_reply, progress.rcpt_replies.clone(), Some(data_reply))
         } else {
             self.write(mail.as_bytes()).await?;
             let mail_reply = self.reply(self.timeouts.command, "MAIL").await?;
-            let mut rcpt_replies = Vec::with_capacity(rcpts.len());
+            progress.mail_accepted = mail_reply.is_positive();
             if mail_reply.is_positive() {
                 for rcpt in &rcpts {
                     self.write(rcpt.as_bytes()).await?;
-                    rcpt_replies.push(self.reply(self.timeouts.command, "RCPT").await?);
+                    let reply = self.reply(self.timeouts.command, "RCPT").await?;
+                    progress.rcpt_replies.push(reply);
                 }
             }
+            let rcpt_replies = progress.rcpt_replies.clone();
             let data_reply = if rcpt_replies.iter().any(Reply::is_positive) {
                 self.write(b"DATA\r\n").await?;
                 Some(self.reply(self.timeouts.data_start, "DATA").await?)
@@ -286,6 +350,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> SmtpClient<S> {
             Some(reply) if reply.code == 354 => {
                 if rcpt_replies.iter().any(Reply::is_positive) {
                     self.write_data(envelope.message).await?;
+                    progress.data_sent = true;
                 } else {
                     // Nothing to deliver: end the (pipelined) DATA empty.
                     self.write(b".\r\n").await?;
@@ -405,6 +470,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> SmtpClient<S> {
             code: parsed.code,
             enhanced,
             text: parsed.message.trim().to_string(),
+            local: false,
         })
     }
 }
@@ -452,6 +518,7 @@ fn local_reply(code: u16, esc: &str, text: &str) -> Reply {
         code,
         enhanced: Some(esc.into()),
         text: text.into(),
+        local: true,
     }
 }
 

@@ -128,6 +128,7 @@ impl Worker {
             tokio::time::Instant::now() + lease - (lease / 10).max(Duration::from_secs(1)).min(lease);
         let claimed = queue::claim(&self.db, &self.id, self.settings.delivery.batch_size, lease).await?;
         let count = claimed.len();
+        let claimed = self.drop_exhausted(claimed).await?;
         let claimed = self.drop_suppressed(claimed).await?;
         let mut groups: BTreeMap<(Uuid, String), Vec<Claimed>> = BTreeMap::new();
         for recipient in claimed {
@@ -244,6 +245,39 @@ impl Worker {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .retain(|_, gate| Arc::strong_count(gate) > 1);
+    }
+
+    /// Fails recipients claimed more often than the retry schedule allows:
+    /// their attempts never recorded an outcome (the worker died or the job
+    /// panicked mid-attempt), and a message that kills its worker must not
+    /// be retried forever (a poison message). Counted at claim time, as
+    /// KumoMTA counts an attempt when it starts.
+    async fn drop_exhausted(&self, claimed: Vec<Claimed>) -> anyhow::Result<Vec<Claimed>> {
+        let allowed = self.settings.delivery.retry_schedule_secs.len() + 1;
+        let (exhausted, keep): (Vec<Claimed>, Vec<Claimed>) = claimed
+            .into_iter()
+            .partition(|r| usize::try_from(r.attempts).unwrap_or(0) > allowed);
+        let outcomes = exhausted
+            .iter()
+            .map(|recipient| {
+                let outcome = Outcome {
+                    recipient: recipient.id,
+                    status: RecipientStatus::Failed,
+                    reply: format!(
+                        "554 5.4.0 delivery was attempted {} times without an outcome (the worker stopped \
+                         mid-attempt each time); giving up",
+                        recipient.attempts - 1
+                    ),
+                    next_attempt_at: None,
+                    host: None,
+                    tls: None,
+                    detail: json!({"reason": "attempts_exhausted"}),
+                };
+                (recipient, outcome)
+            })
+            .collect();
+        self.record(outcomes).await?;
+        Ok(keep)
     }
 
     /// Marks recipients suppressed since they were accepted (a bounce or

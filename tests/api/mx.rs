@@ -181,7 +181,7 @@ async fn each_recipient_of_one_transaction_gets_its_own_outcome() {
 }
 
 #[tokio::test]
-async fn a_message_over_the_servers_size_limit_bounces_unsent() {
+async fn a_message_over_the_servers_size_limit_fails_unsent() {
     let peer = TlsPeer::start_small();
     let app = spawn_app_with(|s| {
         s.delivery.transports = vec![loopback_route("small.test", peer.port, false)];
@@ -199,7 +199,8 @@ async fn a_message_over_the_servers_size_limit_bounces_unsent() {
         "sent"
     );
     let big = app.message(&t.key, &long).await["recipients"][0].clone();
-    assert_eq!(big["status"], "bounced", "{big}");
+    // Tern refused it, not the server: `failed`, not `bounced`.
+    assert_eq!(big["status"], "failed", "{big}");
     assert!(
         big["last_reply"].as_str().unwrap().starts_with("552 5.3.4"),
         "{big}"
@@ -207,4 +208,52 @@ async fn a_message_over_the_servers_size_limit_bounces_unsent() {
     let messages = peer.messages();
     assert_eq!(messages.len(), 1);
     assert_eq!(messages[0]["rcpt_tos"], json!(["fits@small.test"]));
+}
+
+#[tokio::test]
+async fn no_second_copy_after_the_final_dot_and_no_retries_for_a_domain_without_addresses() {
+    let port = free_port();
+    // The preferred MX takes the message and hangs up before answering.
+    let silent = Sink::start_at("127.0.0.2", port, &["-q", "."]);
+    let backup = Sink::start_at("127.0.0.3", port, &[]);
+    let dns_port = free_port();
+    let records = [
+        "--mx-host=lost.test,mx1.lost.test,10",
+        "--mx-host=lost.test,mx2.lost.test,20",
+        "--host-record=mx1.lost.test,127.0.0.2",
+        "--host-record=mx2.lost.test,127.0.0.3",
+        // A name with neither MX nor A/AAAA (only a TXT record).
+        "--txt-record=empty.test,nothing here",
+    ];
+    let _dns = Dnsmasq::start(dns_port, &records.map(String::from));
+    let app = spawn_app_with(|s| {
+        s.dns.nameservers = vec![format!("127.0.0.1:{dns_port}").parse().unwrap()];
+        s.delivery.port = port;
+    })
+    .await;
+    let t = app.live_tenant("ann@example.com", "shop.test").await;
+    let sent = app
+        .send(
+            &t.key,
+            &json!({"from": "a@shop.test", "to": ["ann@lost.test", "bob@empty.test"], "text": "once"}),
+        )
+        .await;
+    let worker = Worker::new(app.db.clone(), app.settings.clone()).await.unwrap();
+    assert_eq!(worker.run_once().await.unwrap(), 2);
+    let detail = app.message(&t.key, &sent).await;
+    let ann = recipient(&detail, "ann@lost.test");
+    assert_eq!(ann["status"], "deferred", "{ann}");
+    assert_eq!(ann["last_host"], "mx1.lost.test", "{ann}");
+    let bob = recipient(&detail, "bob@empty.test");
+    assert_eq!(bob["status"], "failed", "{bob}");
+    assert!(
+        bob["last_reply"]
+            .as_str()
+            .unwrap()
+            .contains("no MX and no A/AAAA"),
+        "{bob}"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(backup.dumps().is_empty(), "a second copy went to the backup MX");
+    drop(silent);
 }

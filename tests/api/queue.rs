@@ -98,3 +98,65 @@ async fn concurrent_claims_are_disjoint_and_expired_leases_are_reclaimed() {
         "a recorded outcome releases the lease: recording twice does nothing"
     );
 }
+
+#[tokio::test]
+async fn a_message_whose_attempts_never_finish_ends_failed() {
+    // One retry: two attempts in all.
+    let sink = crate::peers::Sink::start(&[]);
+    let app = crate::helpers::spawn_app_with(|s| {
+        s.delivery.retry_schedule_secs = vec![60];
+        s.delivery.transports = vec![crate::helpers::loopback_route("example.org", sink.port, false)];
+    })
+    .await;
+    let t = app.live_tenant("ann@example.com", "shop.test").await;
+    let sent = app
+        .send(
+            &t.key,
+            &json!({"from": "a@shop.test", "to": "poison@example.org", "text": "x"}),
+        )
+        .await;
+    // Two workers die mid-attempt: each claim counts, no outcome is stored.
+    for dead in ["dead1", "dead2"] {
+        let claimed = queue::claim(&app.db, dead, 10, Duration::from_millis(1))
+            .await
+            .unwrap();
+        assert_eq!(claimed.len(), 1);
+        assert_eq!(claimed[0].attempts, if dead == "dead1" { 1 } else { 2 });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let worker = tern::delivery::worker::Worker::new(app.db.clone(), app.settings.clone())
+        .await
+        .unwrap();
+    assert_eq!(worker.run_once().await.unwrap(), 1);
+    let detail = app.message(&t.key, &sent).await;
+    let poison = crate::helpers::recipient(&detail, "poison@example.org");
+    assert_eq!(poison["status"], "failed", "{poison}");
+    assert!(
+        poison["last_reply"]
+            .as_str()
+            .unwrap()
+            .contains("without an outcome"),
+        "{poison}"
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(sink.dumps().is_empty(), "the poison message was sent again");
+
+    // A recipient given back unattempted is not counted.
+    let again = app
+        .send(
+            &t.key,
+            &json!({"from": "a@shop.test", "to": "fine@example.org", "text": "x"}),
+        )
+        .await;
+    let claimed = queue::claim(&app.db, "w", 10, Duration::from_secs(60))
+        .await
+        .unwrap();
+    queue::release_all(&app.db, "w", &[claimed[0].id]).await.unwrap();
+    let attempts: i32 = sqlx::query_scalar("SELECT attempts FROM recipients WHERE id = $1")
+        .bind(claimed[0].id)
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(attempts, 0);
+    drop(again);
+}

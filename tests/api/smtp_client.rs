@@ -93,6 +93,42 @@ async fn works_without_pipelining() {
     client.quit().await;
 }
 
+#[tokio::test]
+async fn a_connection_lost_after_the_final_dot_is_a_delivery_of_unknown_outcome() {
+    // smtp-sink -q .: the server takes the message and hangs up unanswered.
+    let sink = Sink::start(&["-q", "."]);
+    let mut client = connect(&sink).await;
+    let rcpts = recipients();
+    let envelope = Envelope {
+        mail_from: "a@shop.test",
+        recipients: &rcpts,
+        message: MESSAGE,
+    };
+    let result = client.send(&envelope).await.unwrap();
+    for reply in &result.recipients {
+        assert_eq!((reply.code, reply.local), (451, true), "{reply:?}");
+        assert!(reply.text.contains("may have been delivered"), "{reply:?}");
+    }
+    assert!(!client.reusable());
+}
+
+#[tokio::test]
+async fn replies_read_before_a_421_stand() {
+    // smtp-sink -Q rcpt: 421 to the first RCPT, then the connection closes.
+    let sink = Sink::start(&["-Q", "rcpt"]);
+    let mut client = connect(&sink).await;
+    let rcpts = recipients();
+    let envelope = Envelope {
+        mail_from: "a@shop.test",
+        recipients: &rcpts,
+        message: MESSAGE,
+    };
+    let result = client.send(&envelope).await.unwrap();
+    let codes: Vec<(u16, bool)> = result.recipients.iter().map(|r| (r.code, r.local)).collect();
+    assert_eq!(codes, [(421, false), (451, true)], "{result:?}");
+    assert!(!client.reusable());
+}
+
 /// A greeted session with EHLO done.
 async fn connect(sink: &Sink) -> SmtpClient<TcpStream> {
     let stream = TcpStream::connect(("127.0.0.1", sink.port)).await.unwrap();
