@@ -8,6 +8,8 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
+use crate::domain::Redacted;
+
 /// Everything Tern reads at start-up.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -28,7 +30,8 @@ pub struct Settings {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DatabaseSettings {
-    pub url: String,
+    /// May carry a password.
+    pub url: Redacted<String>,
     pub max_connections: u32,
 }
 
@@ -124,7 +127,7 @@ pub struct AuthSettings {
     pub session_ttl_secs: u64,
     /// HMAC secret for session tokens; default: one generated and kept in
     /// the database, shared by every process.
-    pub jwt_secret: Option<String>,
+    pub jwt_secret: Option<Redacted<String>>,
 }
 
 /// Log output.
@@ -150,7 +153,7 @@ impl Default for Settings {
         Settings {
             public_hostname: "tern.localhost".into(),
             database: DatabaseSettings {
-                url: "postgres://postgres@127.0.0.1:5432/tern".into(),
+                url: Redacted::new("postgres://postgres@127.0.0.1:5432/tern".into()),
                 max_connections: 10,
             },
             http: HttpSettings {
@@ -250,7 +253,8 @@ impl Settings {
         if crate::domain::DomainName::parse(&self.public_hostname).is_err() {
             return invalid("public_hostname", "must be a domain name");
         }
-        if !self.database.url.starts_with("postgres://") && !self.database.url.starts_with("postgresql://") {
+        let url = self.database.url.expose();
+        if !url.starts_with("postgres://") && !url.starts_with("postgresql://") {
             return invalid("database.url", "must be a postgres:// URL");
         }
         if self.database.max_connections == 0 {
@@ -305,7 +309,7 @@ impl Settings {
             return invalid("auth.session_ttl_secs", "must be at least 60");
         }
         if let Some(secret) = &self.auth.jwt_secret
-            && secret.len() < 32
+            && secret.expose().len() < 32
         {
             return invalid("auth.jwt_secret", "must be at least 32 characters");
         }

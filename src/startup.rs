@@ -12,7 +12,7 @@ use crate::{api, db};
 
 /// Connects and applies pending migrations.
 pub async fn connect_and_migrate(settings: &Settings) -> anyhow::Result<PgPool> {
-    let pool = db::connect(&settings.database.url, settings.database.max_connections)
+    let pool = db::connect(settings.database.url.expose(), settings.database.max_connections)
         .await
         .with_context(|| "connecting to the database (database.url)".to_string())?;
     db::MIGRATOR.run(&pool).await.context("applying migrations")?;

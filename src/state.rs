@@ -40,7 +40,7 @@ impl AppState {
     /// Builds the state on an open, migrated pool.
     pub async fn new(db: PgPool, settings: Settings) -> anyhow::Result<AppState> {
         let secret = match &settings.auth.jwt_secret {
-            Some(secret) => secret.as_bytes().to_vec(),
+            Some(secret) => secret.expose().as_bytes().to_vec(),
             None => db::secrets::get_or_create(&db, "session_jwt", 32)
                 .await
                 .context("loading the session secret")?,

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::domain::{DkimAlgorithm, Role, ServerMode};
+use crate::domain::{DkimAlgorithm, Redacted, Role, ServerMode};
 
 /// An API key as listed: never the secret.
 #[derive(Debug, Clone)]
@@ -132,7 +132,7 @@ pub struct SendLookup {
     pub domain_name: Option<String>,
     pub dkim_algorithm: Option<DkimAlgorithm>,
     pub dkim_selector: Option<String>,
-    pub dkim_private_key: Option<Vec<u8>>,
+    pub dkim_private_key: Option<Redacted<Vec<u8>>>,
     pub domain_verified: Option<bool>,
     /// Which of the given recipients are on the suppression list now.
     pub suppressed: Vec<String>,
@@ -197,7 +197,7 @@ pub async fn authenticate_for_sending(
         domain_name: r.domain_name,
         dkim_algorithm: r.dkim_algorithm,
         dkim_selector: r.dkim_selector,
-        dkim_private_key: r.dkim_private_key,
+        dkim_private_key: r.dkim_private_key.map(Redacted::new),
         suppressed: r.suppressed,
     }))
 }

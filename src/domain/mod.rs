@@ -7,6 +7,7 @@ mod email_address;
 mod invalid;
 mod recipient;
 mod record_status;
+mod redacted;
 mod server;
 mod signing;
 
@@ -15,5 +16,6 @@ pub use email_address::{EmailAddress, Mailbox};
 pub use invalid::{Invalid, InvalidKind};
 pub use recipient::{RecipientKind, RecipientSet, RecipientStatus};
 pub use record_status::{CheckResult, DomainDns, RecordStatus};
+pub use redacted::Redacted;
 pub use server::{Role, ServerMode};
 pub use signing::{DkimAlgorithm, SigningDomain};

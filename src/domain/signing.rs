@@ -24,6 +24,6 @@ pub struct SigningDomain {
     pub dkim_algorithm: DkimAlgorithm,
     pub dkim_selector: String,
     /// PKCS#8 DER.
-    pub dkim_private_key: Vec<u8>,
+    pub dkim_private_key: super::Redacted<Vec<u8>>,
     pub verified: bool,
 }

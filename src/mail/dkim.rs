@@ -87,11 +87,11 @@ fn load(domain: &SigningDomain) -> Result<Signer, DkimError> {
     let bad = |e: mail_auth::Error| DkimError::BadKey(domain.name.clone(), e.to_string());
     let key: DkimKey = match domain.dkim_algorithm {
         DkimAlgorithm::Rsa => RsaKey::<Sha256>::from_key_der(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
-            domain.dkim_private_key.as_slice(),
+            domain.dkim_private_key.expose().as_slice(),
         )))
         .map_err(bad)?
         .into(),
-        DkimAlgorithm::Ed25519 => Ed25519Key::from_pkcs8_der(&domain.dkim_private_key)
+        DkimAlgorithm::Ed25519 => Ed25519Key::from_pkcs8_der(domain.dkim_private_key.expose())
             .map_err(bad)?
             .into(),
     };

@@ -94,3 +94,57 @@ async fn a_raw_bcc_header_is_stripped_before_signing() {
         "{stored}"
     );
 }
+
+#[test]
+fn secrets_never_show_in_debug_output() {
+    use tern::auth::ApiKeyToken;
+    use tern::config::Settings;
+    use tern::db::api_keys::{KeyLookup, SendLookup};
+    use tern::domain::{DkimAlgorithm, Redacted, ServerMode, SigningDomain};
+
+    let jwt = "jwt-secret-0123456789-0123456789-0123456789";
+    let mut settings = Settings::default();
+    settings.auth.jwt_secret = Some(jwt.to_string().into());
+    settings.database.url = "postgres://tern:db-password-42@db.internal/tern"
+        .to_string()
+        .into();
+    let key_bytes = b"-----PRIVATE KEY MATERIAL 7f3a-----".to_vec();
+    let key_text = "PRIVATE KEY MATERIAL 7f3a";
+    let domain = SigningDomain {
+        id: uuid::Uuid::nil(),
+        name: "shop.test".into(),
+        dkim_algorithm: DkimAlgorithm::Rsa,
+        dkim_selector: "s1".into(),
+        dkim_private_key: Redacted::new(key_bytes.clone()),
+        verified: true,
+    };
+    let lookup = SendLookup {
+        key: KeyLookup {
+            key_id: uuid::Uuid::nil(),
+            server_id: uuid::Uuid::nil(),
+            mode: ServerMode::Live,
+            revoked: false,
+            needs_touch: false,
+        },
+        domain_id: None,
+        domain_name: None,
+        dkim_algorithm: None,
+        dkim_selector: None,
+        dkim_private_key: Some(Redacted::new(key_bytes.clone())),
+        domain_verified: None,
+        suppressed: Vec::new(),
+    };
+    let api_key = "tern_0123456789ab_SecretPartOfTheKey";
+    let token = ApiKeyToken::parse(api_key).unwrap();
+    let printed = format!("{settings:?} {domain:?} {lookup:?} {token:?}");
+    let bytes_printed = format!("{:?}", key_bytes);
+    for secret in [
+        jwt,
+        "db-password-42",
+        key_text,
+        "SecretPartOfTheKey",
+        bytes_printed.as_str(),
+    ] {
+        assert!(!printed.contains(secret), "{secret:?} in {printed}");
+    }
+}

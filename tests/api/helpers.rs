@@ -43,7 +43,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
         .await
         .expect("create test database");
     let mut settings = Settings::default();
-    settings.database.url = format!("{}/{db_name}", admin_url());
+    settings.database.url = format!("{}/{db_name}", admin_url()).into();
     settings.database.max_connections = 5;
     settings.http.listen = "127.0.0.1:0".parse().unwrap();
     settings.public_hostname = "tern.test".into();

@@ -61,7 +61,7 @@ impl WorkerProcess {
                  [delivery]\nlease_secs = {lease_secs}\npoll_interval_ms = 200\nbatch_size = 10\n\
                  concurrency = {concurrency}\nper_domain_concurrency = {per_domain}\n\
                  {transports}",
-                app.settings.database.url
+                app.settings.database.url.expose()
             ),
         )
         .unwrap();
