@@ -104,6 +104,13 @@ pub struct DeliverySettings {
     pub concurrency: usize,
     /// Of those, at most this many to one recipient domain.
     pub per_domain_concurrency: usize,
+    /// Deliver to special-use names (`.test`, `.local`, `localhost`, …) and
+    /// to loopback, private, link-local and unique-local addresses found
+    /// through MX or the implicit MX. Off: a tenant could otherwise make
+    /// Tern talk SMTP to internal hosts. Transport rules and the smart host
+    /// reach any address regardless. On in tests with loopback sinks.
+    #[serde(default)]
+    pub allow_private_destinations: bool,
 }
 
 /// A route for one recipient domain, as in Postfix's transport maps.
@@ -199,6 +206,7 @@ impl Default for Settings {
                 connect_timeout_secs: 30,
                 concurrency: 20,
                 per_domain_concurrency: 5,
+                allow_private_destinations: false,
             },
         }
     }

@@ -8,6 +8,7 @@ use rand::Rng;
 use serde_json::json;
 use uuid::Uuid;
 
+use super::connect::PrivateDestination;
 use super::routing::{self, Destination, Route, RouteError};
 use super::smtp_client::{Envelope, Reply};
 use super::verp::VerpTarget;
@@ -95,6 +96,9 @@ impl Worker {
             message: &outgoing.raw,
         };
         let mut last_error = String::from("no destination host");
+        // Whether every destination was refused as private: then there is
+        // nowhere this mail may go, a permanent failure.
+        let mut only_private = true;
         for destination in &destinations {
             match self.send_via(destination, &envelope).await {
                 Ok((replies, tls)) => {
@@ -112,9 +116,13 @@ impl Worker {
                 }
                 Err(err) => {
                     tracing::debug!(host = %destination.host, error = %chain(err.as_ref()), "destination failed");
+                    only_private &= err.is::<PrivateDestination>();
                     last_error = format!("{}: {err:#}", destination.host);
                 }
             }
+        }
+        if only_private && !destinations.is_empty() {
+            return all(Attempt::local(550, "5.4.4", last_error));
         }
         all(Attempt::local(451, "4.4.1", last_error))
     }

@@ -17,6 +17,7 @@ use super::sessions::Session;
 use super::smtp_client::{SmtpClient, Timeouts};
 use super::tls;
 
+use crate::domain::is_private_address;
 use crate::observability::logs::chain;
 
 /// A failed TLS handshake after the server's 220 to STARTTLS.
@@ -24,20 +25,34 @@ use crate::observability::logs::chain;
 #[error("TLS handshake failed: {0}")]
 struct HandshakeFailed(std::io::Error);
 
+/// A destination found through DNS that leads only to addresses Tern does
+/// not deliver to (`delivery.allow_private_destinations` is off).
+#[derive(Debug, thiserror::Error)]
+#[error("{0} leads only to loopback, private or reserved addresses, which Tern does not deliver to")]
+pub struct PrivateDestination(pub String);
+
 /// Opens sessions; one per worker.
 pub struct Connector {
     resolver: TokioResolver,
     tls: TlsConnector,
+    /// `delivery.allow_private_destinations`.
+    allow_private: bool,
     /// Our name in EHLO.
     hostname: String,
     connect_timeout: Duration,
 }
 
 impl Connector {
-    pub fn new(resolver: TokioResolver, hostname: String, connect_timeout: Duration) -> Connector {
+    pub fn new(
+        resolver: TokioResolver,
+        hostname: String,
+        connect_timeout: Duration,
+        allow_private: bool,
+    ) -> Connector {
         Connector {
             resolver,
             tls: tls::connector(),
+            allow_private,
             hostname,
             connect_timeout,
         }
@@ -48,8 +63,24 @@ impl Connector {
     }
 
     /// A session to `destination`, on the first of its addresses that works.
+    ///
+    /// A destination found through DNS (not named by the operator) never
+    /// leads to a private address, nor to an IP literal posing as an MX
+    /// host name, unless `delivery.allow_private_destinations` says so:
+    /// a tenant's DNS must not make Tern talk SMTP to internal hosts.
     pub async fn open(&self, destination: &Destination) -> anyhow::Result<Session> {
-        let ips = routing::addresses(&self.resolver, &destination.host).await?;
+        let guarded = !destination.explicit && !self.allow_private;
+        if guarded && destination.host.parse::<std::net::IpAddr>().is_ok() {
+            return Err(PrivateDestination(format!("the IP literal {}", destination.host)).into());
+        }
+        let mut ips = routing::addresses(&self.resolver, &destination.host).await?;
+        if guarded {
+            let found = ips.len();
+            ips.retain(|ip| !is_private_address(*ip));
+            if found > 0 && ips.is_empty() {
+                return Err(PrivateDestination(destination.host.clone()).into());
+            }
+        }
         let mut last = anyhow::anyhow!("no address");
         for ip in ips {
             let addr = SocketAddr::new(ip, destination.port);

@@ -18,6 +18,9 @@ pub struct Destination {
     pub port: u16,
     /// Refuse to send in clear text to this destination.
     pub require_tls: bool,
+    /// Named by the operator (a transport rule or the smart host), not found
+    /// through a tenant's DNS: may be a private address.
+    pub explicit: bool,
 }
 
 /// How a domain is reached.
@@ -90,6 +93,7 @@ pub async fn route(
             host: rule.host.clone(),
             port: rule.port.unwrap_or(settings.port),
             require_tls: rule.require_tls,
+            explicit: true,
         }]));
     }
     if let Some(smart) = &settings.smart_host {
@@ -98,6 +102,7 @@ pub async fn route(
             host,
             port,
             require_tls: false,
+            explicit: true,
         }]));
     }
     let fqdn = format!("{}.", domain.trim_end_matches('.'));
@@ -137,6 +142,7 @@ pub async fn route(
                 host,
                 port: settings.port,
                 require_tls: false,
+                explicit: false,
             })
             .collect(),
     ))

@@ -90,6 +90,7 @@ impl Worker {
                 resolver,
                 settings.public_hostname.clone(),
                 Duration::from_secs(settings.delivery.connect_timeout_secs),
+                settings.delivery.allow_private_destinations,
             ),
             sessions: SessionCache::new(
                 SESSION_MAX_IDLE,

@@ -10,6 +10,7 @@ mod record_status;
 mod redacted;
 mod server;
 mod signing;
+mod special_use;
 
 pub use domain_name::DomainName;
 pub use email_address::{EmailAddress, Mailbox};
@@ -19,3 +20,4 @@ pub use record_status::{CheckResult, DomainDns, RecordStatus};
 pub use redacted::Redacted;
 pub use server::{Role, ServerMode};
 pub use signing::{DkimAlgorithm, SigningDomain};
+pub use special_use::{is_private_address, is_special_use_domain};

@@ -21,9 +21,10 @@ pub use idempotency::IdempotencyKey;
 pub use request::{Compose, RawSubmission, Request};
 
 use crate::auth::{ApiKeyToken, ServerAuth, server_key};
+use crate::config::DeliverySettings;
 use crate::db;
 use crate::db::messages::{IdempotencyRecord, InsertError, NewMessage};
-use crate::domain::{DomainName, Invalid, RecipientStatus, ServerMode, SigningDomain};
+use crate::domain::{DomainName, Invalid, RecipientStatus, ServerMode, SigningDomain, is_special_use_domain};
 use crate::observability::metrics;
 use crate::state::AppState;
 
@@ -63,6 +64,7 @@ pub async fn send(
             return Ok(replay);
         }
         let request = request?;
+        check_destinations(&state.settings.delivery, &request)?;
         let domain = found.as_mut().and_then(|f| f.domain());
         let domain = check_domain(&auth, domain, request.sender_domain(), request.sender_field())?;
         let suppressed = found.map(|f| f.suppressed).unwrap_or_default();
@@ -97,6 +99,33 @@ fn check_domain(
         .field(field));
     }
     Ok(domain)
+}
+
+/// Refuses recipients at special-use names (`.test`, `.local`,
+/// `localhost`, …: RFC 6761, 6762) unless the operator routes that domain
+/// explicitly (a transport rule or the smart host) or allows private
+/// destinations: such names lead to internal hosts, not to mailboxes.
+fn check_destinations(settings: &DeliverySettings, request: &Request) -> Result<(), Invalid> {
+    if settings.allow_private_destinations || settings.smart_host.is_some() {
+        return Ok(());
+    }
+    let routed = |domain: &str| {
+        settings
+            .transports
+            .iter()
+            .any(|rule| rule.domain.eq_ignore_ascii_case(domain))
+    };
+    for (address, _) in request.recipients().iter() {
+        let domain = address.domain().as_str();
+        if is_special_use_domain(domain) && !routed(domain) {
+            return Err(Invalid::new(
+                "undeliverable_domain",
+                format!("`{address}`: `{domain}` is a special-use name (RFC 6761) and has no route"),
+            )
+            .field(request.recipients_field()));
+        }
+    }
+    Ok(())
 }
 
 /// Stores the message with its idempotency record; a concurrent request

@@ -53,6 +53,14 @@ impl Request {
         }
     }
 
+    /// Where the recipients are given, for errors about them.
+    pub fn recipients_field(&self) -> &'static str {
+        match self {
+            Request::Compose(_) => "to",
+            Request::Raw(_) => "rcpt_to",
+        }
+    }
+
     pub fn recipients(&self) -> &RecipientSet {
         match self {
             Request::Compose(c) => &c.recipients,

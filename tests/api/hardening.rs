@@ -5,7 +5,12 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::json;
 
-use crate::helpers::{assert_error, json_of, spawn_app};
+use tern::delivery::worker::Worker;
+
+use crate::helpers::{
+    Dnsmasq, assert_error, free_port, json_of, loopback_route, recipient, spawn_app, spawn_app_with,
+};
+use crate::peers::Sink;
 
 /// Every CR and LF is part of a CRLF pair.
 fn only_crlf(message: &[u8]) -> bool {
@@ -147,4 +152,85 @@ fn secrets_never_show_in_debug_output() {
     ] {
         assert!(!printed.contains(secret), "{secret:?} in {printed}");
     }
+}
+
+#[tokio::test]
+async fn special_use_recipient_domains_are_refused_unless_routed() {
+    let app = spawn_app_with(|s| {
+        s.delivery.allow_private_destinations = false;
+        s.delivery.transports = vec![loopback_route("routed.test", 2525, false)];
+    })
+    .await;
+    let t = app
+        .tenant("ann@example.com", "shop.test", "development", "ed25519")
+        .await;
+    for to in [
+        "root@box.localhost",
+        "admin@intranet.local",
+        "x@y.test",
+        "a@b.invalid",
+        "c@d.example",
+    ] {
+        let body = json!({"from": "a@shop.test", "to": ["ok@example.org", to], "text": "x"});
+        let error = assert_error(
+            app.post("/v1/messages", &t.key, &body).await,
+            422,
+            "undeliverable_domain",
+        )
+        .await;
+        assert_eq!(error["error"]["field"], "to", "{error}");
+    }
+    let raw = json!({"mail_from": "a@shop.test", "rcpt_to": "x@y.test",
+                     "raw": STANDARD.encode("From: a@shop.test\r\n\r\nx\r\n")});
+    assert_error(
+        app.post("/v1/messages/raw", &t.key, &raw).await,
+        422,
+        "undeliverable_domain",
+    )
+    .await;
+    assert_eq!(app.count("messages").await, 0);
+    // A domain the operator routes explicitly is fine.
+    app.send(
+        &t.key,
+        &json!({"from": "a@shop.test", "to": "b@routed.test", "text": "x"}),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn mx_records_never_lead_to_private_addresses() {
+    let port = free_port();
+    let sink = Sink::start_at("127.0.0.2", port, &[]);
+    let dns_port = free_port();
+    let records = [
+        "--mx-host=corp.example.org,mx.corp.example.org,10",
+        "--host-record=mx.corp.example.org,127.0.0.2",
+        // An MX "host name" that is an IP literal.
+        "--mx-host=literal.example.net,127.0.0.2,10",
+    ];
+    let _dns = Dnsmasq::start(dns_port, &records.map(String::from));
+    let app = spawn_app_with(|s| {
+        s.dns.nameservers = vec![format!("127.0.0.1:{dns_port}").parse().unwrap()];
+        s.delivery.port = port;
+        s.delivery.allow_private_destinations = false;
+    })
+    .await;
+    let t = app.live_tenant("ann@example.com", "shop.test").await;
+    let sent = app
+        .send(
+            &t.key,
+            &json!({"from": "a@shop.test", "to": ["it@corp.example.org", "x@literal.example.net"], "text": "x"}),
+        )
+        .await;
+    let worker = Worker::new(app.db.clone(), app.settings.clone()).await.unwrap();
+    assert_eq!(worker.run_once().await.unwrap(), 2);
+    let detail = app.message(&t.key, &sent).await;
+    for address in ["it@corp.example.org", "x@literal.example.net"] {
+        let r = recipient(&detail, address);
+        assert_eq!(r["status"], "failed", "{r}");
+        let reply = r["last_reply"].as_str().unwrap();
+        assert!(reply.starts_with("550 5.4.4") && reply.contains("private"), "{r}");
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert!(sink.dumps().is_empty(), "Tern talked to a private address");
 }

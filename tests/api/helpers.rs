@@ -49,6 +49,9 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
     settings.public_hostname = "tern.test".into();
     settings.dns.nameservers = vec!["127.0.0.1:9".parse().unwrap()];
     settings.dns.timeout_ms = 500;
+    // Tests deliver to sinks on loopback found through dnsmasq, and to
+    // `.test` domains; tests/api/hardening.rs turns this off again.
+    settings.delivery.allow_private_destinations = true;
     adjust(&mut settings);
     let pool = connect_and_migrate(&settings).await.expect("migrate");
     let state = AppState::new(pool.clone(), settings.clone())

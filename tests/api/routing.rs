@@ -77,7 +77,8 @@ async fn mx_order_implicit_mx_null_mx_and_overrides() {
         Route::Hosts(vec![Destination {
             host: "127.0.0.9".into(),
             port: 2600,
-            require_tls: true
+            require_tls: true,
+            explicit: true,
         }])
     );
     assert_eq!(
