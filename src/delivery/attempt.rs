@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 use super::connect::PrivateDestination;
 use super::routing::{self, Destination, Route, RouteError};
+use super::sessions::{Key, Session};
 use super::smtp_client::{Envelope, Reply};
 use super::verp::VerpTarget;
 use super::worker::Worker;
@@ -43,10 +44,20 @@ impl Attempt {
     }
 }
 
+/// What one attempt came to: an attempt per recipient, and the session
+/// that carried it if it may carry another message.
+pub(super) struct Delivered {
+    pub attempts: Vec<Attempt>,
+    pub session: Option<(Key, Session)>,
+}
+
 impl Worker {
     /// Delivers one message to the recipients at one domain; one attempt each.
-    pub(super) async fn deliver(&self, message: Uuid, domain: &str, recipients: &[Claimed]) -> Vec<Attempt> {
-        let all = |attempt: Attempt| vec![attempt; recipients.len()];
+    pub(super) async fn deliver(&self, message: Uuid, domain: &str, recipients: &[Claimed]) -> Delivered {
+        let all = |attempt: Attempt| Delivered {
+            attempts: vec![attempt; recipients.len()],
+            session: None,
+        };
         let outgoing = match queue::outgoing(&self.db, message).await {
             Ok(outgoing) => outgoing,
             Err(err) => {
@@ -101,11 +112,11 @@ impl Worker {
         let mut only_private = true;
         for destination in &destinations {
             match self.send_via(destination, &envelope).await {
-                Ok((replies, tls)) => {
+                Ok((replies, tls, session)) => {
                     let span = tracing::Span::current();
                     span.record("mx", destination.host.as_str());
                     span.record("tls", tls);
-                    return replies
+                    let attempts = replies
                         .into_iter()
                         .map(|reply| Attempt {
                             reply,
@@ -113,6 +124,7 @@ impl Worker {
                             tls: Some(tls),
                         })
                         .collect();
+                    return Delivered { attempts, session };
                 }
                 Err(err) => {
                     tracing::debug!(host = %destination.host, error = %chain(err.as_ref()), "destination failed");
@@ -129,12 +141,13 @@ impl Worker {
 
     /// Runs one transaction at a destination, on a cached session if one
     /// is idle (and still answers RSET), else on a new one; returns the
-    /// replies and whether the session was encrypted.
+    /// replies, whether the session was encrypted, and the session if it
+    /// can carry another message (cached only once the outcome is stored).
     async fn send_via(
         &self,
         destination: &Destination,
         envelope: &Envelope<'_>,
-    ) -> anyhow::Result<(Vec<Reply>, bool)> {
+    ) -> anyhow::Result<(Vec<Reply>, bool, Option<(Key, Session)>)> {
         let key = (
             destination.host.clone(),
             destination.port,
@@ -155,11 +168,11 @@ impl Worker {
             Ok(result) => {
                 let tls = session.is_tls();
                 if session.client.reusable() {
-                    self.sessions.put(key, session);
+                    Ok((result.recipients, tls, Some((key, session))))
                 } else {
                     session.close(true).await;
+                    Ok((result.recipients, tls, None))
                 }
-                Ok((result.recipients, tls))
             }
             Err(err) => {
                 session.close(false).await;
@@ -215,12 +228,39 @@ impl Worker {
     }
 
     /// Stores outcomes in one statement, then counts them in the metrics.
-    pub(super) async fn record(&self, outcomes: Vec<(&Claimed, Outcome)>) -> anyhow::Result<()> {
+    ///
+    /// A failed store is retried with back-off until `lease_end`: once a
+    /// server said 250, losing the outcome means the recipients are
+    /// claimed and delivered again when the lease runs out. If the store
+    /// still fails by then, that is logged as an error.
+    pub(super) async fn record(
+        &self,
+        outcomes: Vec<(&Claimed, Outcome)>,
+        lease_end: tokio::time::Instant,
+    ) -> anyhow::Result<()> {
         if outcomes.is_empty() {
             return Ok(());
         }
         let (recipients, outcomes): (Vec<&Claimed>, Vec<Outcome>) = outcomes.into_iter().unzip();
-        let stored = queue::complete(&self.db, &self.id, &outcomes).await?;
+        let mut wait = std::time::Duration::from_millis(50);
+        let stored = loop {
+            match queue::complete(&self.db, &self.id, &outcomes).await {
+                Ok(stored) => break stored,
+                Err(err) if tokio::time::Instant::now() + wait < lease_end => {
+                    tracing::warn!(error = %chain(&err), retry_in_ms = wait.as_millis() as u64, "storing outcomes failed; retrying");
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(std::time::Duration::from_secs(2));
+                }
+                Err(err) => {
+                    tracing::error!(
+                        error = %chain(&err),
+                        recipients = recipients.len(),
+                        "outcomes could not be stored before the lease ran out; these recipients will be attempted again"
+                    );
+                    return Err(err.into());
+                }
+            }
+        };
         for (recipient, outcome) in recipients.iter().zip(&outcomes) {
             if !stored.contains(&recipient.id) {
                 tracing::warn!(recipient = %recipient.id, "lease lost before the outcome was stored");

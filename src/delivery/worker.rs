@@ -15,7 +15,7 @@ use tokio::sync::Semaphore;
 use tracing::Instrument;
 use uuid::Uuid;
 
-use super::attempt::Attempt;
+use super::attempt::{Attempt, Delivered};
 use super::connect::Connector;
 use super::sessions::SessionCache;
 use super::verp::Verp;
@@ -70,6 +70,8 @@ pub(super) struct Job {
     recipients: Vec<Claimed>,
     /// The attempt must be over (and recorded) before the lease runs out.
     deadline: tokio::time::Instant,
+    /// When the lease runs out: storing the outcome is retried until then.
+    lease_end: tokio::time::Instant,
 }
 
 impl Worker {
@@ -125,12 +127,12 @@ impl Worker {
     pub(super) async fn claim(&self) -> anyhow::Result<(Vec<Job>, usize)> {
         let lease = Duration::from_secs(self.settings.delivery.lease_secs);
         // Leave time to record the outcome before the lease runs out.
-        let deadline =
-            tokio::time::Instant::now() + lease - (lease / 10).max(Duration::from_secs(1)).min(lease);
+        let lease_end = tokio::time::Instant::now() + lease;
+        let deadline = lease_end - (lease / 10).max(Duration::from_secs(1)).min(lease);
         let claimed = queue::claim(&self.db, &self.id, self.settings.delivery.batch_size, lease).await?;
         let count = claimed.len();
-        let claimed = self.drop_exhausted(claimed).await?;
-        let claimed = self.drop_suppressed(claimed).await?;
+        let claimed = self.drop_exhausted(claimed, lease_end).await?;
+        let claimed = self.drop_suppressed(claimed, lease_end).await?;
         let mut groups: BTreeMap<(Uuid, String), Vec<Claimed>> = BTreeMap::new();
         for recipient in claimed {
             groups
@@ -145,6 +147,7 @@ impl Worker {
                 domain,
                 recipients,
                 deadline,
+                lease_end,
             })
             .collect();
         Ok((jobs, count))
@@ -192,24 +195,33 @@ impl Worker {
             } => return self.give_back(&job).await,
         };
         let delivery = self.deliver(job.message, &job.domain, &job.recipients);
-        let attempts = match tokio::time::timeout_at(job.deadline, delivery).await {
-            Ok(attempts) => attempts,
+        let delivered = match tokio::time::timeout_at(job.deadline, delivery).await {
+            Ok(delivered) => delivered,
             Err(_) => {
                 let late = Attempt::local(
                     451,
                     "4.4.7",
                     "the attempt took longer than the worker's lease allows".into(),
                 );
-                vec![late; job.recipients.len()]
+                Delivered {
+                    attempts: vec![late; job.recipients.len()],
+                    session: None,
+                }
             }
         };
         let outcomes: Vec<(&Claimed, Outcome)> = job
             .recipients
             .iter()
-            .zip(attempts)
+            .zip(delivered.attempts)
             .map(|(recipient, attempt)| (recipient, self.outcome(recipient, attempt)))
             .collect();
-        self.record(outcomes).await
+        self.record(outcomes, job.lease_end).await?;
+        // Only now may the session carry another message: its outcome is
+        // stored.
+        if let Some((key, session)) = delivered.session {
+            self.sessions.put(key, session);
+        }
+        Ok(())
     }
 
     async fn give_back(&self, job: &Job) -> anyhow::Result<()> {
@@ -253,7 +265,11 @@ impl Worker {
     /// panicked mid-attempt), and a message that kills its worker must not
     /// be retried forever (a poison message). Counted at claim time, as
     /// KumoMTA counts an attempt when it starts.
-    async fn drop_exhausted(&self, claimed: Vec<Claimed>) -> anyhow::Result<Vec<Claimed>> {
+    async fn drop_exhausted(
+        &self,
+        claimed: Vec<Claimed>,
+        lease_end: tokio::time::Instant,
+    ) -> anyhow::Result<Vec<Claimed>> {
         let allowed = self.settings.delivery.retry_schedule_secs.len() + 1;
         let (exhausted, keep): (Vec<Claimed>, Vec<Claimed>) = claimed
             .into_iter()
@@ -277,13 +293,17 @@ impl Worker {
                 (recipient, outcome)
             })
             .collect();
-        self.record(outcomes).await?;
+        self.record(outcomes, lease_end).await?;
         Ok(keep)
     }
 
     /// Marks recipients suppressed since they were accepted (a bounce or
     /// complaint in the meantime) and returns the others.
-    async fn drop_suppressed(&self, claimed: Vec<Claimed>) -> anyhow::Result<Vec<Claimed>> {
+    async fn drop_suppressed(
+        &self,
+        claimed: Vec<Claimed>,
+        lease_end: tokio::time::Instant,
+    ) -> anyhow::Result<Vec<Claimed>> {
         if claimed.is_empty() {
             return Ok(claimed);
         }
@@ -308,7 +328,7 @@ impl Worker {
                 (recipient, outcome)
             })
             .collect();
-        self.record(outcomes).await?;
+        self.record(outcomes, lease_end).await?;
         Ok(keep)
     }
 }

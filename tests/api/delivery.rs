@@ -159,3 +159,61 @@ async fn an_attempt_ends_before_the_lease_does() {
     assert_eq!(r["status"], "deferred", "{r}");
     assert!(r["last_reply"].as_str().unwrap().starts_with("451 4.4.7"), "{r}");
 }
+
+#[tokio::test]
+async fn an_outcome_the_database_misses_once_is_stored_later_and_sent_once() {
+    // The sink takes 2 s to answer the final dot; meanwhile the database
+    // drops every connection and refuses new ones, so the first try to
+    // store the 250 fails.
+    let sink = Sink::start(&["-W", ".:2"]);
+    let app = spawn_app_with(|s| {
+        s.delivery.transports = vec![loopback_route("example.org", sink.port, false)];
+        s.delivery.lease_secs = 30;
+    })
+    .await;
+    let t = app.live_tenant("ann@example.com", "shop.test").await;
+    let sent = app
+        .send(
+            &t.key,
+            &json!({"from": "a@shop.test", "to": "once@example.org", "text": "x"}),
+        )
+        .await;
+    let worker = Worker::new(app.db.clone(), app.settings.clone()).await.unwrap();
+    let run = tokio::spawn(async move { worker.run_once().await.map_err(|e| format!("{e:#}")) });
+
+    let admin = sqlx::PgPool::connect(&format!("{}/postgres", crate::helpers::admin_url()))
+        .await
+        .unwrap();
+    let db = &app.db_name;
+    tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        r#"ALTER DATABASE "{db}" ALLOW_CONNECTIONS false"#
+    )))
+    .execute(&admin)
+    .await
+    .unwrap();
+    sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1")
+        .bind(db)
+        .execute(&admin)
+        .await
+        .unwrap();
+    // The 250 arrives about now; storing it fails until connections return.
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        r#"ALTER DATABASE "{db}" ALLOW_CONNECTIONS true"#
+    )))
+    .execute(&admin)
+    .await
+    .unwrap();
+    assert_eq!(run.await.unwrap(), Ok(1));
+
+    let detail = app.message(&t.key, &sent).await;
+    let once = recipient(&detail, "once@example.org");
+    assert_eq!(
+        (once["status"].as_str(), once["attempts"].as_i64()),
+        (Some("sent"), Some(1)),
+        "{once}"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert_eq!(sink.dumps().len(), 1);
+}
