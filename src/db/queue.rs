@@ -79,6 +79,22 @@ pub async fn release_all(pool: &PgPool, worker: &str, ids: &[Uuid]) -> sqlx::Res
     Ok(done.rows_affected())
 }
 
+/// Extends `worker`'s lease on recipients whose attempt is under way;
+/// returns how many it still held.
+#[tracing::instrument(level = "debug", skip(pool, ids), fields(recipients = ids.len()))]
+pub async fn renew(pool: &PgPool, worker: &str, ids: &[Uuid], lease: Duration) -> sqlx::Result<u64> {
+    let done = sqlx::query!(
+        "UPDATE recipients SET lease_expires_at = now() + make_interval(secs => $3)
+         WHERE id = ANY($1) AND lease_owner = $2",
+        ids,
+        worker,
+        lease.as_secs_f64()
+    )
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected())
+}
+
 /// What a delivery attempt came to for one recipient.
 pub struct Outcome {
     pub recipient: Uuid,

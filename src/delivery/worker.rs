@@ -23,6 +23,11 @@ use crate::config::Settings;
 use crate::db;
 use crate::db::queue::{self, Claimed, Outcome};
 use crate::domain::RecipientStatus;
+use crate::observability::logs::chain;
+
+/// The longest one attempt may take, its lease renewed all along; each
+/// SMTP step has its own RFC 5321 timeout well within it.
+const ATTEMPT_LIMIT: Duration = Duration::from_secs(30 * 60);
 
 /// How long an idle SMTP session is kept for the next message.
 const SESSION_MAX_IDLE: Duration = Duration::from_secs(5);
@@ -194,28 +199,69 @@ impl Worker {
                 let _ = stopping.wait_for(|stop| *stop).await.map(|_| ());
             } => return self.give_back(&job).await,
         };
-        let delivery = self.deliver(job.message, &job.domain, &job.recipients);
-        let delivered = match tokio::time::timeout_at(job.deadline, delivery).await {
-            Ok(delivered) => delivered,
-            Err(_) => {
-                let late = Attempt::local(
-                    451,
-                    "4.4.7",
-                    "the attempt took longer than the worker's lease allows".into(),
-                );
-                Delivered {
-                    attempts: vec![late; job.recipients.len()],
-                    session: None,
+        // The lease is renewed while the transaction runs (rather than the
+        // transaction being cut at the lease's end, mid-DATA, when a message
+        // may already have arrived): a job that waited long for its slot
+        // renews at once, and a heartbeat renews every third of the lease.
+        // Jobs that start soon after their claim and finish within a third
+        // of the lease, nearly all of them, cost no extra statement.
+        let lease = Duration::from_secs(self.settings.delivery.lease_secs);
+        let ids: Vec<Uuid> = job.recipients.iter().map(|r| r.id).collect();
+        let lease_end = Mutex::new(job.lease_end);
+        let renew = || async {
+            let renewed_at = tokio::time::Instant::now();
+            match queue::renew(&self.db, &self.id, &ids, lease).await {
+                Ok(held) if held == ids.len() as u64 => {
+                    *lease_end.lock().unwrap_or_else(|p| p.into_inner()) = renewed_at + lease;
                 }
+                Ok(held) => tracing::warn!(held, claimed = ids.len(), "lease lost during the attempt"),
+                Err(err) => tracing::warn!(error = %chain(&err), "renewing the lease failed"),
             }
         };
+        if job
+            .lease_end
+            .saturating_duration_since(tokio::time::Instant::now())
+            < lease * 2 / 3
+        {
+            renew().await;
+        }
+        let heartbeat = async {
+            let period = (lease / 3).max(Duration::from_millis(100));
+            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+            loop {
+                tick.tick().await;
+                renew().await;
+            }
+        };
+        let delivery = tokio::time::timeout(
+            ATTEMPT_LIMIT,
+            self.deliver(job.message, &job.domain, &job.recipients),
+        );
+        let delivered = tokio::select! {
+            delivered = delivery => match delivered {
+                Ok(delivered) => delivered,
+                Err(_) => {
+                    let late = Attempt::local(
+                        451,
+                        "4.4.7",
+                        format!("the attempt took longer than {} s", ATTEMPT_LIMIT.as_secs()),
+                    );
+                    Delivered {
+                        attempts: vec![late; job.recipients.len()],
+                        session: None,
+                    }
+                }
+            },
+            never = heartbeat => never,
+        };
+        let lease_end = *lease_end.lock().unwrap_or_else(|p| p.into_inner());
         let outcomes: Vec<(&Claimed, Outcome)> = job
             .recipients
             .iter()
             .zip(delivered.attempts)
             .map(|(recipient, attempt)| (recipient, self.outcome(recipient, attempt)))
             .collect();
-        self.record(outcomes, job.lease_end).await?;
+        self.record(outcomes, lease_end).await?;
         // Only now may the session carry another message: its outcome is
         // stored.
         if let Some((key, session)) = delivered.session {
