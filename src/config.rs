@@ -111,6 +111,22 @@ pub struct DeliverySettings {
     /// reach any address regardless. On in tests with loopback sinks.
     #[serde(default)]
     pub allow_private_destinations: bool,
+    /// Which address families to connect to, in which order.
+    #[serde(default)]
+    pub ip_strategy: IpStrategy,
+}
+
+/// The order in which a destination's addresses are tried.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IpStrategy {
+    /// IPv4 addresses first: large receivers refuse or distrust mail over
+    /// IPv6 from senders without IPv6 reverse DNS and SPF.
+    #[default]
+    Ipv4ThenIpv6,
+    Ipv6ThenIpv4,
+    Ipv4Only,
+    Ipv6Only,
 }
 
 /// A route for one recipient domain, as in Postfix's transport maps.
@@ -207,6 +223,7 @@ impl Default for Settings {
                 concurrency: 20,
                 per_domain_concurrency: 5,
                 allow_private_destinations: false,
+                ip_strategy: IpStrategy::Ipv4ThenIpv6,
             },
         }
     }

@@ -17,6 +17,7 @@ use super::sessions::Session;
 use super::smtp_client::{SmtpClient, Timeouts};
 use super::tls;
 
+use crate::config::IpStrategy;
 use crate::domain::is_private_address;
 use crate::observability::logs::chain;
 
@@ -37,6 +38,8 @@ pub struct Connector {
     tls: TlsConnector,
     /// `delivery.allow_private_destinations`.
     allow_private: bool,
+    /// `delivery.ip_strategy`.
+    ip_strategy: IpStrategy,
     /// Our name in EHLO.
     hostname: String,
     connect_timeout: Duration,
@@ -48,11 +51,13 @@ impl Connector {
         hostname: String,
         connect_timeout: Duration,
         allow_private: bool,
+        ip_strategy: IpStrategy,
     ) -> Connector {
         Connector {
             resolver,
             tls: tls::connector(),
             allow_private,
+            ip_strategy,
             hostname,
             connect_timeout,
         }
@@ -74,6 +79,11 @@ impl Connector {
             return Err(PrivateDestination(format!("the IP literal {}", destination.host)).into());
         }
         let mut ips = routing::addresses(&self.resolver, &destination.host).await?;
+        // The operator's own relays are reached as named; the family order
+        // is for receivers found through DNS.
+        if !destination.explicit {
+            ips = routing::order_addresses(ips, self.ip_strategy);
+        }
         if guarded {
             let found = ips.len();
             ips.retain(|ip| !is_private_address(*ip));

@@ -9,7 +9,7 @@ use hickory_resolver::TokioResolver;
 use hickory_resolver::proto::rr::RData;
 use rand::seq::SliceRandom;
 
-use crate::config::{DeliverySettings, TransportRule};
+use crate::config::{DeliverySettings, IpStrategy, TransportRule};
 
 /// A host to try, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -148,6 +148,18 @@ pub async fn route(
     ))
 }
 
+/// `ips` in the order `strategy` asks for (the resolver's order within a
+/// family), without the family it leaves out.
+pub fn order_addresses(ips: Vec<IpAddr>, strategy: IpStrategy) -> Vec<IpAddr> {
+    let (v4, v6): (Vec<IpAddr>, Vec<IpAddr>) = ips.into_iter().partition(IpAddr::is_ipv4);
+    match strategy {
+        IpStrategy::Ipv4ThenIpv6 => v4.into_iter().chain(v6).collect(),
+        IpStrategy::Ipv6ThenIpv4 => v6.into_iter().chain(v4).collect(),
+        IpStrategy::Ipv4Only => v4,
+        IpStrategy::Ipv6Only => v6,
+    }
+}
+
 /// The addresses of a destination host (an IP literal stands for itself).
 pub async fn addresses(resolver: &TokioResolver, host: &str) -> Result<Vec<IpAddr>, RouteError> {
     if let Ok(ip) = host.parse::<IpAddr>() {
@@ -193,6 +205,31 @@ mod tests {
             .map(|_| order_mx(records.clone()).unwrap()[0].clone())
             .collect();
         assert!(firsts.len() > 1, "equal preferences are not randomised");
+    }
+
+    #[test]
+    fn orders_addresses_by_family() {
+        let ips: Vec<IpAddr> = ["2001:db8::1", "192.0.2.1", "2001:db8::2", "192.0.2.2"]
+            .iter()
+            .map(|ip| ip.parse().unwrap())
+            .collect();
+        let text = |strategy| {
+            order_addresses(ips.clone(), strategy)
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            text(IpStrategy::Ipv4ThenIpv6),
+            ["192.0.2.1", "192.0.2.2", "2001:db8::1", "2001:db8::2"]
+        );
+        assert_eq!(
+            text(IpStrategy::Ipv6ThenIpv4),
+            ["2001:db8::1", "2001:db8::2", "192.0.2.1", "192.0.2.2"]
+        );
+        assert_eq!(text(IpStrategy::Ipv4Only), ["192.0.2.1", "192.0.2.2"]);
+        assert_eq!(text(IpStrategy::Ipv6Only), ["2001:db8::1", "2001:db8::2"]);
+        assert_eq!(IpStrategy::default(), IpStrategy::Ipv4ThenIpv6);
     }
 
     #[test]

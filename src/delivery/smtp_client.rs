@@ -276,20 +276,41 @@ impl<S: AsyncRead + AsyncWrite + Unpin> SmtpClient<S> {
             );
             return Ok(all(local_reply(552, "5.3.4", &text), envelope.recipients.len()));
         }
-        let utf8 = !envelope.mail_from.is_ascii() || envelope.recipients.iter().any(|r| !r.is_ascii());
-        let eight_bit = envelope.message.iter().any(|b| *b >= 0x80);
+        // What the message needs of the server, from the message itself:
+        // UTF-8 in the envelope or in header fields (RFC 6532) needs
+        // SMTPUTF8; any 8-bit octet needs 8BITMIME (RFC 6152). Tern does
+        // not re-encode a signed message to 7 bits (that would break its
+        // DKIM signature), so without the extension the recipients fail
+        // here. JSON sends are built 7-bit clean and never need 8BITMIME.
+        let header_end = envelope
+            .message
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .unwrap_or(envelope.message.len());
+        let utf8 = !envelope.mail_from.is_ascii()
+            || envelope.recipients.iter().any(|r| !r.is_ascii())
+            || !envelope.message[..header_end].is_ascii();
+        let eight_bit = !envelope.message.is_ascii();
+        if utf8 && self.capabilities & EXT_SMTP_UTF8 == 0 {
+            let reply = local_reply(553, "5.6.7", "the server does not support SMTPUTF8 (RFC 6531)");
+            return Ok(all(reply, envelope.recipients.len()));
+        }
+        if eight_bit && self.capabilities & EXT_8BIT_MIME == 0 {
+            let reply = local_reply(
+                554,
+                "5.6.3",
+                "the message has 8-bit content and the server does not support 8BITMIME (RFC 6152)",
+            );
+            return Ok(all(reply, envelope.recipients.len()));
+        }
         let mut mail = format!("MAIL FROM:<{}>", envelope.mail_from);
         if self.capabilities & EXT_SIZE != 0 {
             mail.push_str(&format!(" SIZE={}", envelope.message.len()));
         }
-        if eight_bit && self.capabilities & EXT_8BIT_MIME != 0 {
+        if eight_bit {
             mail.push_str(" BODY=8BITMIME");
         }
         if utf8 {
-            if self.capabilities & EXT_SMTP_UTF8 == 0 {
-                let reply = local_reply(553, "5.6.7", "the server does not support SMTPUTF8 (RFC 6531)");
-                return Ok(all(reply, envelope.recipients.len()));
-            }
             mail.push_str(" SMTPUTF8");
         }
         mail.push_str("\r\n");

@@ -98,6 +98,7 @@ impl Worker {
                 settings.public_hostname.clone(),
                 Duration::from_secs(settings.delivery.connect_timeout_secs),
                 settings.delivery.allow_private_destinations,
+                settings.delivery.ip_strategy,
             ),
             sessions: SessionCache::new(
                 SESSION_MAX_IDLE,

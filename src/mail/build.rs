@@ -187,6 +187,15 @@ mod tests {
     }
 
     #[test]
+    fn json_sends_are_built_seven_bit_clean() {
+        let mut c = composition("Grüße, こんにちは 👋", Some("<p>Привет</p>"));
+        c.subject = "Ünïcödé 🎉".into();
+        c.from = Mailbox::parse("Zoë <a@shop.test>").unwrap();
+        let message = build(&c, "id@x.test", 0);
+        assert!(message.is_ascii(), "{}", String::from_utf8_lossy(&message));
+    }
+
+    #[test]
     fn long_lines_are_encoded_to_fit_rfc_5322() {
         let long = "x".repeat(5000);
         let message = build(&composition(&long, None), "id@x.test", 0);

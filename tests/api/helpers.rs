@@ -310,9 +310,27 @@ impl Dnsmasq {
             .stderr(Stdio::null())
             .spawn()
             .expect("dnsmasq (scripts/test installs dnsmasq-base)");
-        std::thread::sleep(Duration::from_millis(300));
+        // Ready once it answers a query (a fixed wait was too short for a
+        // loaded machine: the first query of a test went unanswered).
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !dns_answers(port) && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
         Dnsmasq(child)
     }
+}
+
+/// Whether a DNS server on 127.0.0.1:`port` answers a query (for the
+/// root's A record: any answer will do).
+fn dns_answers(port: u16) -> bool {
+    let Ok(socket) = std::net::UdpSocket::bind("127.0.0.1:0") else {
+        return false;
+    };
+    let _ = socket.set_read_timeout(Some(Duration::from_millis(100)));
+    // Header (id, flags RD, one question), then `.` IN A.
+    let query = [0x7e, 0x57, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 1];
+    let mut answer = [0u8; 512];
+    socket.send_to(&query, ("127.0.0.1", port)).is_ok() && socket.recv(&mut answer).is_ok()
 }
 
 impl Drop for Dnsmasq {

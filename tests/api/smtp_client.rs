@@ -129,6 +129,55 @@ async fn replies_read_before_a_421_stand() {
     assert!(!client.reusable());
 }
 
+#[tokio::test]
+async fn eight_bit_and_utf8_messages_need_the_servers_extensions() {
+    let rcpts = recipients();
+    let eight_bit_body = "From: a@shop.test\r\nSubject: hi\r\n\r\nGrüße\r\n".as_bytes();
+    let utf8_header = "From: Jürgen <a@shop.test>\r\nSubject: hi\r\n\r\nplain\r\n".as_bytes();
+
+    // smtp-sink announces 8BITMIME but not SMTPUTF8.
+    let sink = Sink::start(&[]);
+    let mut client = connect(&sink).await;
+    let envelope = Envelope {
+        mail_from: "a@shop.test",
+        recipients: &rcpts,
+        message: eight_bit_body,
+    };
+    let result = client.send(&envelope).await.unwrap();
+    assert!(result.recipients.iter().all(|r| r.code == 250), "{result:?}");
+    let envelope = Envelope {
+        mail_from: "a@shop.test",
+        recipients: &rcpts,
+        message: utf8_header,
+    };
+    let result = client.send(&envelope).await.unwrap();
+    assert!(
+        result.recipients.iter().all(|r| (r.code, r.local) == (553, true)),
+        "{result:?}"
+    );
+    client.quit().await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let dumps = sink.dumps();
+    assert_eq!(dumps.len(), 1);
+    assert!(dumps[0].contains("BODY=8BITMIME"), "{}", dumps[0]);
+
+    // smtp-sink -8: no 8BITMIME either.
+    let seven_bit = Sink::start(&["-8"]);
+    let mut client = connect(&seven_bit).await;
+    let envelope = Envelope {
+        mail_from: "a@shop.test",
+        recipients: &rcpts,
+        message: eight_bit_body,
+    };
+    let result = client.send(&envelope).await.unwrap();
+    assert!(
+        result.recipients.iter().all(|r| (r.code, r.local) == (554, true)),
+        "{result:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(seven_bit.dumps().is_empty());
+}
+
 /// A greeted session with EHLO done.
 async fn connect(sink: &Sink) -> SmtpClient<TcpStream> {
     let stream = TcpStream::connect(("127.0.0.1", sink.port)).await.unwrap();
