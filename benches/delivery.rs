@@ -105,6 +105,7 @@ impl Bench {
                  [http]\nlisten = \"{http}\"\n\
                  [log]\nfilter = \"warn\"\n\
                  [limits]\nmax_recipients = {max_recipients}\n\
+                 sends_per_second_per_key = 0\nconcurrent_sends_per_key = 0\n\
                  [delivery]\nconcurrency = {sessions}\nper_domain_concurrency = {sessions}\n\
                  batch_size = {batch}\n\
                  [[delivery.transports]]\ndomain = \"bench.test\"\nhost = \"127.0.0.1\"\nport = {sink_port}\n",

@@ -77,6 +77,13 @@ pub struct Limits {
     pub max_subject_chars: usize,
     /// Entries in `metadata`; keys and values are bounded by `max_header_bytes`.
     pub max_metadata_entries: usize,
+    /// Sustained sends per second of one API key, per API process (0: no
+    /// limit). Over it: 429 with Retry-After.
+    pub sends_per_second_per_key: u32,
+    /// Sends one key may make at once above that rate (0: the rate).
+    pub burst_per_key: u32,
+    /// Sends of one key in progress at once, per API process (0: no limit).
+    pub concurrent_sends_per_key: usize,
 }
 
 /// How mail leaves: MX lookup, or a smart host and per-domain rules.
@@ -198,6 +205,9 @@ impl Default for Settings {
                 max_custom_headers: 50,
                 max_subject_chars: 998,
                 max_metadata_entries: 20,
+                sends_per_second_per_key: 100,
+                burst_per_key: 200,
+                concurrent_sends_per_key: 32,
             },
             auth: AuthSettings {
                 session_ttl_secs: 12 * 3600,

@@ -9,6 +9,7 @@ use anyhow::Context;
 use hickory_resolver::TokioResolver;
 use sqlx::PgPool;
 
+use crate::auth::send_limits::SendLimits;
 use crate::auth::session::SessionKeys;
 use crate::auth::throttle::LoginThrottle;
 use crate::config::Settings;
@@ -27,6 +28,7 @@ pub struct AppInner {
     pub resolver: TokioResolver,
     pub signers: SignerCache,
     pub login_throttle: LoginThrottle,
+    pub send_limits: SendLimits,
 }
 
 impl Deref for AppState {
@@ -54,6 +56,7 @@ impl AppState {
             resolver,
             signers: SignerCache::default(),
             login_throttle: LoginThrottle::default(),
+            send_limits: SendLimits::new(&settings.limits),
             settings,
         })))
     }

@@ -3,12 +3,14 @@
 
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
-use axum::http::StatusCode;
+use axum::http::header::RETRY_AFTER;
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::auth::KeyError;
+use crate::auth::send_limits::Limited;
 use crate::domain::{Invalid, InvalidKind};
 use crate::observability::logs::chain;
 use crate::sending::SendError;
@@ -58,9 +60,10 @@ pub enum ApiError {
     /// 422: well-formed but semantically invalid input.
     #[error("{}", .0.message)]
     Unprocessable(ErrorDetail),
-    /// 429: too many attempts; try later.
+    /// 429: too many attempts; try later (after `Retry-After` seconds, when
+    /// given).
     #[error("{}", .0.message)]
-    TooManyRequests(ErrorDetail),
+    TooManyRequests(ErrorDetail, Option<u64>),
     /// 500: our fault. Logged in full, reported without detail.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
@@ -98,7 +101,7 @@ impl ApiError {
         ApiError::Unprocessable(detail(code, message))
     }
     pub fn too_many(code: &'static str, message: impl Into<String>) -> Self {
-        ApiError::TooManyRequests(detail(code, message))
+        ApiError::TooManyRequests(detail(code, message), None)
     }
 
     /// Names the request field at fault.
@@ -118,7 +121,7 @@ impl ApiError {
             | ApiError::Conflict(d)
             | ApiError::PayloadTooLarge(d)
             | ApiError::Unprocessable(d)
-            | ApiError::TooManyRequests(d) => Some(d),
+            | ApiError::TooManyRequests(d, _) => Some(d),
             ApiError::Internal(_) => None,
         }
     }
@@ -132,7 +135,7 @@ impl ApiError {
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::TooManyRequests(..) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -147,6 +150,10 @@ impl From<sqlx::Error> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
+        let retry_after = match &self {
+            ApiError::TooManyRequests(_, retry_after) => *retry_after,
+            _ => None,
+        };
         let mut error = self;
         let detail = match error.detail_mut() {
             Some(detail) => std::mem::replace(detail, self::detail("", "")),
@@ -159,7 +166,13 @@ impl IntoResponse for ApiError {
                 self::detail("internal_error", "internal server error")
             }
         };
-        (status, Json(ErrorBody { error: detail })).into_response()
+        let mut response = (status, Json(ErrorBody { error: detail })).into_response();
+        if let Some(seconds) = retry_after {
+            response
+                .headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
     }
 }
 
@@ -247,6 +260,17 @@ impl From<SendError> for ApiError {
                 ApiError::unprocessable("idempotency_key_reused", err.to_string())
             }
             SendError::IdempotencyKeyInUse => ApiError::conflict("idempotency_conflict", err.to_string()),
+            SendError::Limited(limited) => {
+                let retry_after = match limited {
+                    Limited::Rate { retry_after } => retry_after.as_secs_f64().ceil().max(1.0) as u64,
+                    Limited::Concurrency => 1,
+                };
+                let code = match limited {
+                    Limited::Rate { .. } => "rate_limited",
+                    Limited::Concurrency => "too_many_concurrent_sends",
+                };
+                ApiError::TooManyRequests(detail(code, limited.to_string()), Some(retry_after))
+            }
             SendError::Internal(err) => ApiError::Internal(err),
         }
     }

@@ -4,6 +4,7 @@
 
 pub mod api_key;
 pub mod password;
+pub mod send_limits;
 pub mod server_key;
 pub mod session;
 pub mod throttle;

@@ -21,6 +21,9 @@ pub enum SendError {
     /// (HTTP 409).
     #[error("a request with this Idempotency-Key is in progress")]
     IdempotencyKeyInUse,
+    /// The key is over its rate or concurrency limit (HTTP 429).
+    #[error(transparent)]
+    Limited(#[from] crate::auth::send_limits::Limited),
     /// Tern's fault: logged in full, reported without detail (HTTP 500).
     #[error(transparent)]
     Internal(#[from] anyhow::Error),

@@ -57,6 +57,8 @@ pub async fn send(
         let mut found =
             db::api_keys::authenticate_for_sending(&state.db, &token.hash(), domain, &addresses).await?;
         let auth = server_key::check(&state.db, found.as_ref().map(|f| &f.key))?;
+        // Limits come before any work on the message.
+        let _admitted = state.send_limits.admit(auth.key_id)?;
         tracing::Span::current().record("server.id", tracing::field::display(auth.server_id));
         if let Some(key) = &idempotency
             && let Some(replay) = idempotency::replay(&state.db, auth.server_id, key).await?

@@ -234,3 +234,40 @@ async fn mx_records_never_lead_to_private_addresses() {
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     assert!(sink.dumps().is_empty(), "Tern talked to a private address");
 }
+
+#[tokio::test]
+async fn a_key_over_its_rate_gets_429_with_retry_after_and_other_keys_do_not() {
+    let app = spawn_app_with(|s| {
+        s.limits.sends_per_second_per_key = 1;
+        s.limits.burst_per_key = 2;
+    })
+    .await;
+    let busy = app
+        .tenant("ann@example.com", "shop.test", "development", "ed25519")
+        .await;
+    let calm = app
+        .tenant("bob@example.com", "other.test", "development", "ed25519")
+        .await;
+    let body = json!({"from": "a@shop.test", "to": "b@example.org", "text": "x"});
+    for _ in 0..2 {
+        json_of(app.post("/v1/messages", &busy.key, &body).await, 202).await;
+    }
+    let limited = app.post("/v1/messages", &busy.key, &body).await;
+    let retry_after: u64 = limited.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=2).contains(&retry_after), "{retry_after}");
+    assert_error(limited, 429, "rate_limited").await;
+    let other = json!({"from": "a@other.test", "to": "b@example.org", "text": "x"});
+    json_of(app.post("/v1/messages", &calm.key, &other).await, 202).await;
+    assert_eq!(app.count("messages").await, 3);
+    // Credentials still come first: a bad key is a 401, not a 429.
+    assert_error(
+        app.post("/v1/messages", "tern_nope", &body).await,
+        401,
+        "invalid_api_key",
+    )
+    .await;
+}

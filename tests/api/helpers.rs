@@ -52,6 +52,9 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
     // Tests deliver to sinks on loopback found through dnsmasq, and to
     // `.test` domains; tests/api/hardening.rs turns this off again.
     settings.delivery.allow_private_destinations = true;
+    // Tests send in bursts; tests/api/hardening.rs checks the limits.
+    settings.limits.sends_per_second_per_key = 0;
+    settings.limits.concurrent_sends_per_key = 0;
     adjust(&mut settings);
     let pool = connect_and_migrate(&settings).await.expect("migrate");
     let state = AppState::new(pool.clone(), settings.clone())

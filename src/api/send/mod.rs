@@ -68,6 +68,8 @@ fn respond(accepted: Accepted) -> Response {
         (status = 401, description = "Missing, invalid or revoked API key", body = ErrorBody),
         (status = 413, description = "A size limit was exceeded", body = ErrorBody),
         (status = 422, description = "Invalid field, unknown sender domain, or reused Idempotency-Key", body = ErrorBody),
+        (status = 429, description = "The key is over its rate (`rate_limited`) or concurrency (`too_many_concurrent_sends`) limit", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
     ))]
 pub async fn send_message(
     State(state): State<AppState>,
@@ -91,6 +93,8 @@ pub async fn send_message(
         (status = 401, description = "Missing, invalid or revoked API key", body = ErrorBody),
         (status = 413, description = "A size limit was exceeded", body = ErrorBody),
         (status = 422, description = "Invalid message, envelope or sender domain", body = ErrorBody),
+        (status = 429, description = "The key is over its rate (`rate_limited`) or concurrency (`too_many_concurrent_sends`) limit", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
     ))]
 pub async fn send_raw_message(
     State(state): State<AppState>,
