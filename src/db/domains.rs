@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::domain::{CheckResult, DkimAlgorithm, DomainDns, RecordStatus, Role};
+use crate::domain::{CheckResult, DkimAlgorithm, DomainDns, RecordStatus, Redacted, Role, SigningDomain};
 
 /// A sending domain as stored (without its private key).
 #[derive(Debug, Clone)]
@@ -145,4 +145,26 @@ pub async fn record_check(pool: &PgPool, id: Uuid, check: &CheckResult) -> sqlx:
     .execute(pool)
     .await
     .map(|_| ())
+}
+
+/// The domain `name` of `server`, with its key, for signing a message.
+#[tracing::instrument(level = "debug", skip(pool))]
+pub async fn for_signing(pool: &PgPool, server: Uuid, name: &str) -> sqlx::Result<Option<SigningDomain>> {
+    let row = sqlx::query!(
+        r#"SELECT id, name, dkim_algorithm AS "dkim_algorithm: DkimAlgorithm", dkim_selector,
+                  dkim_private_key, verified_at IS NOT NULL AS "verified!"
+           FROM domains WHERE server_id = $1 AND name = $2"#,
+        server,
+        name
+    )
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(|r| SigningDomain {
+        id: r.id,
+        name: r.name,
+        dkim_algorithm: r.dkim_algorithm,
+        dkim_selector: r.dkim_selector,
+        dkim_private_key: Redacted::new(r.dkim_private_key),
+        verified: r.verified,
+    }))
 }

@@ -28,18 +28,37 @@ use crate::domain::{DomainName, Invalid, RecipientStatus, ServerMode, SigningDom
 use crate::observability::metrics;
 use crate::state::AppState;
 
+/// What authenticating a send looks up alongside the key, read cheaply
+/// from the request before anything else is done with it.
+#[derive(Debug, Clone, Default)]
+pub struct Envelope {
+    /// The domain the message is sent as, when the request names it
+    /// outright (JSON `from`); a raw message's is read after authentication.
+    pub sender_domain: Option<DomainName>,
+    /// The recipients, to find suppressed ones in the same round trip.
+    pub recipients: Vec<String>,
+}
+
+/// The rest of a request, worked out after authentication: its
+/// idempotency key (fingerprinting hashes the whole request) and the
+/// validated message (decoding attachments or a raw message), or why it is
+/// invalid.
+pub type Completed = (Option<IdempotencyKey>, Result<Request, Invalid>);
+
 /// Accepts a message for delivery: stores it, signed, with one queued (or
 /// held, or suppressed) row per recipient, and answers with its ids.
 ///
-/// `request` is the caller's validated input, or why validation failed:
-/// that error is reported only after the key is authenticated, so an
-/// unauthenticated caller learns nothing but 401. The key, the sender's
-/// domain and the suppressed recipients come from one database round trip.
+/// Authentication comes first: the key, the sender's domain and the
+/// suppressed recipients come from one database round trip on `envelope`,
+/// then the key's send limits apply, and only then does `complete` do the
+/// expensive work (hashing, decoding, validating). A validation error is
+/// reported after authentication, so an unauthenticated caller learns
+/// nothing but 401.
 pub async fn send(
     state: &AppState,
     token: &ApiKeyToken,
-    idempotency: Option<IdempotencyKey>,
-    request: Result<Request, Invalid>,
+    envelope: Result<Envelope, Invalid>,
+    complete: impl FnOnce() -> Result<Completed, SendError>,
 ) -> Result<Accepted, SendError> {
     let span = tracing::info_span!(
         "send",
@@ -47,28 +66,35 @@ pub async fn send(
         message.id = tracing::field::Empty
     );
     async move {
-        let (domain, addresses) = match &request {
-            Ok(r) => (
-                Some(r.sender_domain().as_str()),
-                r.recipients().iter().map(|(a, _)| a.to_string()).collect(),
+        let (domain, addresses) = match &envelope {
+            Ok(e) => (
+                e.sender_domain.as_ref().map(DomainName::as_str),
+                e.recipients.as_slice(),
             ),
-            Err(_) => (None, Vec::new()),
+            Err(_) => (None, [].as_slice()),
         };
         let mut found =
-            db::api_keys::authenticate_for_sending(&state.db, &token.hash(), domain, &addresses).await?;
+            db::api_keys::authenticate_for_sending(&state.db, &token.hash(), domain, addresses).await?;
         let auth = server_key::check(&state.db, found.as_ref().map(|f| &f.key))?;
         // Limits come before any work on the message.
         let _admitted = state.send_limits.admit(auth.key_id)?;
         tracing::Span::current().record("server.id", tracing::field::display(auth.server_id));
+        let (idempotency, request) = complete()?;
         if let Some(key) = &idempotency
             && let Some(replay) = idempotency::replay(&state.db, auth.server_id, key).await?
         {
             return Ok(replay);
         }
+        envelope?;
         let request = request?;
         check_destinations(&state.settings.delivery, &request)?;
-        let domain = found.as_mut().and_then(|f| f.domain());
-        let domain = check_domain(&auth, domain, request.sender_domain(), request.sender_field())?;
+        let name = request.sender_domain();
+        let domain = match found.as_mut().and_then(|f| f.domain()) {
+            Some(domain) if domain.name == name.as_str() => Some(domain),
+            // Not known before the message was read (raw sends).
+            _ => db::domains::for_signing(&state.db, auth.server_id, name.as_str()).await?,
+        };
+        let domain = check_domain(&auth, domain, name, request.sender_field())?;
         let suppressed = found.map(|f| f.suppressed).unwrap_or_default();
         let message = build::prepare(state, &auth, domain, request, &suppressed).await?;
         tracing::Span::current().record("message.id", tracing::field::display(message.id));

@@ -271,3 +271,36 @@ async fn a_key_over_its_rate_gets_429_with_retry_after_and_other_keys_do_not() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn nothing_is_decoded_or_hashed_before_the_key_is_authenticated() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use tern::auth::{ApiKeyToken, KeyError};
+    use tern::sending::{self, Envelope, SendError};
+
+    let app = spawn_app().await;
+    let t = app
+        .tenant("ann@example.com", "shop.test", "development", "ed25519")
+        .await;
+    let state = tern::state::AppState::new(app.db.clone(), app.settings.clone())
+        .await
+        .unwrap();
+    let ran = AtomicBool::new(false);
+    // Stands for decoding attachments and hashing the body.
+    let expensive = || {
+        ran.store(true, Ordering::SeqCst);
+        Err(SendError::Internal(anyhow::anyhow!("the expensive part ran")))
+    };
+    let forged = ApiKeyToken::parse("tern_000000000000_forged").unwrap();
+    let result = sending::send(&state, &forged, Ok(Envelope::default()), expensive).await;
+    assert!(
+        matches!(result, Err(SendError::Key(KeyError::Unknown))),
+        "{result:?}"
+    );
+    assert!(!ran.load(Ordering::SeqCst), "work was done for an unknown key");
+
+    let valid = ApiKeyToken::parse(&t.key).unwrap();
+    let result = sending::send(&state, &valid, Ok(Envelope::default()), expensive).await;
+    assert!(matches!(result, Err(SendError::Internal(_))), "{result:?}");
+    assert!(ran.load(Ordering::SeqCst));
+}

@@ -14,20 +14,15 @@ use self::request::{SendMessage, SendRawMessage};
 use super::error::{ApiError, ErrorBody};
 use super::extract::ApiJson;
 use crate::auth::ApiKeyToken;
-use crate::sending::{self, Accepted, IdempotencyKey};
+use crate::sending::{self, Accepted, IdempotencyKey, SendError};
 use crate::state::AppState;
 
 /// Header name, as Stripe and the IETF draft spell it.
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 
-/// Reads and checks the `Idempotency-Key` header; `None` when absent. The
-/// request is fingerprinted as parsed and serialised again, so formatting
-/// does not matter.
-fn idempotency_key<T: Serialize>(
-    headers: &HeaderMap,
-    operation: &str,
-    body: &T,
-) -> Result<Option<IdempotencyKey>, ApiError> {
+/// Reads and checks the `Idempotency-Key` header; `None` when absent.
+/// Only the header: fingerprinting the request waits for authentication.
+fn idempotency_header(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     let Some(value) = headers.get(IDEMPOTENCY_KEY) else {
         return Ok(None);
     };
@@ -41,8 +36,22 @@ fn idempotency_key<T: Serialize>(
                 "Idempotency-Key must be 1 to 255 printable ASCII characters",
             )
         })?;
-    let canonical = serde_json::to_vec(body).map_err(|e| ApiError::Internal(e.into()))?;
-    Ok(Some(IdempotencyKey::new(key.to_string(), operation, &canonical)))
+    Ok(Some(key.to_string()))
+}
+
+/// The request's idempotency key: the header's key with a fingerprint of
+/// the request as parsed and serialised again (formatting does not
+/// matter).
+fn idempotency_key<T: Serialize>(
+    key: Option<String>,
+    operation: &str,
+    body: &T,
+) -> Result<Option<IdempotencyKey>, SendError> {
+    key.map(|key| {
+        let canonical = serde_json::to_vec(body).map_err(|e| SendError::Internal(e.into()))?;
+        Ok(IdempotencyKey::new(key, operation, &canonical))
+    })
+    .transpose()
 }
 
 fn respond(accepted: Accepted) -> Response {
@@ -77,9 +86,14 @@ pub async fn send_message(
     headers: HeaderMap,
     ApiJson(body): ApiJson<SendMessage>,
 ) -> Result<Response, ApiError> {
-    let key = idempotency_key(&headers, "send_message", &body)?;
-    let request = validate::compose(&state.settings.limits, body);
-    Ok(respond(sending::send(&state, &token, key, request).await?))
+    let key = idempotency_header(&headers)?;
+    let envelope = validate::compose_envelope(&state.settings.limits, &body);
+    let limits = &state.settings.limits;
+    let complete = move || {
+        let key = idempotency_key(key, "send_message", &body)?;
+        Ok((key, validate::compose(limits, body)))
+    };
+    Ok(respond(sending::send(&state, &token, envelope, complete).await?))
 }
 
 /// Queues a raw RFC 5322 message, DKIM-signing it unless the sender's
@@ -102,7 +116,12 @@ pub async fn send_raw_message(
     headers: HeaderMap,
     ApiJson(body): ApiJson<SendRawMessage>,
 ) -> Result<Response, ApiError> {
-    let key = idempotency_key(&headers, "send_raw_message", &body)?;
-    let request = validate::raw(&state.settings.limits, body);
-    Ok(respond(sending::send(&state, &token, key, request).await?))
+    let key = idempotency_header(&headers)?;
+    let envelope = validate::raw_envelope(&state.settings.limits, &body);
+    let limits = &state.settings.limits;
+    let complete = move || {
+        let key = idempotency_key(key, "send_raw_message", &body)?;
+        Ok((key, validate::raw(limits, body)))
+    };
+    Ok(respond(sending::send(&state, &token, envelope, complete).await?))
 }

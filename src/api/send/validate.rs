@@ -12,7 +12,7 @@ use crate::config::Limits;
 use crate::domain::{EmailAddress, Invalid, Mailbox, RecipientKind, RecipientSet};
 use crate::mail::build::{Attachment, Composition};
 use crate::mail::raw;
-use crate::sending::{Compose, RawSubmission, Request, check_size};
+use crate::sending::{Compose, Envelope, RawSubmission, Request, check_size};
 
 /// Headers Tern writes itself, or that only a receiving system may add.
 const RESERVED_HEADERS: &[&str] = &[
@@ -234,6 +234,46 @@ fn attachments(input: &[AttachmentInput], limits: &Limits) -> Result<Vec<Attachm
             })
         })
         .collect()
+}
+
+/// What authentication looks up alongside the key, from a JSON send: the
+/// sender's domain and the recipients (addresses only; no body work).
+/// Bounded like the request: no more than `limits.max_recipients`, so the
+/// lookup before authentication stays small.
+pub fn compose_envelope(limits: &Limits, req: &SendMessage) -> Result<Envelope, Invalid> {
+    let from = mailbox(&req.from, "from")?;
+    let mut set = RecipientSet::default();
+    for (list, field) in [(&req.to, "to"), (&req.cc, "cc"), (&req.bcc, "bcc")] {
+        for mailbox in mailboxes(list, field)? {
+            set.add(mailbox.address, RecipientKind::To);
+        }
+    }
+    set.check(limits.max_recipients, "to")?;
+    Ok(Envelope {
+        sender_domain: Some(from.address.domain().clone()),
+        recipients: set.iter().map(|(a, _)| a.to_string()).collect(),
+    })
+}
+
+/// The envelope of a raw send; its sender's domain is in the message,
+/// read after authentication.
+pub fn raw_envelope(limits: &Limits, req: &SendRawMessage) -> Result<Envelope, Invalid> {
+    let items = req.rcpt_to.items();
+    let indexed = matches!(req.rcpt_to, RcptList::Many(_));
+    let mut set = RecipientSet::default();
+    for (i, address) in items.into_iter().enumerate() {
+        let field = if indexed {
+            format!("rcpt_to[{i}]")
+        } else {
+            "rcpt_to".into()
+        };
+        set.add(parse_address(address, &field)?, RecipientKind::Envelope);
+    }
+    set.check(limits.max_recipients, "rcpt_to")?;
+    Ok(Envelope {
+        sender_domain: None,
+        recipients: set.iter().map(|(a, _)| a.to_string()).collect(),
+    })
 }
 
 /// Checks every field of a JSON send.
