@@ -246,7 +246,7 @@ impl Worker {
         let stored = loop {
             match queue::complete(&self.db, &self.id, &outcomes).await {
                 Ok(stored) => break stored,
-                Err(err) if tokio::time::Instant::now() + wait < lease_end => {
+                Err(err) if transient(&err) && tokio::time::Instant::now() + wait < lease_end => {
                     tracing::warn!(error = %chain(&err), retry_in_ms = wait.as_millis() as u64, "storing outcomes failed; retrying");
                     tokio::time::sleep(wait).await;
                     wait = (wait * 2).min(std::time::Duration::from_secs(2));
@@ -273,5 +273,27 @@ impl Worker {
             }
         }
         Ok(())
+    }
+}
+
+/// Whether a database error may pass if tried again: a lost or refused
+/// connection, a full pool, a rolled-back transaction, a server shutting
+/// down. Anything else (a value PostgreSQL refuses) fails at once.
+fn transient(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            // 08 connection, 40 rollback, 53 resources, 57 operator
+            // intervention; 55000 "not currently accepting connections".
+            ["08", "40", "53", "57"]
+                .iter()
+                .any(|class| code.starts_with(class))
+                || code == "55000"
+        }),
+        _ => false,
     }
 }

@@ -32,8 +32,9 @@ const HOUSEKEEPING: Duration = Duration::from_secs(3600);
 
 impl Worker {
     /// Runs until `shutdown` resolves; then jobs waiting to start give their
-    /// recipients back, those under way finish (each within its lease), and
-    /// cached sessions are closed.
+    /// recipients back, those under way finish (their leases renewed, each
+    /// bounded by RFC 5321's timeouts and a 30-minute cap), and cached
+    /// sessions are closed.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
         let worker = Arc::new(self);
         let mut listener = PgListener::connect_with(&worker.db)

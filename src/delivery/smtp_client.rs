@@ -428,19 +428,29 @@ impl<S: AsyncRead + AsyncWrite + Unpin> SmtpClient<S> {
         self.stream
     }
 
+    /// Writes and flushes: a TLS stream buffers what it has not yet sent,
+    /// and would otherwise keep the end of a command (or of DATA) back.
     async fn write(&mut self, bytes: &[u8]) -> Result<(), SmtpClientError> {
-        tokio::time::timeout(self.timeouts.command, self.stream.write_all(bytes))
-            .await
-            .map_err(|_| SmtpClientError::Timeout("write"))??;
+        let stream = &mut self.stream;
+        tokio::time::timeout(self.timeouts.command, async {
+            stream.write_all(bytes).await?;
+            stream.flush().await
+        })
+        .await
+        .map_err(|_| SmtpClientError::Timeout("write"))??;
         Ok(())
     }
 
     /// Writes the message as a DATA block (see [`data_block`]).
     async fn write_data(&mut self, message: &[u8]) -> Result<(), SmtpClientError> {
         let out = data_block(message);
-        tokio::time::timeout(self.timeouts.data_block, self.stream.write_all(&out))
-            .await
-            .map_err(|_| SmtpClientError::Timeout("data"))??;
+        let stream = &mut self.stream;
+        tokio::time::timeout(self.timeouts.data_block, async {
+            stream.write_all(&out).await?;
+            stream.flush().await
+        })
+        .await
+        .map_err(|_| SmtpClientError::Timeout("data"))??;
         Ok(())
     }
 
@@ -490,7 +500,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> SmtpClient<S> {
         Ok(Reply {
             code: parsed.code,
             enhanced,
-            text: parsed.message.trim().to_string(),
+            text: printable(parsed.message.trim()),
             local: false,
         })
     }
@@ -532,6 +542,16 @@ pub fn data_block(message: &[u8]) -> Vec<u8> {
     }
     out.extend_from_slice(b".\r\n");
     out
+}
+
+/// A server's reply text as Tern stores it: control characters (a NUL
+/// would make it unstorable in PostgreSQL) become spaces, line breaks of
+/// multi-line replies stay, and it is cut at 1,000 characters.
+fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() && c != '\n' { ' ' } else { c })
+        .take(1000)
+        .collect()
 }
 
 fn local_reply(code: u16, esc: &str, text: &str) -> Reply {

@@ -137,8 +137,23 @@ impl Worker {
         let deadline = lease_end - (lease / 10).max(Duration::from_secs(1)).min(lease);
         let claimed = queue::claim(&self.db, &self.id, self.settings.delivery.batch_size, lease).await?;
         let count = claimed.len();
-        let claimed = self.drop_exhausted(claimed, lease_end).await?;
-        let claimed = self.drop_suppressed(claimed, lease_end).await?;
+        // Settling the batch (exhausted, suppressed) must not hold the
+        // runner long; if it fails, the batch goes back, uncounted.
+        let ids: Vec<Uuid> = claimed.iter().map(|c| c.id).collect();
+        let settle_by = tokio::time::Instant::now() + (lease / 2).min(Duration::from_secs(5));
+        let settled = async {
+            let claimed = self.drop_exhausted(claimed, settle_by).await?;
+            self.drop_suppressed(claimed, settle_by).await
+        };
+        let claimed = match settled.await {
+            Ok(claimed) => claimed,
+            Err(err) => {
+                if let Err(release) = queue::release_all(&self.db, &self.id, &ids).await {
+                    tracing::warn!(error = %chain(&release), "giving back a claimed batch failed");
+                }
+                return Err(err);
+            }
+        };
         let mut groups: BTreeMap<(Uuid, String), Vec<Claimed>> = BTreeMap::new();
         for recipient in claimed {
             groups
@@ -328,8 +343,8 @@ impl Worker {
                     recipient: recipient.id,
                     status: RecipientStatus::Failed,
                     reply: format!(
-                        "554 5.4.0 delivery was attempted {} times without an outcome (the worker stopped \
-                         mid-attempt each time); giving up",
+                        "554 5.4.0 the last of {} delivery attempts never recorded an outcome (its worker \
+                         stopped mid-attempt); giving up",
                         recipient.attempts - 1
                     ),
                     next_attempt_at: None,

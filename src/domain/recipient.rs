@@ -1,6 +1,8 @@
 //! Recipients: how one was addressed, where its delivery stands, and the
 //! de-duplicated, bounded set of a message's recipients.
 
+use std::collections::HashSet;
+
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -69,12 +71,14 @@ impl RecipientKind {
 #[derive(Debug, Default)]
 pub struct RecipientSet {
     list: Vec<(EmailAddress, RecipientKind)>,
+    /// Lower-cased addresses in `list`: adding stays linear in the input
+    /// (it runs on input before authentication).
+    seen: HashSet<String>,
 }
 
 impl RecipientSet {
     pub fn add(&mut self, address: EmailAddress, kind: RecipientKind) {
-        let key = address.to_string().to_lowercase();
-        if !self.list.iter().any(|(a, _)| a.to_string().to_lowercase() == key) {
+        if self.seen.insert(address.to_string().to_lowercase()) {
             self.list.push((address, kind));
         }
     }

@@ -8,11 +8,13 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 const SPECIAL_USE: &[&str] = &["localhost", "local", "test", "invalid", "example", "onion"];
 
 /// Whether `domain` (ASCII, any case, with or without a final dot) is or
-/// ends in a special-use name.
+/// ends in a special-use name, or looks like an IPv4 address (no top-level
+/// name is all digits).
 pub fn is_special_use_domain(domain: &str) -> bool {
     let domain = domain.trim_end_matches('.');
     let last = domain.rsplit('.').next().unwrap_or(domain);
     SPECIAL_USE.iter().any(|name| last.eq_ignore_ascii_case(name))
+        || (!last.is_empty() && last.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// Whether `ip` is loopback, private (RFC 1918), shared (RFC 6598),
@@ -39,10 +41,30 @@ fn is_private_v4(ip: Ipv4Addr) -> bool {
         || ip.is_documentation()
         || a == 0
         || (a == 100 && (64..128).contains(&b))
+        // 192.0.0.0/24 protocol assignments, 198.18.0.0/15 benchmarking.
+        || (a == 192 && b == 0 && ip.octets()[2] == 0)
+        || (a == 198 && (18..20).contains(&b))
         || a >= 240
 }
 
 fn is_private_v6(ip: Ipv6Addr) -> bool {
+    let s = ip.segments();
+    // Forms that carry an IPv4 address: NAT64 64:ff9b::/96, 6to4
+    // 2002::/16, and the old IPv4-compatible ::a.b.c.d.
+    let embedded = |hi: u16, lo: u16| Ipv4Addr::from(((hi as u32) << 16) | lo as u32);
+    if (s[0] == 0x64 && s[1] == 0xff9b && s[2..6] == [0; 4]) || s[..6] == [0; 6] {
+        if s[..6] == [0; 6] && s[6] == 0 && s[7] <= 1 {
+            return true; // :: and ::1
+        }
+        return is_private_v4(embedded(s[6], s[7]));
+    }
+    if s[0] == 0x2002 {
+        return is_private_v4(embedded(s[1], s[2]));
+    }
+    // 100::/64, discard only (RFC 6666).
+    if s[0] == 0x100 && s[1..4] == [0; 3] {
+        return true;
+    }
     ip.is_loopback()
         || ip.is_unspecified()
         || ip.is_multicast()
@@ -66,6 +88,7 @@ mod tests {
             "b.invalid",
             "c.example",
             "X.TEST.",
+            "127.0.0.1",
         ] {
             assert!(is_special_use_domain(name), "{name}");
         }
@@ -95,6 +118,13 @@ mod tests {
             "::ffff:127.0.0.1",
             "::ffff:10.0.0.1",
             "2001:db8::1",
+            "192.0.0.8",
+            "198.18.0.1",
+            "64:ff9b::7f00:1",
+            "64:ff9b::a00:1",
+            "2002:7f00:1::",
+            "::127.0.0.1",
+            "100::1",
         ] {
             assert!(is_private_address(ip.parse().unwrap()), "{ip}");
         }
@@ -104,6 +134,8 @@ mod tests {
             "100.128.0.1",
             "2a00:1450::1",
             "::ffff:8.8.8.8",
+            "64:ff9b::808:808",
+            "2002:808:808::1",
         ] {
             assert!(!is_private_address(ip.parse().unwrap()), "{ip}");
         }

@@ -11,15 +11,23 @@ use uuid::Uuid;
 
 use crate::domain::{DkimAlgorithm, SigningDomain};
 
-/// Headers Tern signs. Listing From, Subject, To and Cc also protects
-/// against a second copy being added in transit (RFC 6376 §8.15).
+/// Headers Tern signs. The fields a reader sees are listed twice
+/// ("oversigned", RFC 6376 §8.15): the second, absent entry signs their
+/// absence, so a second copy added in transit breaks the signature.
 pub const SIGNED_HEADERS: &[&str] = &[
     "From",
+    "From",
+    "Reply-To",
     "Reply-To",
     "Subject",
+    "Subject",
+    "Date",
     "Date",
     "Message-ID",
+    "Message-ID",
     "To",
+    "To",
+    "Cc",
     "Cc",
     "MIME-Version",
     "Content-Type",

@@ -35,6 +35,8 @@ pub enum RawError {
     /// RFC 5322 §2.1.1: at most 998 octets a line, without the CRLF.
     #[error("line {0} is longer than 998 octets")]
     LineTooLong(usize),
+    #[error("the Message-ID field is empty or malformed")]
+    BadMessageId,
     /// RFC 5322 §3.6: these fields occur at most once.
     #[error("the message has more than one `{0}` field")]
     RepeatedField(String),
@@ -154,7 +156,14 @@ fn parse(raw: &[u8], max_value: usize) -> Result<Parsed<'_>, RawError> {
     }
     let mut fields = Vec::with_capacity(headers.len());
     let mut ranges = Vec::with_capacity(headers.len());
+    // Fields follow each other without gaps: mail-parser skips a line
+    // without a colon, which must not pass unseen into a signed message.
+    let mut expected = 0;
     for header in headers {
+        if header.offset_field as usize != expected {
+            return Err(RawError::BadHeader(line_of(raw, expected)));
+        }
+        expected = header.offset_end as usize;
         let (field, start, end) = (
             header.offset_field as usize,
             header.offset_start as usize,
@@ -234,8 +243,19 @@ pub fn inspect(raw: &[u8], max_header: usize) -> Result<RawInfo, RawError> {
     Ok(RawInfo {
         from,
         from_header,
-        subject: message.subject().unwrap_or_default().to_string(),
-        message_id: message.message_id().map(str::to_string),
+        // Stored as text: a control character (an encoded NUL) is a space.
+        subject: message
+            .subject()
+            .unwrap_or_default()
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect(),
+        message_id: match (message.message_id(), find("Message-ID")) {
+            (Some(id), _) if !id.is_empty() => Some(id.to_string()),
+            // Present but unusable: Tern would add a second one.
+            (_, Some(_)) => return Err(RawError::BadMessageId),
+            (_, None) => None,
+        },
         has_date: find("Date").is_some(),
         dkim_domains,
         bcc_fields: fields
@@ -316,6 +336,14 @@ mod tests {
             inspect(b"From: a@b.com\r\nX-A: \xff\r\n\r\nb", 100).unwrap_err(),
             RawError::BadHeader(2)
         );
+        assert_eq!(
+            inspect(b"From: a@b.com\r\nno colon here\r\nX-A: 1\r\n\r\nb", 100).unwrap_err(),
+            RawError::BadHeader(2)
+        );
+        for empty in [&b"Message-ID:\r\n"[..], b"Message-ID: <>\r\n"] {
+            let raw = [b"From: a@b.com\r\n".as_slice(), empty, b"\r\nb"].concat();
+            assert_eq!(inspect(&raw, 100).unwrap_err(), RawError::BadMessageId);
+        }
     }
 
     #[test]

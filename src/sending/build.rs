@@ -147,12 +147,17 @@ async fn completed(
             Date::new(chrono::Utc::now().timestamp()).to_rfc822()
         ));
     }
+    let headers_added = !prefix.is_empty();
     let mut completed = prefix.into_bytes();
     // Bcc fields name recipients the others must not see: the envelope
     // carries them, the header goes (as Postfix's cleanup removes it).
     let source = raw::without(&source, &info.bcc_fields);
     completed.extend_from_slice(&raw::to_crlf(&source));
-    let already_signed = info.dkim_domains.iter().any(|d| d == &domain.name);
+    // Signed by the sender's domain already, and left as signed: then
+    // Tern adds no signature. Any header Tern adds or removes (Message-ID,
+    // Date, Bcc) may break that signature, so then Tern signs too.
+    let already_signed =
+        info.dkim_domains.iter().any(|d| d == &domain.name) && !headers_added && info.bcc_fields.is_empty();
     let raw = if already_signed {
         check_size(state.settings.limits.max_message_bytes, completed.len())?;
         completed

@@ -53,7 +53,8 @@ pub type Completed = (Option<IdempotencyKey>, Result<Request, Invalid>);
 /// then the key's send limits apply, and only then does `complete` do the
 /// expensive work (hashing, decoding, validating). A validation error is
 /// reported after authentication, so an unauthenticated caller learns
-/// nothing but 401.
+/// nothing about its message but 401 (the HTTP layer still answers 400 to
+/// JSON it cannot parse or a malformed `Idempotency-Key` header).
 pub async fn send(
     state: &AppState,
     token: &ApiKeyToken,

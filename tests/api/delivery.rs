@@ -166,7 +166,7 @@ async fn an_outcome_the_database_misses_once_is_stored_later_and_sent_once() {
     // The sink takes 2 s to answer the final dot; meanwhile the database
     // drops every connection and refuses new ones, so the first try to
     // store the 250 fails.
-    let sink = Sink::start(&["-W", ".:2"]);
+    let sink = Sink::start(&["-W", ".:4"]);
     let app = spawn_app_with(|s| {
         s.delivery.transports = vec![loopback_route("example.org", sink.port, false)];
         s.delivery.lease_secs = 30;
@@ -186,6 +186,18 @@ async fn an_outcome_the_database_misses_once_is_stored_later_and_sent_once() {
         .await
         .unwrap();
     let db = &app.db_name;
+    // Cut only once the worker is in the transaction: it holds the lease
+    // and has had time to hand over the message (the reply then takes 4 s).
+    for _ in 0..100 {
+        let leased: i64 = sqlx::query_scalar("SELECT count(*) FROM recipients WHERE lease_owner IS NOT NULL")
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+        if leased > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
     sqlx::query(sqlx::AssertSqlSafe(format!(
         r#"ALTER DATABASE "{db}" ALLOW_CONNECTIONS false"#
@@ -198,8 +210,8 @@ async fn an_outcome_the_database_misses_once_is_stored_later_and_sent_once() {
         .execute(&admin)
         .await
         .unwrap();
-    // The 250 arrives about now; storing it fails until connections return.
-    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    // The 250 arrives in about 3 s; storing it fails until connections return.
+    tokio::time::sleep(std::time::Duration::from_millis(4500)).await;
     sqlx::query(sqlx::AssertSqlSafe(format!(
         r#"ALTER DATABASE "{db}" ALLOW_CONNECTIONS true"#
     )))

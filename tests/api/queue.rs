@@ -135,7 +135,7 @@ async fn a_message_whose_attempts_never_finish_ends_failed() {
         poison["last_reply"]
             .as_str()
             .unwrap()
-            .contains("without an outcome"),
+            .contains("never recorded an outcome"),
         "{poison}"
     );
     tokio::time::sleep(Duration::from_millis(200)).await;

@@ -99,6 +99,7 @@ fn custom_headers(
         )
         .field("headers"));
     }
+    let mut seen = std::collections::HashSet::new();
     headers
         .iter()
         .map(|(name, value)| {
@@ -113,6 +114,13 @@ fn custom_headers(
                 );
             }
             let lower = name.to_ascii_lowercase();
+            if !seen.insert(lower.clone()) {
+                return Err(Invalid::new(
+                    "invalid_header",
+                    format!("`{name}` is given twice (header names are case-insensitive)"),
+                )
+                .field(field));
+            }
             if RESERVED_HEADERS.contains(&lower.as_str()) || lower.starts_with("x-tern-") {
                 return Err(Invalid::new(
                     "forbidden_header",
@@ -148,7 +156,11 @@ pub fn tag_and_metadata(
         .field("metadata"));
     }
     for (key, value) in metadata {
-        if key.is_empty() || key.len() > 100 || value.len() > limits.max_header_bytes {
+        if key.is_empty()
+            || key.len() > 100
+            || value.len() > limits.max_header_bytes
+            || key.chars().chain(value.chars()).any(|c| c == '\0')
+        {
             return Err(Invalid::new(
                 "invalid_metadata",
                 "metadata keys must be 1 to 100 bytes and values at most limits.max_header_bytes",
@@ -242,6 +254,8 @@ fn attachments(input: &[AttachmentInput], limits: &Limits) -> Result<Vec<Attachm
 /// lookup before authentication stays small.
 pub fn compose_envelope(limits: &Limits, req: &SendMessage) -> Result<Envelope, Invalid> {
     let from = mailbox(&req.from, "from")?;
+    let listed = req.to.items().len() + req.cc.items().len() + req.bcc.items().len();
+    check_listed(limits, listed, "to")?;
     let mut set = RecipientSet::default();
     for (list, field) in [(&req.to, "to"), (&req.cc, "cc"), (&req.bcc, "bcc")] {
         for mailbox in mailboxes(list, field)? {
@@ -259,6 +273,7 @@ pub fn compose_envelope(limits: &Limits, req: &SendMessage) -> Result<Envelope, 
 /// read after authentication.
 pub fn raw_envelope(limits: &Limits, req: &SendRawMessage) -> Result<Envelope, Invalid> {
     let items = req.rcpt_to.items();
+    check_listed(limits, items.len(), "rcpt_to")?;
     let indexed = matches!(req.rcpt_to, RcptList::Many(_));
     let mut set = RecipientSet::default();
     for (i, address) in items.into_iter().enumerate() {
@@ -274,6 +289,22 @@ pub fn raw_envelope(limits: &Limits, req: &SendRawMessage) -> Result<Envelope, I
         sender_domain: None,
         recipients: set.iter().map(|(a, _)| a.to_string()).collect(),
     })
+}
+
+/// Refuses a request listing far more addresses than a message may have
+/// recipients before they are parsed (duplicates allowed for, up to 4×).
+fn check_listed(limits: &Limits, listed: usize, field: &str) -> Result<(), Invalid> {
+    if listed > limits.max_recipients.saturating_mul(4) {
+        return Err(Invalid::too_large(
+            "too_many_recipients",
+            format!(
+                "{listed} addresses listed; a message has at most {} recipients (limits.max_recipients)",
+                limits.max_recipients
+            ),
+        )
+        .field(field));
+    }
+    Ok(())
 }
 
 /// Checks every field of a JSON send.
@@ -412,5 +443,10 @@ mod tests {
                 "{k}: {v:?} accepted"
             );
         }
+        let twice = BTreeMap::from([
+            ("References".to_string(), "<a@x.test>".to_string()),
+            ("references".to_string(), "<b@y.test>".to_string()),
+        ]);
+        assert!(custom_headers(&twice, &limits).is_err(), "a field given twice");
     }
 }
