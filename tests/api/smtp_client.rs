@@ -53,11 +53,7 @@ async fn refused_recipients_and_data_get_their_own_replies() {
     let hard = Sink::start(&["-f", "rcpt"]);
     let mut client = connect(&hard).await;
     let rcpts = recipients();
-    let envelope = Envelope {
-        mail_from: "a@shop.test",
-        recipients: &rcpts,
-        message: MESSAGE,
-    };
+    let envelope = from_shop(&rcpts, MESSAGE);
     let result = client.send(&envelope).await.unwrap();
     assert!(
         result
@@ -83,11 +79,7 @@ async fn works_without_pipelining() {
     let sink = Sink::start(&["-p"]);
     let mut client = connect(&sink).await;
     let rcpts = recipients();
-    let envelope = Envelope {
-        mail_from: "a@shop.test",
-        recipients: &rcpts,
-        message: MESSAGE,
-    };
+    let envelope = from_shop(&rcpts, MESSAGE);
     let result = client.send(&envelope).await.unwrap();
     assert!(result.recipients.iter().all(|r| r.code == 250), "{result:?}");
     client.quit().await;
@@ -99,11 +91,7 @@ async fn a_connection_lost_after_the_final_dot_is_a_delivery_of_unknown_outcome(
     let sink = Sink::start(&["-q", "."]);
     let mut client = connect(&sink).await;
     let rcpts = recipients();
-    let envelope = Envelope {
-        mail_from: "a@shop.test",
-        recipients: &rcpts,
-        message: MESSAGE,
-    };
+    let envelope = from_shop(&rcpts, MESSAGE);
     let result = client.send(&envelope).await.unwrap();
     for reply in &result.recipients {
         assert_eq!((reply.code, reply.local), (451, true), "{reply:?}");
@@ -118,11 +106,7 @@ async fn replies_read_before_a_421_stand() {
     let sink = Sink::start(&["-Q", "rcpt"]);
     let mut client = connect(&sink).await;
     let rcpts = recipients();
-    let envelope = Envelope {
-        mail_from: "a@shop.test",
-        recipients: &rcpts,
-        message: MESSAGE,
-    };
+    let envelope = from_shop(&rcpts, MESSAGE);
     let result = client.send(&envelope).await.unwrap();
     let codes: Vec<(u16, bool)> = result.recipients.iter().map(|r| (r.code, r.local)).collect();
     assert_eq!(codes, [(421, false), (451, true)], "{result:?}");
@@ -138,11 +122,7 @@ async fn eight_bit_and_utf8_messages_need_the_servers_extensions() {
     // smtp-sink announces 8BITMIME but not SMTPUTF8.
     let sink = Sink::start(&[]);
     let mut client = connect(&sink).await;
-    let envelope = Envelope {
-        mail_from: "a@shop.test",
-        recipients: &rcpts,
-        message: eight_bit_body,
-    };
+    let envelope = from_shop(&rcpts, eight_bit_body);
     let result = client.send(&envelope).await.unwrap();
     assert!(result.recipients.iter().all(|r| r.code == 250), "{result:?}");
     let envelope = Envelope {
@@ -164,11 +144,7 @@ async fn eight_bit_and_utf8_messages_need_the_servers_extensions() {
     // smtp-sink -8: no 8BITMIME either.
     let seven_bit = Sink::start(&["-8"]);
     let mut client = connect(&seven_bit).await;
-    let envelope = Envelope {
-        mail_from: "a@shop.test",
-        recipients: &rcpts,
-        message: eight_bit_body,
-    };
+    let envelope = from_shop(&rcpts, eight_bit_body);
     let result = client.send(&envelope).await.unwrap();
     assert!(
         result.recipients.iter().all(|r| (r.code, r.local) == (554, true)),
@@ -176,6 +152,15 @@ async fn eight_bit_and_utf8_messages_need_the_servers_extensions() {
     );
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(seven_bit.dumps().is_empty());
+}
+
+/// A transaction from a@shop.test.
+fn from_shop<'a>(recipients: &'a [String], message: &'a [u8]) -> Envelope<'a> {
+    Envelope {
+        mail_from: "a@shop.test",
+        recipients,
+        message,
+    }
 }
 
 /// A greeted session with EHLO done.

@@ -14,7 +14,9 @@ use self::request::{SendMessage, SendRawMessage};
 use super::error::{ApiError, ErrorBody};
 use super::extract::ApiJson;
 use crate::auth::ApiKeyToken;
-use crate::sending::{self, Accepted, IdempotencyKey, SendError};
+use crate::config::Limits;
+use crate::domain::Invalid;
+use crate::sending::{self, Accepted, Envelope, IdempotencyKey, Request, SendError};
 use crate::state::AppState;
 
 /// Header name, as Stripe and the IETF draft spell it.
@@ -64,6 +66,35 @@ fn respond(accepted: Accepted) -> Response {
     response
 }
 
+/// How one send endpoint reads its body.
+struct Kind<T> {
+    /// Names the operation in the idempotency fingerprint.
+    operation: &'static str,
+    /// The addresses, read before authentication.
+    envelope: fn(&Limits, &T) -> Result<Envelope, Invalid>,
+    /// Everything else, after authentication.
+    validate: fn(&Limits, T) -> Result<Request, Invalid>,
+}
+
+/// The common path of both send endpoints: the envelope now, the rest in
+/// the closure `sending::send` runs once the key is authenticated.
+async fn submit<T: Serialize>(
+    state: &AppState,
+    token: &ApiKeyToken,
+    headers: &HeaderMap,
+    body: T,
+    kind: Kind<T>,
+) -> Result<Response, ApiError> {
+    let key = idempotency_header(headers)?;
+    let limits = &state.settings.limits;
+    let envelope = (kind.envelope)(limits, &body);
+    let complete = move || {
+        let key = idempotency_key(key, kind.operation, &body)?;
+        Ok((key, (kind.validate)(limits, body)))
+    };
+    Ok(respond(sending::send(state, token, envelope, complete).await?))
+}
+
 /// Builds, DKIM-signs and queues a message.
 ///
 /// Answers at once with the message id and each recipient's status. On a
@@ -86,14 +117,12 @@ pub async fn send_message(
     headers: HeaderMap,
     ApiJson(body): ApiJson<SendMessage>,
 ) -> Result<Response, ApiError> {
-    let key = idempotency_header(&headers)?;
-    let envelope = validate::compose_envelope(&state.settings.limits, &body);
-    let limits = &state.settings.limits;
-    let complete = move || {
-        let key = idempotency_key(key, "send_message", &body)?;
-        Ok((key, validate::compose(limits, body)))
+    let kind = Kind {
+        operation: "send_message",
+        envelope: validate::compose_envelope,
+        validate: validate::compose,
     };
-    Ok(respond(sending::send(&state, &token, envelope, complete).await?))
+    submit(&state, &token, &headers, body, kind).await
 }
 
 /// Queues a raw RFC 5322 message, DKIM-signing it unless the sender's
@@ -116,12 +145,10 @@ pub async fn send_raw_message(
     headers: HeaderMap,
     ApiJson(body): ApiJson<SendRawMessage>,
 ) -> Result<Response, ApiError> {
-    let key = idempotency_header(&headers)?;
-    let envelope = validate::raw_envelope(&state.settings.limits, &body);
-    let limits = &state.settings.limits;
-    let complete = move || {
-        let key = idempotency_key(key, "send_raw_message", &body)?;
-        Ok((key, validate::raw(limits, body)))
+    let kind = Kind {
+        operation: "send_raw_message",
+        envelope: validate::raw_envelope,
+        validate: validate::raw,
     };
-    Ok(respond(sending::send(&state, &token, envelope, complete).await?))
+    submit(&state, &token, &headers, body, kind).await
 }
