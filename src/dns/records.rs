@@ -87,14 +87,9 @@ pub fn for_domain(domain: &DomainDns<'_>, settings: &Settings) -> Vec<DnsRecord>
             false,
             domain.last_check.dmarc,
         ),
-        record(
-            RecordPurpose::Mx,
-            "MX",
-            domain.name.to_string(),
-            settings.public_hostname.clone(),
-            false,
-            domain.last_check.mx,
-        ),
+        // No MX: pointing the tenant's domain at Tern would take all its
+        // mail. That record belongs to inbound routes, when a tenant sets
+        // them up for the domain.
     ]
 }
 

@@ -109,32 +109,17 @@ async fn dmarc(resolver: &TokioResolver, domain: &str) -> Result<RecordStatus, L
     })
 }
 
-async fn mx(resolver: &TokioResolver, domain: &str, host: &str) -> Result<RecordStatus, LookupError> {
-    let records = resolver::lookup(resolver, domain, RecordType::MX).await?;
-    if records.is_empty() {
-        return Ok(RecordStatus::Missing);
-    }
-    let matches = records
-        .iter()
-        .any(|r| matches!(r, RData::MX(mx) if same_host(&mx.exchange.to_ascii(), host)));
-    Ok(if matches {
-        RecordStatus::Ok
-    } else {
-        RecordStatus::Mismatch
-    })
-}
-
 /// Looks every record up (concurrently). The domain is verified when SPF,
-/// DKIM and the return path pass; DMARC and MX are advisory.
+/// DKIM and the return path pass; DMARC is advisory. MX is not checked: no
+/// tenant is asked to publish one until inbound routes exist.
 pub async fn check(resolver: &TokioResolver, domain: &DomainDns<'_>, settings: &Settings) -> CheckResult {
     let dkim_name = format!("{}._domainkey.{}", domain.dkim_selector, domain.name);
     let (include, target) = (settings.spf_include(), settings.return_path_target());
-    let (spf, dkim, return_path, dmarc, mx) = tokio::join!(
+    let (spf, dkim, return_path, dmarc) = tokio::join!(
         spf(resolver, domain.name, &include),
         dkim(resolver, &dkim_name, domain.dkim_public_key),
         cname(resolver, domain.return_path_host, &target),
         dmarc(resolver, domain.name),
-        mx(resolver, domain.name, &settings.public_hostname),
     );
     let (spf, dkim, return_path) = (status(spf), status(dkim), status(return_path));
     CheckResult {
@@ -143,7 +128,7 @@ pub async fn check(resolver: &TokioResolver, domain: &DomainDns<'_>, settings: &
         dkim,
         return_path,
         dmarc: status(dmarc),
-        mx: status(mx),
+        mx: RecordStatus::Pending,
     }
 }
 
