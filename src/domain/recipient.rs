@@ -88,14 +88,6 @@ impl RecipientSet {
         self.list.iter()
     }
 
-    pub fn len(&self) -> usize {
-        self.list.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.list.is_empty()
-    }
-
     /// Refuses an empty or oversized set; `field` names it in the error.
     pub fn check(&self, max: usize, field: &str) -> Result<(), Invalid> {
         if self.list.is_empty() {

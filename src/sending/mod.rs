@@ -166,13 +166,19 @@ async fn store(
     idempotency: Option<&IdempotencyKey>,
 ) -> Result<Accepted, SendError> {
     let answer = SendResponse::for_message(&message);
-    let body = serde_json::to_value(&answer).map_err(|e| SendError::Internal(e.into()))?;
-    let record = idempotency.map(|key| IdempotencyRecord {
-        key: &key.key,
-        request_hash: &key.request_hash,
-        status: 202,
-        body: &body,
-    });
+    // The answer is kept as JSON only for a request with an idempotency key.
+    let body = match idempotency {
+        Some(_) => Some(serde_json::to_value(&answer).map_err(|e| SendError::Internal(e.into()))?),
+        None => None,
+    };
+    let record = idempotency
+        .zip(body.as_ref())
+        .map(|(key, body)| IdempotencyRecord {
+            key: &key.key,
+            request_hash: &key.request_hash,
+            status: 202,
+            body,
+        });
     match db::messages::insert(&state.db, &message, record.as_ref()).await {
         Ok(()) => {
             metrics::message_accepted(auth.mode.as_str());
