@@ -20,6 +20,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
+use base64::Engine;
 use clap::Parser;
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
@@ -96,6 +97,7 @@ impl Bench {
             .spawn()
             .context("starting smtp-sink (Debian package postfix)")?;
         let http = format!("127.0.0.1:{}", free_port()?);
+        let secrets_key = rand::random::<[u8; 32]>();
         let config = std::env::temp_dir().join(format!("{db_name}.toml"));
         std::fs::write(
             &config,
@@ -104,12 +106,14 @@ impl Bench {
                  [database]\nurl = \"{db_url}\"\nmax_connections = {pool}\n\
                  [http]\nlisten = \"{http}\"\n\
                  [log]\nfilter = \"warn\"\n\
+                 [secrets]\nkey = \"{secrets}\"\n\
                  [limits]\nmax_recipients = {max_recipients}\n\
                  sends_per_second_per_key = 0\nconcurrent_sends_per_key = 0\n\
                  [delivery]\nconcurrency = {sessions}\nper_domain_concurrency = {sessions}\n\
                  batch_size = {batch}\n\
                  [[delivery.transports]]\ndomain = \"bench.test\"\nhost = \"127.0.0.1\"\nport = {sink_port}\n",
                 pool = args.pool,
+                secrets = base64::engine::general_purpose::STANDARD.encode(secrets_key),
                 max_recipients = args.recipients.max(50),
                 sessions = args.sessions,
                 batch = (args.sessions * 4).max(50),
@@ -122,7 +126,7 @@ impl Bench {
             .then_some(())
             .context("tern migrate failed")?;
         let db = PgPoolOptions::new().max_connections(4).connect(&db_url).await?;
-        let demo = tern::bootstrap::demo(&db).await?;
+        let demo = tern::bootstrap::demo(&db, &tern::sealing::SealingKey::from_bytes(&secrets_key)?).await?;
         sqlx::query("UPDATE servers SET mode = 'live'")
             .execute(&db)
             .await?;
@@ -406,10 +410,11 @@ impl Bench {
             .await?;
         if depth > queued {
             sqlx::query(
-                "INSERT INTO recipients (id, message_id, address, domain, kind, status, next_attempt_at)
-                 SELECT gen_random_uuid(), $1, 'q' || g || '@bench.test', 'bench.test', 'to', 'queued',
-                        now() - g * interval '1 ms'
-                 FROM generate_series(1, $2) g",
+                "INSERT INTO recipients (id, message_id, server_id, address, domain, kind, status,
+                                         next_attempt_at)
+                 SELECT gen_random_uuid(), m.id, m.server_id, 'q' || g || '@bench.test', 'bench.test', 'to',
+                        'queued', now() - g * interval '1 ms'
+                 FROM messages m, generate_series(1, $2) g WHERE m.id = $1",
             )
             .bind(message)
             .bind(depth - queued)

@@ -15,6 +15,7 @@ use crate::domain::DkimAlgorithm;
 use crate::domain::EmailAddress;
 use crate::domain::ServerMode;
 use crate::mail::keys;
+use crate::sealing::SealingKey;
 
 fn random_password() -> String {
     URL_SAFE_NO_PAD.encode(rand::random::<[u8; 15]>())
@@ -59,7 +60,7 @@ const DEMO_DOMAIN: &str = "example.com";
 /// Creates what is missing of the demo tenant. Passwords and API keys are
 /// stored only as hashes, so each run sets a new demo password and replaces
 /// the demo API key, and prints both.
-pub async fn demo(pool: &PgPool) -> anyhow::Result<Demo> {
+pub async fn demo(pool: &PgPool, sealing: &SealingKey) -> anyhow::Result<Demo> {
     let password = random_password();
     let user = match db::users::find_by_email(pool, DEMO_EMAIL).await? {
         Some(user) => {
@@ -90,15 +91,18 @@ pub async fn demo(pool: &PgPool) -> anyhow::Result<Demo> {
         .any(|d| d.name == DEMO_DOMAIN)
     {
         let key = tokio::task::spawn_blocking(|| keys::generate(DkimAlgorithm::Rsa)).await??;
+        let id = Uuid::now_v7();
+        let sealed = sealing.seal(&key.private_pkcs8, id.as_bytes());
         db::domains::create(
             pool,
             user.id,
             NewDomain {
+                id,
                 server_id: server.id,
                 name: DEMO_DOMAIN,
                 algorithm: DkimAlgorithm::Rsa,
                 selector: "tern-demo",
-                private_key: &key.private_pkcs8,
+                sealed_private_key: &sealed,
                 public_key: &key.public_b64,
                 return_path_host: &format!("rp.{DEMO_DOMAIN}"),
             },

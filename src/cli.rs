@@ -142,7 +142,8 @@ pub async fn run() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Demo => {
-            let demo = bootstrap::demo(&pool).await?;
+            let state = AppState::new(pool, settings.clone()).await?;
+            let demo = bootstrap::demo(&state.db, &state.sealing).await?;
             print!("{}", demo.instructions(&settings));
             Ok(())
         }

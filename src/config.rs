@@ -2,7 +2,7 @@
 //! environment variables (`__` separates nesting: `TERN_DATABASE__URL`).
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
@@ -24,6 +24,35 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub log: LogSettings,
     pub delivery: DeliverySettings,
+    #[serde(default)]
+    pub secrets: SecretsSettings,
+}
+
+/// The key that seals secrets stored in the database (DKIM private keys).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretsSettings {
+    /// Base64 of 32 random bytes (`openssl rand -base64 32`). Every API
+    /// process needs the same one.
+    #[serde(default)]
+    pub key: Option<Redacted<String>>,
+    /// Where the key is kept when `key` is not set: read if it exists,
+    /// else created with a new random key (mode 0600) on first start.
+    #[serde(default = "default_key_file")]
+    pub key_file: PathBuf,
+}
+
+fn default_key_file() -> PathBuf {
+    "tern-secrets.key".into()
+}
+
+impl Default for SecretsSettings {
+    fn default() -> Self {
+        SecretsSettings {
+            key: None,
+            key_file: default_key_file(),
+        }
+    }
 }
 
 /// PostgreSQL connection.
@@ -94,6 +123,13 @@ pub struct DeliverySettings {
     pub port: u16,
     /// Send everything through this `host[:port]` instead of MX hosts.
     pub smart_host: Option<String>,
+    /// STARTTLS policy towards the smart host.
+    #[serde(default)]
+    pub smart_host_tls: TlsPolicy,
+    /// PEM file of the CA certificates that may sign the smart host's
+    /// certificate under `verify` (default: the Mozilla roots of webpki-roots).
+    #[serde(default)]
+    pub smart_host_ca_file: Option<PathBuf>,
     /// Per-domain routes, checked before the smart host and MX.
     pub transports: Vec<TransportRule>,
     /// Waits before each retry of a temporary failure, in seconds; when they
@@ -107,6 +143,9 @@ pub struct DeliverySettings {
     pub poll_interval_ms: u64,
     /// TCP connect timeout per address, in seconds.
     pub connect_timeout_secs: u64,
+    /// Timeout of a TLS handshake after STARTTLS, in seconds.
+    #[serde(default = "default_tls_timeout_secs")]
+    pub tls_timeout_secs: u64,
     /// SMTP transactions a worker runs at once.
     pub concurrency: usize,
     /// Of those, at most this many to one recipient domain.
@@ -136,6 +175,35 @@ pub enum IpStrategy {
     Ipv6Only,
 }
 
+fn default_tls_timeout_secs() -> u64 {
+    30
+}
+
+/// How a route uses STARTTLS (RFC 3207), after Postfix's security levels.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TlsPolicy {
+    /// Never STARTTLS (Postfix `none`).
+    None,
+    /// STARTTLS when offered, certificate not checked; a refused STARTTLS
+    /// or a failed handshake falls back to clear text (RFC 7435, Postfix
+    /// `may`). What MX hosts found through DNS get.
+    #[default]
+    Opportunistic,
+    /// Never in clear text, certificate not checked (Postfix `encrypt`).
+    Required,
+    /// Never in clear text, and the certificate chain must lead to a
+    /// trusted root and name the host (Postfix `verify`).
+    Verify,
+}
+
+impl TlsPolicy {
+    /// Whether the route must not send in clear text.
+    pub fn is_mandatory(self) -> bool {
+        matches!(self, TlsPolicy::Required | TlsPolicy::Verify)
+    }
+}
+
 /// A route for one recipient domain, as in Postfix's transport maps.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -144,9 +212,27 @@ pub struct TransportRule {
     pub host: String,
     /// Default: `delivery.port`.
     pub port: Option<u16>,
-    /// Never send to this route without STARTTLS.
+    /// STARTTLS policy; default `opportunistic`.
+    #[serde(default)]
+    pub tls: TlsPolicy,
+    /// PEM file of the CA certificates that may sign this host's
+    /// certificate under `verify` (default: the Mozilla roots).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Older spelling of `tls = "verify"`.
     #[serde(default)]
     pub require_tls: bool,
+}
+
+impl TransportRule {
+    /// The policy in force: `require_tls` raises it to `verify`.
+    pub fn tls_policy(&self) -> TlsPolicy {
+        if self.require_tls {
+            TlsPolicy::Verify
+        } else {
+            self.tls
+        }
+    }
 }
 
 /// Sessions for the management API.
@@ -220,6 +306,8 @@ impl Default for Settings {
             delivery: DeliverySettings {
                 port: 25,
                 smart_host: None,
+                smart_host_tls: TlsPolicy::Opportunistic,
+                smart_host_ca_file: None,
                 transports: Vec::new(),
                 // 18 retries over about two days.
                 retry_schedule_secs: vec![
@@ -230,11 +318,13 @@ impl Default for Settings {
                 batch_size: 50,
                 poll_interval_ms: 5000,
                 connect_timeout_secs: 30,
+                tls_timeout_secs: default_tls_timeout_secs(),
                 concurrency: 20,
                 per_domain_concurrency: 5,
                 allow_private_destinations: false,
                 ip_strategy: IpStrategy::Ipv4ThenIpv6,
             },
+            secrets: SecretsSettings::default(),
         }
     }
 }
@@ -339,6 +429,9 @@ impl Settings {
             .any(|t| t.host.is_empty() || t.domain.is_empty())
         {
             return invalid("delivery.transports", "every rule needs a domain and a host");
+        }
+        if self.delivery.tls_timeout_secs == 0 {
+            return invalid("delivery.tls_timeout_secs", "must be at least 1");
         }
         if self.auth.session_ttl_secs < 60 {
             return invalid("auth.session_ttl_secs", "must be at least 60");

@@ -19,6 +19,7 @@ pub mod dns;
 pub mod domain;
 pub mod mail;
 pub mod observability;
+pub mod sealing;
 pub mod sending;
 pub mod startup;
 pub mod state;

@@ -14,6 +14,7 @@ use crate::auth::session::SessionKeys;
 use crate::auth::throttle::LoginThrottle;
 use crate::config::Settings;
 use crate::mail::dkim::SignerCache;
+use crate::sealing::SealingKey;
 use crate::{db, dns, observability};
 
 /// Shared, read-only state; cheap to clone.
@@ -27,6 +28,8 @@ pub struct AppInner {
     pub sessions: SessionKeys,
     pub resolver: TokioResolver,
     pub signers: SignerCache,
+    /// Seals and opens DKIM private keys.
+    pub sealing: SealingKey,
     pub login_throttle: LoginThrottle,
     pub send_limits: SendLimits,
 }
@@ -50,14 +53,46 @@ impl AppState {
         let sessions = SessionKeys::new(&secret, settings.auth.session_ttl_secs);
         observability::metrics::handle();
         let resolver = dns::resolver::build(&settings.dns).context("building the DNS resolver")?;
+        let sealing = SealingKey::load(&settings.secrets)?;
+        seal_stored_keys(&db, &sealing).await?;
         Ok(AppState(Arc::new(AppInner {
             db,
             sessions,
             resolver,
             signers: SignerCache::default(),
+            sealing,
             login_throttle: LoginThrottle::default(),
             send_limits: SendLimits::new(&settings.limits),
             settings,
         })))
     }
+}
+
+/// Seals DKIM keys stored in clear (rows from before sealing); refuses to
+/// start when a key is sealed under another secrets key, since this process
+/// could sign nothing for that domain.
+async fn seal_stored_keys(db: &PgPool, sealing: &SealingKey) -> anyhow::Result<()> {
+    let rows = db::domains::keys_not_sealed_with(db, &sealing.header())
+        .await
+        .context("reading stored DKIM keys")?;
+    let mut sealed = 0;
+    for (id, stored) in rows {
+        if let Err(err) = sealing.open(&stored, id.as_bytes())
+            && err != crate::sealing::OpenError::NotSealed
+        {
+            anyhow::bail!(
+                "the DKIM key of domain {id} cannot be opened with this secrets key (id {}): {err}",
+                sealing.id()
+            );
+        }
+        let fresh = sealing.seal(&stored, id.as_bytes());
+        db::domains::replace_key(db, id, &stored, &fresh)
+            .await
+            .context("sealing a stored DKIM key")?;
+        sealed += 1;
+    }
+    if sealed > 0 {
+        tracing::info!(sealed, key = %sealing.id(), "sealed DKIM keys stored in clear");
+    }
+    Ok(())
 }

@@ -137,15 +137,18 @@ pub async fn create_domain(
         .await
         .map_err(|e| ApiError::Internal(e.into()))??;
     let return_path_host = format!("{}.{}", state.settings.dns.return_path_prefix, name);
+    let id = Uuid::now_v7();
+    let sealed = state.sealing.seal(&key.private_pkcs8, id.as_bytes());
     let domain = db::domains::create(
         &state.db,
         session.user_id,
         NewDomain {
+            id,
             server_id: server,
             name: name.as_str(),
             algorithm,
             selector: &selector,
-            private_key: &key.private_pkcs8,
+            sealed_private_key: &sealed,
             public_key: &key.public_b64,
             return_path_host: &return_path_host,
         },

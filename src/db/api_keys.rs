@@ -132,7 +132,8 @@ pub struct SendLookup {
     pub domain_name: Option<String>,
     pub dkim_algorithm: Option<DkimAlgorithm>,
     pub dkim_selector: Option<String>,
-    pub dkim_private_key: Option<Redacted<Vec<u8>>>,
+    /// Sealed (`crate::sealing`).
+    pub sealed_dkim_key: Option<Redacted<Vec<u8>>>,
     pub domain_verified: Option<bool>,
     /// Which of the given recipients are on the suppression list now.
     pub suppressed: Vec<String>,
@@ -146,7 +147,7 @@ impl SendLookup {
             name: self.domain_name.take()?,
             dkim_algorithm: self.dkim_algorithm?,
             dkim_selector: self.dkim_selector.take()?,
-            dkim_private_key: self.dkim_private_key.take()?,
+            sealed_dkim_key: self.sealed_dkim_key.take()?,
             verified: self.domain_verified?,
         })
     }
@@ -197,7 +198,7 @@ pub async fn authenticate_for_sending(
         domain_name: r.domain_name,
         dkim_algorithm: r.dkim_algorithm,
         dkim_selector: r.dkim_selector,
-        dkim_private_key: r.dkim_private_key.map(Redacted::new),
+        sealed_dkim_key: r.dkim_private_key.map(Redacted::new),
         suppressed: r.suppressed,
     }))
 }

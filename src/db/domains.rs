@@ -50,11 +50,14 @@ impl DomainRow {
 
 /// A new domain's generated values.
 pub struct NewDomain<'a> {
+    /// Chosen by the caller: the private key is sealed to it.
+    pub id: Uuid,
     pub server_id: Uuid,
     pub name: &'a str,
     pub algorithm: DkimAlgorithm,
     pub selector: &'a str,
-    pub private_key: &'a [u8],
+    /// Sealed (`crate::sealing`) to `id`.
+    pub sealed_private_key: &'a [u8],
     pub public_key: &'a str,
     pub return_path_host: &'a str,
 }
@@ -83,7 +86,7 @@ macro_rules! select_visible {
 
 #[tracing::instrument(level = "debug", skip(pool, new), fields(server.id = %new.server_id, domain = new.name))]
 pub async fn create(pool: &PgPool, user: Uuid, new: NewDomain<'_>) -> sqlx::Result<DomainRow> {
-    let id = Uuid::now_v7();
+    let id = new.id;
     sqlx::query!(
         "INSERT INTO domains (id, server_id, name, dkim_algorithm, dkim_selector,
             dkim_private_key, dkim_public_key, return_path_host)
@@ -93,7 +96,7 @@ pub async fn create(pool: &PgPool, user: Uuid, new: NewDomain<'_>) -> sqlx::Resu
         new.name,
         new.algorithm as DkimAlgorithm,
         new.selector,
-        new.private_key,
+        new.sealed_private_key,
         new.public_key,
         new.return_path_host
     )
@@ -164,7 +167,37 @@ pub async fn for_signing(pool: &PgPool, server: Uuid, name: &str) -> sqlx::Resul
         name: r.name,
         dkim_algorithm: r.dkim_algorithm,
         dkim_selector: r.dkim_selector,
-        dkim_private_key: Redacted::new(r.dkim_private_key),
+        sealed_dkim_key: Redacted::new(r.dkim_private_key),
         verified: r.verified,
     }))
+}
+
+/// Domains whose stored private key is not sealed under the key with this
+/// header (`TSK1` and the key id): rows from before sealing, or sealed
+/// under another key.
+#[tracing::instrument(level = "debug", skip_all)]
+pub async fn keys_not_sealed_with(pool: &PgPool, header: &[u8]) -> sqlx::Result<Vec<(Uuid, Vec<u8>)>> {
+    let rows = sqlx::query!(
+        "SELECT id, dkim_private_key FROM domains
+         WHERE substring(dkim_private_key FROM 1 FOR $2) <> $1",
+        header,
+        header.len() as i32
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.id, r.dkim_private_key)).collect())
+}
+
+/// Replaces a domain's stored key, if it is still `old`.
+#[tracing::instrument(level = "debug", skip(pool, old, new))]
+pub async fn replace_key(pool: &PgPool, id: Uuid, old: &[u8], new: &[u8]) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE domains SET dkim_private_key = $3 WHERE id = $1 AND dkim_private_key = $2",
+        id,
+        old,
+        new
+    )
+    .execute(pool)
+    .await
+    .map(|_| ())
 }

@@ -119,8 +119,8 @@ pub async fn insert(
          ), s AS (
             INSERT INTO message_sources (message_id, raw) SELECT id, $11 FROM m
          ), r AS (
-            INSERT INTO recipients (id, message_id, address, domain, kind, status, next_attempt_at)
-            SELECT u.id, m.id, u.address, u.domain, u.kind, u.status,
+            INSERT INTO recipients (id, message_id, server_id, address, domain, kind, status, next_attempt_at)
+            SELECT u.id, m.id, $2, u.address, u.domain, u.kind, u.status,
                    CASE WHEN u.status = 'queued' THEN now() END
             FROM m, UNNEST($12::uuid[], $13::text[], $14::text[], $15::text[], $16::text[])
                  AS u(id, address, domain, kind, status)

@@ -25,7 +25,14 @@ pub struct Claimed {
 
 /// Claims up to `batch` due recipients for `worker` for `lease`. Due:
 /// `queued` or `deferred` with `next_attempt_at` passed, and no live lease.
-/// Oldest first; rows locked by another claimer are skipped, not waited for.
+///
+/// Fair between servers, as Postfix's queue manager is between
+/// destinations: each server with due mail gets an equal share of the
+/// batch, taken in turns (every server's oldest, then every server's
+/// second oldest, …), so one tenant's backlog never stands in front of
+/// another tenant's mail. Oldest first within a server; rows locked by
+/// another claimer are skipped, not waited for.
+///
 /// The claim counts the attempt (`attempts` is returned counting this
 /// one), so an attempt cut short by a crash still counts towards the end
 /// of the retry schedule; a recipient given back unattempted is uncounted.
@@ -33,20 +40,35 @@ pub struct Claimed {
 pub async fn claim(pool: &PgPool, worker: &str, batch: i64, lease: Duration) -> sqlx::Result<Vec<Claimed>> {
     sqlx::query_as!(
         Claimed,
-        "WITH due AS (
-            SELECT id FROM recipients
-            WHERE status IN ('queued', 'deferred') AND next_attempt_at <= now()
-              AND (lease_expires_at IS NULL OR lease_expires_at < now())
-            ORDER BY next_attempt_at
-            LIMIT $2
-            FOR UPDATE SKIP LOCKED
+        "WITH active AS (
+            SELECT s.id FROM servers s
+            WHERE EXISTS (SELECT 1 FROM recipients r
+                          WHERE r.server_id = s.id AND r.status IN ('queued', 'deferred')
+                            AND r.next_attempt_at <= now()
+                            AND (r.lease_expires_at IS NULL OR r.lease_expires_at < now()))
+         ), share AS (
+            SELECT greatest(1, ceil($2::bigint::float8 / greatest(count(*), 1)))::bigint AS n FROM active
+         ), picked AS (
+            SELECT c.id, c.next_attempt_at,
+                   row_number() OVER (PARTITION BY c.server_id ORDER BY c.next_attempt_at) AS turn
+            FROM active a, share CROSS JOIN LATERAL (
+                SELECT r.id, r.server_id, r.next_attempt_at FROM recipients r
+                WHERE r.server_id = a.id AND r.status IN ('queued', 'deferred')
+                  AND r.next_attempt_at <= now()
+                  AND (r.lease_expires_at IS NULL OR r.lease_expires_at < now())
+                ORDER BY r.next_attempt_at
+                LIMIT share.n
+                FOR UPDATE SKIP LOCKED
+            ) c
+         ), due AS (
+            SELECT id FROM picked ORDER BY turn, next_attempt_at LIMIT $2
          )
          UPDATE recipients r
          SET lease_owner = $1, lease_expires_at = now() + make_interval(secs => $3),
              attempts = r.attempts + 1
          FROM due, messages m
          WHERE r.id = due.id AND m.id = r.message_id
-         RETURNING r.id, r.message_id, m.server_id, r.address, r.domain, r.attempts,
+         RETURNING r.id, r.message_id, r.server_id, r.address, r.domain, r.attempts,
                    m.created_at AS accepted_at",
         worker,
         batch,
@@ -54,6 +76,34 @@ pub async fn claim(pool: &PgPool, worker: &str, batch: i64, lease: Duration) -> 
     )
     .fetch_all(pool)
     .await
+}
+
+/// Gives claimed recipients back unattempted, each to be due again at its
+/// own time: a destination with more mail in hand than it can take now
+/// pushes the rest back, spread over when it can take them, instead of
+/// leaving it at the head of the queue in front of every other
+/// destination (KumoMTA delays messages when a ready queue is full, the
+/// same way). Returns how many `worker` still held.
+#[tracing::instrument(level = "debug", skip(pool, ids, due), fields(recipients = ids.len()))]
+pub async fn push_back(
+    pool: &PgPool,
+    worker: &str,
+    ids: &[Uuid],
+    due: &[DateTime<Utc>],
+) -> sqlx::Result<u64> {
+    let done = sqlx::query!(
+        "UPDATE recipients r
+         SET lease_owner = NULL, lease_expires_at = NULL,
+             attempts = greatest(r.attempts - 1, 0), next_attempt_at = p.due
+         FROM unnest($1::uuid[], $3::timestamptz[]) AS p(id, due)
+         WHERE r.id = p.id AND r.lease_owner = $2",
+        ids,
+        worker,
+        due
+    )
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected())
 }
 
 /// Gives a claimed recipient back without an attempt (e.g. on shutdown);

@@ -151,7 +151,8 @@ impl Worker {
         let key = (
             destination.host.clone(),
             destination.port,
-            destination.require_tls,
+            destination.tls,
+            destination.ca_file.clone(),
         );
         let mut session = loop {
             match self.sessions.take(&key) {

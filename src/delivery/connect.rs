@@ -1,30 +1,37 @@
 //! Opening an SMTP session to a destination: each of its addresses in
-//! turn until one greets, EHLO, and STARTTLS whenever offered. TLS is
-//! opportunistic (RFC 7435): when the handshake fails the session is opened
-//! again in clear, as Postfix does at its `may` level, unless the route
-//! requires TLS.
+//! turn until one greets, EHLO, and STARTTLS as the route's policy says.
+//! Opportunistic TLS (RFC 7435): when the server refuses STARTTLS (454) or
+//! the handshake fails or times out, the session is opened again in clear,
+//! as Postfix does at its `may` level. Routes whose TLS is mandatory never
+//! fall back; `verify` routes also check the certificate.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use hickory_resolver::TokioResolver;
 use tokio::net::TcpStream;
-use tokio_rustls::TlsConnector;
 
 use super::connection::{self, Connection};
 use super::routing::{self, Destination};
 use super::sessions::Session;
-use super::smtp_client::{SmtpClient, Timeouts};
-use super::tls;
+use super::smtp_client::{SmtpClient, SmtpClientError, Timeouts};
+use super::tls::{self, Connectors};
 
-use crate::config::IpStrategy;
+use crate::config::{DeliverySettings, IpStrategy, TlsPolicy};
 use crate::domain::is_private_address;
 use crate::observability::logs::chain;
 
-/// A failed TLS handshake after the server's 220 to STARTTLS.
+/// STARTTLS did not give an encrypted session: the server refused it
+/// (e.g. 454), or the handshake after its 220 failed or timed out.
 #[derive(Debug, thiserror::Error)]
-#[error("TLS handshake failed: {0}")]
-struct HandshakeFailed(std::io::Error);
+enum TlsFailed {
+    #[error("STARTTLS refused: {0}")]
+    Refused(String),
+    #[error("TLS handshake failed: {0}")]
+    Handshake(std::io::Error),
+    #[error("TLS handshake timed out after {0:?}")]
+    TimedOut(Duration),
+}
 
 /// A destination found through DNS that leads only to addresses Tern does
 /// not deliver to (`delivery.allow_private_destinations` is off).
@@ -35,7 +42,7 @@ pub struct PrivateDestination(pub String);
 /// Opens sessions; one per worker.
 pub struct Connector {
     resolver: TokioResolver,
-    tls: TlsConnector,
+    tls: Connectors,
     /// `delivery.allow_private_destinations`.
     allow_private: bool,
     /// `delivery.ip_strategy`.
@@ -43,24 +50,30 @@ pub struct Connector {
     /// Our name in EHLO.
     hostname: String,
     connect_timeout: Duration,
+    tls_timeout: Duration,
 }
 
 impl Connector {
+    /// Fails when a CA file named by a route cannot be read.
     pub fn new(
         resolver: TokioResolver,
         hostname: String,
-        connect_timeout: Duration,
-        allow_private: bool,
-        ip_strategy: IpStrategy,
-    ) -> Connector {
-        Connector {
+        settings: &DeliverySettings,
+    ) -> anyhow::Result<Connector> {
+        let ca_files = settings
+            .transports
+            .iter()
+            .filter_map(|rule| rule.ca_file.as_deref())
+            .chain(settings.smart_host_ca_file.as_deref());
+        Ok(Connector {
             resolver,
-            tls: tls::connector(),
-            allow_private,
-            ip_strategy,
+            tls: Connectors::new(ca_files)?,
+            allow_private: settings.allow_private_destinations,
+            ip_strategy: settings.ip_strategy,
             hostname,
-            connect_timeout,
-        }
+            connect_timeout: Duration::from_secs(settings.connect_timeout_secs),
+            tls_timeout: Duration::from_secs(settings.tls_timeout_secs),
+        })
     }
 
     pub fn resolver(&self) -> &TokioResolver {
@@ -95,7 +108,7 @@ impl Connector {
         for ip in ips {
             let addr = SocketAddr::new(ip, destination.port);
             let opened = match self.open_at(destination, addr, true).await {
-                Err(err) if err.is::<HandshakeFailed>() && !destination.require_tls => {
+                Err(err) if err.is::<TlsFailed>() && !destination.tls.is_mandatory() => {
                     tracing::info!(host = %destination.host, %addr, error = %chain(err.as_ref()), "retrying in clear");
                     self.open_at(destination, addr, false).await
                 }
@@ -134,16 +147,28 @@ impl Connector {
             .map_err(|_| anyhow::anyhow!("connect timed out"))??;
         let mut client = SmtpClient::greet(stream, Timeouts::default()).await?;
         client.ehlo(&self.hostname).await?;
-        if starttls && client.offers_starttls() {
-            let stream = client.starttls().await?;
-            let stream = tls::upgrade(&self.tls, &destination.host, stream)
-                .await
-                .map_err(HandshakeFailed)?;
-            let mut client = SmtpClient::resume(connection::tls(stream), Timeouts::default());
+        let policy = destination.tls;
+        if starttls && policy != TlsPolicy::None && client.offers_starttls() {
+            let stream = match client.starttls().await {
+                Ok(stream) => stream,
+                Err(SmtpClientError::Refused(reply)) => {
+                    return Err(TlsFailed::Refused(reply.to_string()).into());
+                }
+                Err(err) => return Err(err.into()),
+            };
+            let connector = self.tls.for_policy(policy, destination.ca_file.as_deref());
+            let upgraded = tokio::time::timeout(
+                self.tls_timeout,
+                tls::upgrade(connector, &destination.host, stream),
+            )
+            .await
+            .map_err(|_| TlsFailed::TimedOut(self.tls_timeout))?
+            .map_err(TlsFailed::Handshake)?;
+            let mut client = SmtpClient::resume(connection::tls(upgraded), Timeouts::default());
             client.ehlo(&self.hostname).await?;
             return Ok(client);
         }
-        if destination.require_tls {
+        if policy.is_mandatory() {
             anyhow::bail!("the server does not offer STARTTLS, which this route requires");
         }
         Ok(client.map_stream(connection::plain))

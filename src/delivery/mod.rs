@@ -2,12 +2,14 @@
 //! queue and delivers them as jobs, which `runner` keeps going in the
 //! background, `routing` finds where their domain's mail goes, `connect` opens
 //! SMTP sessions (`smtp_client` over a `connection`, upgraded by `tls`),
-//! `sessions` keeps them open between messages, and `verp` makes the
-//! per-recipient return path.
+//! `sessions` keeps them open between messages, `pacing` keeps one slow
+//! domain from filling a worker's hands, and `verp` makes the per-recipient
+//! return path.
 
 pub mod attempt;
 pub mod connect;
 pub mod connection;
+pub mod pacing;
 pub mod routing;
 pub mod runner;
 pub mod sessions;

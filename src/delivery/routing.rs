@@ -4,20 +4,23 @@
 //! address) when it has none, and a permanent failure for a null MX (RFC 7505).
 
 use std::net::IpAddr;
+use std::path::PathBuf;
 
 use hickory_resolver::TokioResolver;
 use hickory_resolver::proto::rr::RData;
 use rand::seq::SliceRandom;
 
-use crate::config::{DeliverySettings, IpStrategy, TransportRule};
+use crate::config::{DeliverySettings, IpStrategy, TlsPolicy, TransportRule};
 
 /// A host to try, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Destination {
     pub host: String,
     pub port: u16,
-    /// Refuse to send in clear text to this destination.
-    pub require_tls: bool,
+    /// How STARTTLS is used with this destination.
+    pub tls: TlsPolicy,
+    /// CA certificates for `TlsPolicy::Verify` (default: the Mozilla roots).
+    pub ca_file: Option<PathBuf>,
     /// Named by the operator (a transport rule or the smart host), not found
     /// through a tenant's DNS: may be a private address.
     pub explicit: bool,
@@ -92,7 +95,8 @@ pub async fn route(
         return Ok(Route::Hosts(vec![Destination {
             host: rule.host.clone(),
             port: rule.port.unwrap_or(settings.port),
-            require_tls: rule.require_tls,
+            tls: rule.tls_policy(),
+            ca_file: rule.ca_file.clone(),
             explicit: true,
         }]));
     }
@@ -101,7 +105,8 @@ pub async fn route(
         return Ok(Route::Hosts(vec![Destination {
             host,
             port,
-            require_tls: false,
+            tls: settings.smart_host_tls,
+            ca_file: settings.smart_host_ca_file.clone(),
             explicit: true,
         }]));
     }
@@ -141,7 +146,8 @@ pub async fn route(
             .map(|host| Destination {
                 host,
                 port: settings.port,
-                require_tls: false,
+                tls: TlsPolicy::Opportunistic,
+                ca_file: None,
                 explicit: false,
             })
             .collect(),

@@ -65,9 +65,22 @@ impl Worker {
             if room && next_claim.is_some_and(|at| at <= Instant::now()) {
                 next_claim = match worker.claim().await {
                     Ok((claimed, count)) => {
-                        for job in claimed {
-                            let worker = worker.clone();
-                            jobs.spawn(async move { worker.run_job(job).await });
+                        // A domain's share of the worker is capped; what
+                        // is claimed beyond it goes back for later.
+                        let mut pushed = Vec::new();
+                        for mut job in claimed {
+                            match worker.pacing.admit(job.domain()) {
+                                Ok(in_hand) => {
+                                    job.in_hand = Some(in_hand);
+                                    let worker = worker.clone();
+                                    jobs.spawn(async move { worker.run_job(job).await });
+                                }
+                                Err(delay) => pushed.push((job, delay)),
+                            }
+                        }
+                        if let Err(err) = worker.push_back(pushed).await {
+                            // Their leases run out; another claim takes them.
+                            tracing::warn!(error = %chain(err.as_ref()), "pushing back recipients failed");
                         }
                         match count {
                             0 => None,
@@ -109,6 +122,7 @@ impl Worker {
                 tidy_due = Instant::now() + TIDY;
                 worker.sessions.sweep();
                 worker.prune_gates();
+                worker.pacing.prune();
             }
         }
         tracing::info!(

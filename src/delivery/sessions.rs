@@ -4,11 +4,14 @@
 //! RSET before it is used again; idle or old sessions are closed with QUIT.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use super::connection::{self, Connection};
 use super::smtp_client::SmtpClient;
+
+use crate::config::TlsPolicy;
 
 /// One established session, ready for MAIL FROM.
 pub struct Session {
@@ -40,10 +43,10 @@ impl Session {
     }
 }
 
-/// Where a session goes, and under which policy: host, port, and whether
-/// the route requires TLS (so that a clear session opened for one route is
-/// never handed to a route that must not send in clear).
-pub type Key = (String, u16, bool);
+/// Where a session goes, and under which policy: host, port, TLS policy
+/// and CA file (so that a clear or unverified session opened for one route
+/// is never handed to a route that must not send in clear or unverified).
+pub type Key = (String, u16, TlsPolicy, Option<PathBuf>);
 
 /// Idle sessions by destination.
 pub struct SessionCache {

@@ -17,6 +17,7 @@ use uuid::Uuid;
 
 use super::attempt::{Attempt, Delivered};
 use super::connect::Connector;
+use super::pacing::{InHand, Pacing};
 use super::sessions::SessionCache;
 use super::verp::Verp;
 use crate::config::Settings;
@@ -48,6 +49,8 @@ pub struct Worker {
     gates: Mutex<HashMap<String, Arc<Semaphore>>>,
     /// Jobs waiting for their domain's gate.
     waiting_for_domain: AtomicUsize,
+    /// Jobs in hand per domain, and when pushed-back ones are due again.
+    pub(super) pacing: Arc<Pacing>,
     /// Set on shutdown.
     stopping: tokio::sync::watch::Sender<bool>,
 }
@@ -77,6 +80,14 @@ pub(super) struct Job {
     deadline: tokio::time::Instant,
     /// When the lease runs out: storing the outcome is retried until then.
     lease_end: tokio::time::Instant,
+    /// Counts the job in its domain's share of the worker (`run` only).
+    pub(super) in_hand: Option<InHand>,
+}
+
+impl Job {
+    pub(super) fn domain(&self) -> &str {
+        &self.domain
+    }
 }
 
 impl Worker {
@@ -93,13 +104,7 @@ impl Worker {
             id,
             db,
             verp: Verp::new(&key),
-            connector: Connector::new(
-                resolver,
-                settings.public_hostname.clone(),
-                Duration::from_secs(settings.delivery.connect_timeout_secs),
-                settings.delivery.allow_private_destinations,
-                settings.delivery.ip_strategy,
-            ),
+            connector: Connector::new(resolver, settings.public_hostname.clone(), &settings.delivery)?,
             sessions: SessionCache::new(
                 SESSION_MAX_IDLE,
                 SESSION_MAX_AGE,
@@ -108,6 +113,7 @@ impl Worker {
             slots: Arc::new(Semaphore::new(settings.delivery.concurrency.max(1))),
             gates: Mutex::new(HashMap::new()),
             waiting_for_domain: AtomicUsize::new(0),
+            pacing: Pacing::new(settings.delivery.per_domain_concurrency),
             stopping: tokio::sync::watch::Sender::new(false),
             settings,
         })
@@ -169,6 +175,7 @@ impl Worker {
                 recipients,
                 deadline,
                 lease_end,
+                in_hand: None,
             })
             .collect();
         Ok((jobs, count))
@@ -208,7 +215,12 @@ impl Worker {
         let _permits = tokio::select! {
             permits = tokio::time::timeout_at(job.deadline, acquire) => match permits {
                 Ok(permits) => permits?,
-                Err(_) => return self.give_back(&job).await,
+                Err(_) => {
+                    // Its domain is busier than the lease allows for: due
+                    // again after the jobs it has in hand, not at the head.
+                    let delay = self.pacing.delay(&job.domain);
+                    return self.push_back(vec![(job, delay)]).await;
+                }
             },
             () = async {
                 // The guard `wait_for` returns must not live across an await.
@@ -249,6 +261,7 @@ impl Worker {
                 renew().await;
             }
         };
+        let started = tokio::time::Instant::now();
         let delivery = tokio::time::timeout(
             ATTEMPT_LIMIT,
             self.deliver(job.message, &job.domain, &job.recipients),
@@ -270,6 +283,7 @@ impl Worker {
             },
             never = heartbeat => never,
         };
+        self.pacing.observe(&job.domain, started.elapsed());
         let lease_end = *lease_end.lock().unwrap_or_else(|p| p.into_inner());
         let outcomes: Vec<(&Claimed, Outcome)> = job
             .recipients
@@ -283,6 +297,24 @@ impl Worker {
         if let Some((key, session)) = delivered.session {
             self.sessions.put(key, session);
         }
+        Ok(())
+    }
+
+    /// Gives jobs back unattempted, each due again after its delay.
+    pub(super) async fn push_back(&self, jobs: Vec<(Job, Duration)>) -> anyhow::Result<()> {
+        if jobs.is_empty() {
+            return Ok(());
+        }
+        let now = chrono::Utc::now();
+        let (ids, due): (Vec<Uuid>, Vec<chrono::DateTime<chrono::Utc>>) = jobs
+            .iter()
+            .flat_map(|(job, delay)| {
+                let at = now + chrono::TimeDelta::from_std(*delay).unwrap_or_default();
+                job.recipients.iter().map(move |r| (r.id, at))
+            })
+            .unzip();
+        queue::push_back(&self.db, &self.id, &ids, &due).await?;
+        crate::observability::metrics::pushed_back(ids.len());
         Ok(())
     }
 

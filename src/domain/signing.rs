@@ -23,7 +23,8 @@ pub struct SigningDomain {
     pub name: String,
     pub dkim_algorithm: DkimAlgorithm,
     pub dkim_selector: String,
-    /// PKCS#8 DER.
-    pub dkim_private_key: super::Redacted<Vec<u8>>,
+    /// The PKCS#8 DER private key, sealed (`crate::sealing`) to the
+    /// domain's id.
+    pub sealed_dkim_key: super::Redacted<Vec<u8>>,
     pub verified: bool,
 }

@@ -9,7 +9,7 @@ use mail_auth::dkim::{Canonicalization, DkimSigner, Done};
 use rustls_pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 use uuid::Uuid;
 
-use crate::domain::{DkimAlgorithm, SigningDomain};
+use crate::domain::{DkimAlgorithm, Redacted, SigningDomain};
 
 /// Headers Tern signs. The fields a reader sees are listed twice
 /// ("oversigned", RFC 6376 §8.15): the second, absent entry signs their
@@ -70,9 +70,15 @@ impl Default for SignerCache {
 
 impl SignerCache {
     /// Signs `message` for `domain`; returns the `DKIM-Signature` header
-    /// line(s) followed by the message.
-    pub fn sign(&self, domain: &SigningDomain, message: &[u8]) -> Result<Vec<u8>, DkimError> {
-        let signer = self.signer(domain)?;
+    /// line(s) followed by the message. `unseal` gives the domain's PKCS#8
+    /// key from its sealed form, on a cache miss only.
+    pub fn sign(
+        &self,
+        domain: &SigningDomain,
+        unseal: impl FnOnce(&SigningDomain) -> Result<Redacted<Vec<u8>>, String>,
+        message: &[u8],
+    ) -> Result<Vec<u8>, DkimError> {
+        let signer = self.signer(domain, unseal)?;
         let signature = signer.sign(message).map_err(|e| DkimError::Sign(e.to_string()))?;
         let header = signature.to_header();
         let mut out = Vec::with_capacity(header.len() + message.len());
@@ -81,27 +87,30 @@ impl SignerCache {
         Ok(out)
     }
 
-    fn signer(&self, domain: &SigningDomain) -> Result<Arc<Signer>, DkimError> {
+    fn signer(
+        &self,
+        domain: &SigningDomain,
+        unseal: impl FnOnce(&SigningDomain) -> Result<Redacted<Vec<u8>>, String>,
+    ) -> Result<Arc<Signer>, DkimError> {
         if let Some(found) = self.signers.get(&domain.id) {
             return Ok(found);
         }
-        let signer = Arc::new(load(domain)?);
+        let key = unseal(domain).map_err(|e| DkimError::BadKey(domain.name.clone(), e))?;
+        let signer = Arc::new(load(domain, key.expose())?);
         self.signers.insert(domain.id, signer.clone());
         Ok(signer)
     }
 }
 
-fn load(domain: &SigningDomain) -> Result<Signer, DkimError> {
+fn load(domain: &SigningDomain, pkcs8: &[u8]) -> Result<Signer, DkimError> {
     let bad = |e: mail_auth::Error| DkimError::BadKey(domain.name.clone(), e.to_string());
     let key: DkimKey = match domain.dkim_algorithm {
-        DkimAlgorithm::Rsa => RsaKey::<Sha256>::from_key_der(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
-            domain.dkim_private_key.expose().as_slice(),
-        )))
-        .map_err(bad)?
-        .into(),
-        DkimAlgorithm::Ed25519 => Ed25519Key::from_pkcs8_der(domain.dkim_private_key.expose())
-            .map_err(bad)?
-            .into(),
+        DkimAlgorithm::Rsa => {
+            RsaKey::<Sha256>::from_key_der(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(pkcs8)))
+                .map_err(bad)?
+                .into()
+        }
+        DkimAlgorithm::Ed25519 => Ed25519Key::from_pkcs8_der(pkcs8).map_err(bad)?.into(),
     };
     Ok(DkimSigner::from_key(key)
         .domain(domain.name.clone())

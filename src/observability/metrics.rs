@@ -26,6 +26,7 @@ pub const DELIVERY_LATENCY: &str = "tern_delivery_latency_seconds";
 pub const SMTP_SESSION: &str = "tern_smtp_session_duration_seconds";
 /// DNS lookups for delivery that failed temporarily, by record kind.
 pub const DNS_FAILURES: &str = "tern_dns_lookup_failures_total";
+pub const PUSHED_BACK: &str = "tern_recipients_pushed_back_total";
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -72,6 +73,10 @@ fn describe() {
         "SMTP client sessions, connect to QUIT"
     );
     metrics::describe_counter!(DNS_FAILURES, "Failed DNS lookups made for delivery");
+    metrics::describe_counter!(
+        PUSHED_BACK,
+        "Recipients given back unattempted for later, their domain having more in hand than it takes"
+    );
     metrics::describe_gauge!(QUEUE_DEPTH, "Recipients waiting for delivery, by status");
     metrics::describe_gauge!(
         QUEUE_OLDEST_AGE,
@@ -99,6 +104,10 @@ pub fn smtp_session(elapsed: Duration, ok: bool) {
 
 pub fn dns_failure(kind: &'static str) {
     counter!(DNS_FAILURES, "kind" => kind).increment(1);
+}
+
+pub fn pushed_back(count: usize) {
+    counter!(PUSHED_BACK).increment(count as u64);
 }
 
 /// The text exposition: this process's metrics and the queue's gauges.

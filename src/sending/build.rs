@@ -187,7 +187,16 @@ async fn sign(
         check_size(state.settings.limits.max_message_bytes, message.len())?;
         state
             .signers
-            .sign(&domain, &message)
+            .sign(
+                &domain,
+                |domain| {
+                    state
+                        .sealing
+                        .open(domain.sealed_dkim_key.expose(), domain.id.as_bytes())
+                        .map_err(|e| e.to_string())
+                },
+                &message,
+            )
             .map_err(|e| SendError::Internal(e.into()))
     })
     .await

@@ -14,9 +14,9 @@ async fn queued_mail_is_delivered_bounced_or_retried_by_the_worker() {
     let soft = Sink::start(&["-r", "rcpt"]);
     let app = spawn_app_with(|s| {
         s.delivery.transports = vec![
-            loopback_route("example.org", ok.port, false),
-            loopback_route("bounce.test", hard.port, false),
-            loopback_route("later.test", soft.port, false),
+            loopback_route("example.org", ok.port),
+            loopback_route("bounce.test", hard.port),
+            loopback_route("later.test", soft.port),
         ];
         s.delivery.retry_schedule_secs = vec![3600];
     })
@@ -109,7 +109,7 @@ async fn a_worker_runs_transactions_concurrently_within_its_limits() {
     // take six seconds.
     let slow = Sink::start(&["-w", "1"]);
     let app = spawn_app_with(|s| {
-        s.delivery.transports = vec![loopback_route("example.org", slow.port, false)];
+        s.delivery.transports = vec![loopback_route("example.org", slow.port)];
         s.delivery.per_domain_concurrency = 6;
     })
     .await;
@@ -141,7 +141,7 @@ async fn a_long_transaction_keeps_its_lease_and_is_not_cut_mid_data() {
     // (a cut after the final dot would mean a second copy on the retry).
     let slow = Sink::start(&["-w", "3"]);
     let app = spawn_app_with(|s| {
-        s.delivery.transports = vec![loopback_route("example.org", slow.port, false)];
+        s.delivery.transports = vec![loopback_route("example.org", slow.port)];
         s.delivery.lease_secs = 2;
     })
     .await;
@@ -168,7 +168,7 @@ async fn an_outcome_the_database_misses_once_is_stored_later_and_sent_once() {
     // store the 250 fails.
     let sink = Sink::start(&["-W", ".:4"]);
     let app = spawn_app_with(|s| {
-        s.delivery.transports = vec![loopback_route("example.org", sink.port, false)];
+        s.delivery.transports = vec![loopback_route("example.org", sink.port)];
         s.delivery.lease_secs = 30;
     })
     .await;

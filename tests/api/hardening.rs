@@ -120,7 +120,7 @@ fn secrets_never_show_in_debug_output() {
         name: "shop.test".into(),
         dkim_algorithm: DkimAlgorithm::Rsa,
         dkim_selector: "s1".into(),
-        dkim_private_key: Redacted::new(key_bytes.clone()),
+        sealed_dkim_key: Redacted::new(key_bytes.clone()),
         verified: true,
     };
     let lookup = SendLookup {
@@ -135,7 +135,7 @@ fn secrets_never_show_in_debug_output() {
         domain_name: None,
         dkim_algorithm: None,
         dkim_selector: None,
-        dkim_private_key: Some(Redacted::new(key_bytes.clone())),
+        sealed_dkim_key: Some(Redacted::new(key_bytes.clone())),
         domain_verified: None,
         suppressed: Vec::new(),
     };
@@ -158,7 +158,7 @@ fn secrets_never_show_in_debug_output() {
 async fn special_use_recipient_domains_are_refused_unless_routed() {
     let app = spawn_app_with(|s| {
         s.delivery.allow_private_destinations = false;
-        s.delivery.transports = vec![loopback_route("routed.test", 2525, false)];
+        s.delivery.transports = vec![loopback_route("routed.test", 2525)];
     })
     .await;
     let t = app

@@ -55,6 +55,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
     // Tests send in bursts; tests/api/hardening.rs checks the limits.
     settings.limits.sends_per_second_per_key = 0;
     settings.limits.concurrent_sends_per_key = 0;
+    settings.secrets.key = Some(test_secrets_key().into());
     adjust(&mut settings);
     let pool = connect_and_migrate(&settings).await.expect("migrate");
     let state = AppState::new(pool.clone(), settings.clone())
@@ -360,11 +361,24 @@ pub fn free_port() -> u16 {
 }
 
 /// A transport rule sending `domain`'s mail to a peer on 127.0.0.1:`port`.
-pub fn loopback_route(domain: &str, port: u16, require_tls: bool) -> tern::config::TransportRule {
+pub fn loopback_route(domain: &str, port: u16) -> tern::config::TransportRule {
+    tls_route(domain, port, tern::config::TlsPolicy::Opportunistic)
+}
+
+/// A route to a sink on 127.0.0.1 with the given STARTTLS policy.
+pub fn tls_route(domain: &str, port: u16, tls: tern::config::TlsPolicy) -> tern::config::TransportRule {
     tern::config::TransportRule {
         domain: domain.into(),
         host: "127.0.0.1".into(),
         port: Some(port),
-        require_tls,
+        tls,
+        ca_file: None,
+        require_tls: false,
     }
+}
+
+/// A fresh sealing key (`secrets.key`), so that tests write no key file.
+pub fn test_secrets_key() -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 32]>())
 }

@@ -77,9 +77,24 @@ const RULES: &[Rule] = &[
         may_use: &["observability", "db", "domain", "config"],
         must_not: HTTP,
     },
+    // Sealing secrets at rest: pure, apart from reading its key file.
+    Rule {
+        part: "sealing.rs",
+        may_use: &["sealing", "config", "domain"],
+        must_not: &["axum", "tower", "sqlx", "reqwest"],
+    },
     Rule {
         part: "state.rs",
-        may_use: &["state", "auth", "config", "db", "dns", "mail", "observability"],
+        may_use: &[
+            "state",
+            "auth",
+            "config",
+            "db",
+            "dns",
+            "mail",
+            "observability",
+            "sealing",
+        ],
         must_not: HTTP,
     },
 ];

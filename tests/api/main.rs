@@ -16,6 +16,7 @@ mod peers;
 mod queue;
 mod raw;
 mod routing;
+mod sealing;
 mod send;
 mod smtp_client;
 mod tenancy;

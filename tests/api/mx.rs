@@ -108,7 +108,7 @@ async fn a_deferred_recipient_is_delivered_on_a_later_attempt() {
     let port = free_port();
     let busy = Sink::start_at("127.0.0.1", port, &["-r", "rcpt"]);
     let app = spawn_app_with(|s| {
-        s.delivery.transports = vec![loopback_route("later.test", port, false)];
+        s.delivery.transports = vec![loopback_route("later.test", port)];
         s.delivery.retry_schedule_secs = vec![1, 3600];
     })
     .await;
@@ -150,7 +150,7 @@ async fn a_deferred_recipient_is_delivered_on_a_later_attempt() {
 async fn each_recipient_of_one_transaction_gets_its_own_outcome() {
     let peer = TlsPeer::start();
     let app = spawn_app_with(|s| {
-        s.delivery.transports = vec![loopback_route("mixed.test", peer.port, false)];
+        s.delivery.transports = vec![loopback_route("mixed.test", peer.port)];
     })
     .await;
     let t = app.live_tenant("ann@example.com", "shop.test").await;
@@ -184,7 +184,7 @@ async fn each_recipient_of_one_transaction_gets_its_own_outcome() {
 async fn a_message_over_the_servers_size_limit_fails_unsent() {
     let peer = TlsPeer::start_small();
     let app = spawn_app_with(|s| {
-        s.delivery.transports = vec![loopback_route("small.test", peer.port, false)];
+        s.delivery.transports = vec![loopback_route("small.test", peer.port)];
     })
     .await;
     let t = app.live_tenant("ann@example.com", "shop.test").await;

@@ -59,11 +59,103 @@ impl Drop for Sink {
     }
 }
 
-/// tests/support/smtp_tls_peer.py with a fresh self-signed certificate.
+/// tests/support/smtp_tls_peer.py with a fresh certificate.
 pub struct TlsPeer {
     child: Child,
     pub port: u16,
     dir: std::path::PathBuf,
+    /// The test CA that issued the peer's certificate, if one did.
+    pub ca_file: Option<PathBuf>,
+}
+
+/// Whose certificate the peer presents.
+pub enum Certificate {
+    /// Self-signed, for mx.tls.test.
+    SelfSigned,
+    /// Issued by a fresh test CA, with this subjectAltName (`IP:127.0.0.1`).
+    Issued(&'static str),
+}
+
+fn openssl(dir: &std::path::Path, args: &[&str]) {
+    let done = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("openssl");
+    assert!(done.success(), "openssl {args:?}");
+}
+
+/// Writes cert.pem and key.pem into `dir`; returns the CA file, if any.
+fn make_certificate(dir: &std::path::Path, certificate: &Certificate) -> Option<PathBuf> {
+    const EC: [&str; 4] = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"];
+    match certificate {
+        Certificate::SelfSigned => {
+            openssl(
+                dir,
+                &[
+                    &["req", "-x509", "-nodes", "-days", "1"],
+                    &EC[..],
+                    &[
+                        "-subj",
+                        "/CN=mx.tls.test",
+                        "-keyout",
+                        "key.pem",
+                        "-out",
+                        "cert.pem",
+                    ],
+                ]
+                .concat(),
+            );
+            None
+        }
+        Certificate::Issued(san) => {
+            openssl(
+                dir,
+                &[
+                    &["req", "-x509", "-nodes", "-days", "1"],
+                    &EC[..],
+                    &["-subj", "/CN=Tern test CA", "-keyout", "ca.key", "-out", "ca.pem"],
+                ]
+                .concat(),
+            );
+            openssl(
+                dir,
+                &[
+                    &["req", "-new", "-nodes"],
+                    &EC[..],
+                    &["-subj", "/CN=tern-peer", "-keyout", "key.pem", "-out", "peer.csr"],
+                ]
+                .concat(),
+            );
+            let extensions = format!(
+                "subjectAltName={san}\nbasicConstraints=critical,CA:FALSE\nextendedKeyUsage=serverAuth\n"
+            );
+            std::fs::write(dir.join("peer.ext"), extensions).unwrap();
+            openssl(
+                dir,
+                &[
+                    "x509",
+                    "-req",
+                    "-in",
+                    "peer.csr",
+                    "-CA",
+                    "ca.pem",
+                    "-CAkey",
+                    "ca.key",
+                    "-CAcreateserial",
+                    "-days",
+                    "1",
+                    "-extfile",
+                    "peer.ext",
+                    "-out",
+                    "cert.pem",
+                ],
+            );
+            Some(dir.join("ca.pem"))
+        }
+    }
 }
 
 impl TlsPeer {
@@ -83,30 +175,16 @@ impl TlsPeer {
 
     /// `mode`: "" (plain), "broken" or "small" (see the script).
     pub fn start_on(port: u16, mode: &str) -> TlsPeer {
+        TlsPeer::start_with(port, mode, Certificate::SelfSigned)
+    }
+
+    /// `mode` as in the script: "", "broken", "small", "refuse" (454 to
+    /// STARTTLS) or "stall" (220 to STARTTLS, then silence).
+    pub fn start_with(port: u16, mode: &str, certificate: Certificate) -> TlsPeer {
         let dir = std::env::temp_dir().join(format!("tern-tls-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir).unwrap();
+        let ca_file = make_certificate(&dir, &certificate);
         let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-        let made = Command::new("openssl")
-            .args([
-                "req",
-                "-x509",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-days",
-                "1",
-                "-subj",
-                "/CN=mx.tls.test",
-            ])
-            .arg("-keyout")
-            .arg(&key)
-            .arg("-out")
-            .arg(&cert)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .expect("openssl");
-        assert!(made.success());
         let mut child = Command::new(python())
             .arg("tests/support/smtp_tls_peer.py")
             .arg(port.to_string())
@@ -123,7 +201,12 @@ impl TlsPeer {
             .read_line(&mut line)
             .unwrap();
         assert_eq!(line.trim(), "ready");
-        TlsPeer { child, port, dir }
+        TlsPeer {
+            child,
+            port,
+            dir,
+            ca_file,
+        }
     }
 
     pub fn messages(&self) -> Vec<serde_json::Value> {

@@ -105,7 +105,7 @@ async fn a_message_whose_attempts_never_finish_ends_failed() {
     let sink = crate::peers::Sink::start(&[]);
     let app = crate::helpers::spawn_app_with(|s| {
         s.delivery.retry_schedule_secs = vec![60];
-        s.delivery.transports = vec![crate::helpers::loopback_route("example.org", sink.port, false)];
+        s.delivery.transports = vec![crate::helpers::loopback_route("example.org", sink.port)];
     })
     .await;
     let t = app.live_tenant("ann@example.com", "shop.test").await;

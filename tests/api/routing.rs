@@ -2,7 +2,7 @@
 
 use std::net::{SocketAddr, UdpSocket};
 
-use tern::config::{DnsSettings, Settings, TransportRule};
+use tern::config::{DnsSettings, Settings, TlsPolicy, TransportRule};
 use tern::delivery::routing::{self, Destination, Route, RouteError};
 
 use crate::helpers::Dnsmasq;
@@ -44,7 +44,10 @@ async fn mx_order_implicit_mx_null_mx_and_overrides() {
     let route = routing::route(&resolver, &delivery, "multi.test").await.unwrap();
     assert_eq!(hosts(route.clone()), ["mx1.multi.test", "mx2.multi.test"]);
     if let Route::Hosts(list) = &route {
-        assert!(list.iter().all(|d| d.port == 2525 && !d.require_tls));
+        assert!(
+            list.iter()
+                .all(|d| d.port == 2525 && d.tls == TlsPolicy::Opportunistic)
+        );
     }
     let addresses = routing::addresses(&resolver, "mx2.multi.test").await.unwrap();
     assert_eq!(addresses, ["127.0.0.3".parse::<std::net::IpAddr>().unwrap()]);
@@ -70,6 +73,8 @@ async fn mx_order_implicit_mx_null_mx_and_overrides() {
         domain: "multi.test".into(),
         host: "127.0.0.9".into(),
         port: Some(2600),
+        tls: TlsPolicy::Opportunistic,
+        ca_file: None,
         require_tls: true,
     }];
     assert_eq!(
@@ -77,7 +82,8 @@ async fn mx_order_implicit_mx_null_mx_and_overrides() {
         Route::Hosts(vec![Destination {
             host: "127.0.0.9".into(),
             port: 2600,
-            require_tls: true,
+            tls: TlsPolicy::Verify,
+            ca_file: None,
             explicit: true,
         }])
     );
@@ -85,4 +91,10 @@ async fn mx_order_implicit_mx_null_mx_and_overrides() {
         hosts(routing::route(&resolver, &delivery, "plain.test").await.unwrap()),
         ["relay.internal"]
     );
+    // The smart host has its own TLS policy.
+    delivery.smart_host_tls = TlsPolicy::Required;
+    let Route::Hosts(smart) = routing::route(&resolver, &delivery, "plain.test").await.unwrap() else {
+        panic!("the smart host is a route");
+    };
+    assert_eq!((smart[0].port, smart[0].tls), (2526, TlsPolicy::Required));
 }

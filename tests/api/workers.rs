@@ -58,10 +58,18 @@ impl WorkerProcess {
                  [database]\nurl = \"{}\"\nmax_connections = 4\n\
                  [http]\nops_listen = \"127.0.0.1:{ops_port}\"\n\
                  [log]\nfilter = \"warn\"\n\
+                 [secrets]\nkey = \"{secrets_key}\"\n\
                  [delivery]\nlease_secs = {lease_secs}\npoll_interval_ms = 200\nbatch_size = 10\n\
                  concurrency = {concurrency}\nper_domain_concurrency = {per_domain}\n\
                  {transports}",
-                app.settings.database.url.expose()
+                app.settings.database.url.expose(),
+                secrets_key = app
+                    .settings
+                    .secrets
+                    .key
+                    .as_ref()
+                    .map(|k| k.expose().as_str())
+                    .unwrap_or_default(),
             ),
         )
         .unwrap();
@@ -231,17 +239,113 @@ async fn a_slow_destination_does_not_hold_up_the_others() {
     wait_until_sent(&app, 34, Duration::from_secs(60)).await;
 }
 
+/// Copies message `template` `n` times, each copy with one recipient at
+/// `domain`, due `age_secs` ago: a backlog without `n` API calls.
+async fn copy_message(app: &TestApp, template: &str, n: i64, domain: &str, age_secs: f64) {
+    let template: uuid::Uuid = template.parse().unwrap();
+    sqlx::query(
+        "WITH ids AS (SELECT gen_random_uuid() AS mid, g FROM generate_series(1, $2) g),
+         m AS (
+            INSERT INTO messages (id, server_id, domain_id, message_id, mail_from, from_header, subject, size)
+            SELECT ids.mid, t.server_id, t.domain_id, t.message_id, t.mail_from, t.from_header, t.subject, t.size
+            FROM ids, messages t WHERE t.id = $1
+         ), s AS (
+            INSERT INTO message_sources (message_id, raw)
+            SELECT ids.mid, ms.raw FROM ids, message_sources ms WHERE ms.message_id = $1
+         )
+         INSERT INTO recipients (id, message_id, server_id, address, domain, kind, status, next_attempt_at)
+         SELECT gen_random_uuid(), ids.mid, t.server_id, 'c' || g || '@' || $3, $3, 'to', 'queued',
+                now() - make_interval(secs => $4)
+         FROM ids, messages t WHERE t.id = $1",
+    )
+    .bind(template)
+    .bind(n)
+    .bind(domain)
+    .bind(age_secs)
+    .execute(&app.db)
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn a_long_backlog_at_a_slow_domain_starves_no_other_domain_or_tenant() {
+    // 2,000 recipients at a domain whose server takes 2 s to answer DATA,
+    // the oldest in the queue, each its own message (its own job), far
+    // more than the worker can hold (10 x its concurrency). Behind them,
+    // 50 at a fast domain from the same tenant and 50 from another tenant.
+    let slow = Sink::start(&["-w", "2"]);
+    let fast = Sink::start(&[]);
+    let app = spawn_app().await;
+    let a = app.live_tenant("ann@example.com", "shop.test").await;
+    let b = app.live_tenant("bob@example.com", "other.test").await;
+    let slow_one = app
+        .send(
+            &a.key,
+            &json!({"from": "a@shop.test", "to": "s@slow.test", "text": "slow"}),
+        )
+        .await;
+    copy_message(&app, slow_one["id"].as_str().unwrap(), 1999, "slow.test", 60.0).await;
+    let fast_a = app
+        .send(
+            &a.key,
+            &json!({"from": "a@shop.test", "to": "f@example.org", "text": "fast"}),
+        )
+        .await;
+    copy_message(&app, fast_a["id"].as_str().unwrap(), 49, "example.org", 30.0).await;
+    let fast_b = app
+        .send(
+            &b.key,
+            &json!({"from": "b@other.test", "to": "g@example.org", "text": "fast"}),
+        )
+        .await;
+    copy_message(&app, fast_b["id"].as_str().unwrap(), 49, "example.org", 30.0).await;
+
+    let routes = [("example.org", fast.port), ("slow.test", slow.port)];
+    let _worker = WorkerProcess::start_limited(&app, &routes, 60, 20, 5);
+    wait_until_count(
+        &app,
+        "domain = 'example.org' AND status = 'sent'",
+        100,
+        Duration::from_secs(15),
+    )
+    .await;
+    // The slow domain keeps going at its own pace (five at a time, 2 s
+    // each), and what was pushed back kept its attempts uncounted.
+    let start = Instant::now();
+    loop {
+        let (slow_sent, counted): (i64, i64) = sqlx::query_as(
+            "SELECT count(*) FILTER (WHERE status = 'sent'),
+                    count(*) FILTER (WHERE status = 'queued' AND attempts > 0 AND lease_owner IS NULL)
+             FROM recipients WHERE domain = 'slow.test'",
+        )
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+        assert_eq!(counted, 0, "a pushed-back recipient had its attempt counted");
+        if slow_sent >= 10 {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "the slow domain sent only {slow_sent}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 #[tokio::test]
 async fn sigterm_finishes_what_is_under_way_and_gives_back_the_rest() {
     // Two transactions at a time, each waiting three seconds for its DATA
-    // reply; six messages: two under way, four waiting when it is stopped.
+    // reply; six messages: two under way and two waiting in hand when it
+    // is stopped (a domain's share of a worker is twice its slots; the
+    // other two were pushed back to the queue).
     let slow = Sink::start(&["-w", "3"]);
     let app = spawn_app().await;
     let t = app.live_tenant("ann@example.com", "shop.test").await;
     send_many(&app, &t.key, 6).await;
     let mut worker = WorkerProcess::start(&app, slow.port, 60, 2);
-    // Once everything is claimed, two transactions start at once.
-    wait_until_count(&app, "lease_owner IS NOT NULL", 6, Duration::from_secs(20)).await;
+    // Once its share is claimed, two transactions start at once.
+    wait_until_count(&app, "lease_owner IS NOT NULL", 4, Duration::from_secs(20)).await;
     tokio::time::sleep(Duration::from_millis(700)).await;
     let term = Command::new("kill")
         .args(["-TERM", &worker.child.id().to_string()])

@@ -1,8 +1,9 @@
 """An SMTP server offering STARTTLS with a self-signed certificate.
 Recipients whose local part starts with "reject" get 550, with "defer" 451.
-Usage: smtp_tls_peer.py PORT CERT KEY OUTDIR [broken|small]
+Usage: smtp_tls_peer.py PORT CERT KEY OUTDIR [broken|small|refuse|stall]
 With "broken" it offers STARTTLS but only TLS 1.1, so no handshake succeeds;
-with "small" it announces SIZE 2000.
+with "small" it announces SIZE 2000; with "refuse" it answers STARTTLS with
+454; with "stall" it answers STARTTLS with 220 and then says nothing.
 Writes OUTDIR/<n>.json per message: mail_from, rcpt_tos, tls (bool), peer
 (the client's address and port: one per connection), data."""
 import asyncio
@@ -12,6 +13,27 @@ import ssl
 import sys
 
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP
+
+
+class RefusingSMTP(SMTP):
+    async def smtp_STARTTLS(self, arg):
+        await self.push("454 4.7.0 TLS not available due to temporary reason")
+
+
+class StallingSMTP(SMTP):
+    async def smtp_STARTTLS(self, arg):
+        await self.push("220 2.0.0 Ready to start TLS")
+        await asyncio.sleep(3600)
+
+
+class PeerController(Controller):
+    def __init__(self, smtp_class, *args, **kwargs):
+        self.smtp_class = smtp_class
+        super().__init__(*args, **kwargs)
+
+    def factory(self):
+        return self.smtp_class(self.handler, **self.SMTP_kwargs)
 
 
 class Recorder:
@@ -52,7 +74,9 @@ def main():
     if mode == "broken":
         context.minimum_version = ssl.TLSVersion.TLSv1
         context.maximum_version = ssl.TLSVersion.TLSv1_1
-    controller = Controller(
+    smtp_class = {"refuse": RefusingSMTP, "stall": StallingSMTP}.get(mode, SMTP)
+    controller = PeerController(
+        smtp_class,
         Recorder(outdir),
         hostname="127.0.0.1",
         port=port,
