@@ -41,6 +41,9 @@ pub enum Command {
     Demo,
     /// Print the OpenAPI document.
     Openapi,
+    /// Check the DNS records of the installation (SPF and MX of the return
+    /// path, the SPF host, this host's address); exits 1 if any is missing.
+    Doctor,
 }
 
 /// What a `tern serve` process does.
@@ -79,6 +82,9 @@ pub async fn run() -> anyhow::Result<()> {
     }
     let settings = Settings::load(cli.config.as_deref())?;
     logs::init(&settings.log);
+    if let Command::Doctor = cli.command {
+        return doctor(&settings).await;
+    }
     let pool = connect_and_migrate(&settings).await?;
     match cli.command {
         Command::Migrate => {
@@ -147,8 +153,22 @@ pub async fn run() -> anyhow::Result<()> {
             print!("{}", demo.instructions(&settings));
             Ok(())
         }
-        Command::Openapi => Ok(()),
+        // Both answered before connecting.
+        Command::Openapi | Command::Doctor => Ok(()),
     }
+}
+
+/// `tern doctor`: needs DNS only, no database.
+async fn doctor(settings: &Settings) -> anyhow::Result<()> {
+    let resolver = crate::dns::resolver::build(&settings.dns)?;
+    let findings = crate::dns::doctor::check(&resolver, settings).await;
+    let (report, ok) = crate::dns::doctor::report(&findings);
+    println!("DNS records of the installation {}:", settings.public_hostname);
+    print!("{report}");
+    if !ok {
+        std::process::exit(1);
+    }
+    Ok(())
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -11,7 +11,9 @@ use crate::mail::keys::dkim_record;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RecordPurpose {
-    /// Authorises Tern's servers to send for the domain (RFC 7208).
+    /// Authorises Tern's servers to send for the return-path host, which is
+    /// the envelope sender receivers evaluate SPF for (RFC 7208). It comes
+    /// through the return-path CNAME: nothing to publish (`publish: false`).
     Spf,
     /// Publishes the DKIM public key (RFC 6376 §3.6.1).
     Dkim,
@@ -40,6 +42,10 @@ pub struct DnsRecord {
     pub priority: Option<u16>,
     /// Whether sending needs it (for `live` servers).
     pub required: bool,
+    /// Whether the domain's owner publishes it. `false` for what Tern checks
+    /// but the owner gets through another record (SPF, through the
+    /// return-path CNAME).
+    pub publish: bool,
     pub status: RecordStatus,
 }
 
@@ -52,13 +58,18 @@ pub fn for_domain(domain: &DomainDns<'_>, settings: &Settings) -> Vec<DnsRecord>
         value,
         priority: (purpose == RecordPurpose::Mx).then_some(10),
         required,
+        publish: purpose != RecordPurpose::Spf,
         status,
     };
     vec![
+        // Receivers evaluate SPF for the envelope sender, b+…@<return-path
+        // host>; the CNAME below hands that name the TXT record the operator
+        // publishes at its target. The domain's own SPF record is left
+        // alone: asking for a second one would break it (RFC 7208 §4.5).
         record(
             RecordPurpose::Spf,
             "TXT",
-            domain.name.to_string(),
+            domain.return_path_host.to_string(),
             expected_spf(settings),
             true,
             domain.last_check.spf,
@@ -93,7 +104,8 @@ pub fn for_domain(domain: &DomainDns<'_>, settings: &Settings) -> Vec<DnsRecord>
     ]
 }
 
-/// The SPF record Tern asks for.
+/// The SPF record the return-path hosts get, published once by the
+/// operator at `rp.<public_hostname>` (see `dns::doctor`).
 pub fn expected_spf(settings: &Settings) -> String {
-    format!("v=spf1 a mx include:{} ~all", settings.spf_include())
+    format!("v=spf1 include:{} -all", settings.spf_include())
 }

@@ -37,7 +37,11 @@ fn includes(spf: &Spf, host: &str) -> bool {
 
 /// An SPF record passes when it includes Tern's SPF host (RFC 7208 §5.2).
 /// Records are parsed with mail-auth, the parser Tern's inbound checks use.
-async fn spf(resolver: &TokioResolver, domain: &str, include: &str) -> Result<RecordStatus, LookupError> {
+pub(super) async fn spf(
+    resolver: &TokioResolver,
+    domain: &str,
+    include: &str,
+) -> Result<RecordStatus, LookupError> {
     let records = resolver::txt(resolver, domain).await?;
     let spf: Vec<&String> = records
         .iter()
@@ -79,7 +83,11 @@ async fn dkim(resolver: &TokioResolver, name: &str, public_b64: &str) -> Result<
     })
 }
 
-async fn cname(resolver: &TokioResolver, name: &str, target: &str) -> Result<RecordStatus, LookupError> {
+pub(super) async fn cname(
+    resolver: &TokioResolver,
+    name: &str,
+    target: &str,
+) -> Result<RecordStatus, LookupError> {
     let records = resolver::lookup(resolver, name, RecordType::CNAME).await?;
     if records.is_empty() {
         return Ok(RecordStatus::Missing);
@@ -110,13 +118,15 @@ async fn dmarc(resolver: &TokioResolver, domain: &str) -> Result<RecordStatus, L
 }
 
 /// Looks every record up (concurrently). The domain is verified when SPF,
-/// DKIM and the return path pass; DMARC is advisory. MX is not checked: no
-/// tenant is asked to publish one until inbound routes exist.
+/// DKIM and the return path pass; DMARC is advisory. SPF is checked where
+/// receivers evaluate it: at the return-path host (the envelope sender's
+/// domain), through its CNAME. MX is not checked: no tenant is asked to
+/// publish one until inbound routes exist.
 pub async fn check(resolver: &TokioResolver, domain: &DomainDns<'_>, settings: &Settings) -> CheckResult {
     let dkim_name = format!("{}._domainkey.{}", domain.dkim_selector, domain.name);
     let (include, target) = (settings.spf_include(), settings.return_path_target());
     let (spf, dkim, return_path, dmarc) = tokio::join!(
-        spf(resolver, domain.name, &include),
+        spf(resolver, domain.return_path_host, &include),
         dkim(resolver, &dkim_name, domain.dkim_public_key),
         cname(resolver, domain.return_path_host, &target),
         dmarc(resolver, domain.name),

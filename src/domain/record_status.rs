@@ -20,6 +20,19 @@ pub enum RecordStatus {
     Error,
 }
 
+impl RecordStatus {
+    /// The name used in the API and the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordStatus::Pending => "pending",
+            RecordStatus::Ok => "ok",
+            RecordStatus::Missing => "missing",
+            RecordStatus::Mismatch => "mismatch",
+            RecordStatus::Error => "error",
+        }
+    }
+}
+
 /// Per-record results of a sending domain's DNS check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CheckResult {

@@ -66,10 +66,15 @@ async fn published_records_verify_the_domain_and_unlock_live_sending() {
     assert_eq!(status(&good, "spf"), "pending");
     assert_eq!(record(&good, "return_path")["name"], "rp.good.test");
     assert_eq!(record(&good, "return_path")["value"], "rp.tern.test");
+    assert_eq!(record(&good, "return_path")["publish"], true);
+    // SPF is what receivers evaluate for the envelope sender, b+…@rp.good.test:
+    // it comes through the CNAME, and the domain's own SPF is left alone.
+    assert_eq!(record(&good, "spf")["name"], "rp.good.test");
     assert_eq!(
         record(&good, "spf")["value"],
-        "v=spf1 a mx include:_spf.tern.test ~all"
+        "v=spf1 include:_spf.tern.test -all"
     );
+    assert_eq!(record(&good, "spf")["publish"], false);
 
     let body = json!({"from": "a@good.test", "to": "b@example.org", "text": "x"});
     assert_error(
@@ -82,7 +87,10 @@ async fn published_records_verify_the_domain_and_unlock_live_sending() {
     let _dns = Dnsmasq::start(
         port,
         &[
-            txt(&json!("good.test"), "v=spf1 a mx include:_spf.tern.test ~all"),
+            // The tenant's own SPF, which does not name Tern: irrelevant.
+            txt(&json!("good.test"), "v=spf1 include:_spf.mail.example -all"),
+            // The operator's, reached through the CNAME.
+            txt(&json!("rp.tern.test"), "v=spf1 include:_spf.tern.test -all"),
             txt(
                 &record(&good, "dkim")["name"],
                 record(&good, "dkim")["value"].as_str().unwrap(),
@@ -90,7 +98,13 @@ async fn published_records_verify_the_domain_and_unlock_live_sending() {
             "--cname=rp.good.test,rp.tern.test".into(),
             "--host-record=rp.tern.test,127.0.0.1".into(),
             "--mx-host=good.test,tern.test,10".into(),
-            txt(&json!("bad.test"), "v=spf1 include:elsewhere.example ~all"),
+            txt(&json!("bad.test"), "v=spf1 include:_spf.tern.test ~all"),
+            "--cname=rp.bad.test,rp.elsewhere.test".into(),
+            "--host-record=rp.elsewhere.test,127.0.0.2".into(),
+            txt(
+                &json!("rp.elsewhere.test"),
+                "v=spf1 include:elsewhere.example ~all",
+            ),
             txt(&record(&bad, "dkim")["name"], "v=DKIM1; k=ed25519; p=AAAA"),
         ],
     );
@@ -126,7 +140,7 @@ async fn published_records_verify_the_domain_and_unlock_live_sending() {
     for (purpose, expected) in [
         ("spf", "mismatch"),
         ("dkim", "mismatch"),
-        ("return_path", "missing"),
+        ("return_path", "mismatch"),
     ] {
         assert_eq!(status(&bad, purpose), expected, "{purpose}: {bad}");
     }
@@ -141,4 +155,67 @@ async fn published_records_verify_the_domain_and_unlock_live_sending() {
         "domain_not_verified",
     )
     .await;
+}
+
+/// Runs `tern doctor` against a dnsmasq serving `records`.
+fn doctor(records: &[String]) -> (bool, String) {
+    let port = UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let _dns = Dnsmasq::start(port, records);
+    let config = std::env::temp_dir().join(format!("tern-doctor-{}.toml", uuid::Uuid::new_v4()));
+    std::fs::write(
+        &config,
+        format!(
+            "public_hostname = \"tern.test\"\n[dns]\nnameservers = [\"127.0.0.1:{port}\"]\ntimeout_ms = 1000\n\
+             [log]\nfilter = \"warn\"\n"
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tern"))
+        .arg("--config")
+        .arg(&config)
+        .arg("doctor")
+        .output()
+        .unwrap();
+    std::fs::remove_file(&config).unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn doctor_checks_the_records_of_the_installation() {
+    let spf = || txt(&json!("rp.tern.test"), "v=spf1 include:_spf.tern.test -all");
+    let (ok, out) = doctor(&[
+        spf(),
+        "--mx-host=rp.tern.test,tern.test,10".into(),
+        txt(&json!("_spf.tern.test"), "v=spf1 ip4:192.0.2.1 -all"),
+        "--host-record=tern.test,127.0.0.1".into(),
+    ]);
+    assert!(ok, "{out}");
+    assert_eq!(out.lines().filter(|l| l.starts_with("ok ")).count(), 4, "{out}");
+
+    // Bounces pointed elsewhere, and no list of sending addresses.
+    let (ok, out) = doctor(&[
+        spf(),
+        "--mx-host=rp.tern.test,mx.elsewhere.test,10".into(),
+        "--host-record=tern.test,127.0.0.1".into(),
+    ]);
+    assert!(!ok, "{out}");
+    let line = |start: &str| {
+        out.lines()
+            .find(|l| l.starts_with(start))
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(
+        line("mismatch").contains("MX") && line("mismatch").contains("10 tern.test"),
+        "{out}"
+    );
+    assert!(line("missing").contains("_spf.tern.test"), "{out}");
+    assert!(out.contains("2 of 4"), "{out}");
 }
