@@ -49,15 +49,29 @@ impl From<db::api_keys::ApiKeyRow> for ApiKey {
 /// Input for creating an API key.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "production web app"}))]
 pub struct CreateApiKey {
-    #[schema(example = "production web app")]
+    /// 1 to 100 characters (after trimming), no control characters.
+    #[schema(
+        example = "production web app",
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     pub name: String,
 }
 
 /// Changes to a key.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "production web app (old)"}))]
 pub struct UpdateApiKey {
+    /// 1 to 100 characters (after trimming), no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     pub name: String,
 }
 

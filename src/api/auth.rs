@@ -38,10 +38,11 @@ impl From<db::users::UserRow> for User {
 /// Credentials of an admin user.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"email": "admin@example.com", "password": "correct horse battery staple"}))]
 pub struct LoginRequest {
-    #[schema(example = "admin@example.com")]
+    #[schema(example = "admin@example.com", max_length = 254)]
     pub email: String,
-    #[schema(example = "correct horse battery staple")]
+    #[schema(example = "correct horse battery staple", max_length = 1024)]
     pub password: String,
 }
 

@@ -23,13 +23,20 @@ use crate::state::AppState;
 /// Input for adding a sending domain.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "mail.example.com", "dkim_algorithm": "ed25519"}))]
 pub struct CreateDomain {
-    #[schema(example = "example.com")]
+    /// A domain name of at least two labels.
+    #[schema(
+        example = "example.com",
+        max_length = 253,
+        pattern = r"^([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$"
+    )]
     pub name: String,
     /// Defaults to `rsa` (RSA-2048), which every receiver verifies.
     #[serde(default = "rsa")]
     pub dkim_algorithm: DkimAlgorithm,
     /// DKIM selector (one DNS label); default `tern-` and six random hex digits.
+    #[schema(max_length = 63, pattern = r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")]
     pub dkim_selector: Option<String>,
 }
 

@@ -57,6 +57,9 @@ pub enum ApiError {
     /// 413: a size limit was exceeded.
     #[error("{}", .0.message)]
     PayloadTooLarge(ErrorDetail),
+    /// 415: a body in a media type the operation does not read.
+    #[error("{}", .0.message)]
+    UnsupportedMediaType(ErrorDetail),
     /// 422: well-formed but semantically invalid input.
     #[error("{}", .0.message)]
     Unprocessable(ErrorDetail),
@@ -120,6 +123,7 @@ impl ApiError {
             | ApiError::NotFound(d)
             | ApiError::Conflict(d)
             | ApiError::PayloadTooLarge(d)
+            | ApiError::UnsupportedMediaType(d)
             | ApiError::Unprocessable(d)
             | ApiError::TooManyRequests(d, _) => Some(d),
             ApiError::Internal(_) => None,
@@ -134,6 +138,7 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::TooManyRequests(..) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -184,10 +189,10 @@ impl From<JsonRejection> for ApiError {
                 ApiError::unprocessable("invalid_field", err.body_text())
             }
             JsonRejection::JsonSyntaxError(err) => ApiError::bad_request("invalid_json", err.body_text()),
-            JsonRejection::MissingJsonContentType(_) => ApiError::bad_request(
+            JsonRejection::MissingJsonContentType(_) => ApiError::UnsupportedMediaType(detail(
                 "unsupported_content_type",
                 "expected `Content-Type: application/json`",
-            ),
+            )),
             JsonRejection::BytesRejection(err) => {
                 if err.status() == StatusCode::PAYLOAD_TOO_LARGE {
                     ApiError::too_large("payload_too_large", "request body is too large")

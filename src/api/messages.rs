@@ -136,6 +136,12 @@ pub struct MessageList {
     pub next_cursor: Option<String>,
 }
 
+/// The bytes of a stored message, as `GET /v1/messages/{id}/source`
+/// returns them (the document's schema for that body).
+#[derive(ToSchema)]
+#[schema(value_type = String, format = Binary, content_media_type = "message/rfc822")]
+pub struct MessageSource(#[allow(dead_code)] Vec<u8>);
+
 /// Options for `GET /v1/messages/{id}`.
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -151,13 +157,17 @@ pub struct ListParams {
     /// Messages with at least one recipient in this status.
     pub status: Option<RecipientStatus>,
     /// Messages to this address (case-insensitive).
+    #[param(max_length = 254)]
     pub recipient: Option<String>,
+    /// Messages with this tag.
+    #[param(max_length = 100)]
     pub tag: Option<String>,
     /// Created at or after (RFC 3339).
     pub since: Option<DateTime<Utc>>,
     /// Created before (RFC 3339).
     pub until: Option<DateTime<Utc>>,
     /// Page size, 1 to 100; default 25.
+    #[param(minimum = 1, maximum = 100, default = 25)]
     pub limit: Option<i64>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
@@ -234,7 +244,7 @@ pub async fn get_message(
 /// The stored, signed source as `message/rfc822`.
 #[utoipa::path(get, path = "/v1/messages/{message_id}/source", operation_id = "get_message_source", tag = "messages",
     security(("api_key" = [])), params(("message_id" = Uuid, Path)),
-    responses((status = 200, description = "OK", content_type = "message/rfc822", body = String), (status = 401, description = "Missing or invalid credentials", body = ErrorBody), (status = 404, description = "Not found (or not visible to you)", body = ErrorBody)))]
+    responses((status = 200, description = "The message as stored and sent (RFC 5322 bytes)", content_type = "message/rfc822", body = MessageSource), (status = 401, description = "Missing or invalid credentials", body = ErrorBody), (status = 404, description = "Not found (or not visible to you)", body = ErrorBody)))]
 pub async fn get_message_source(
     State(state): State<AppState>,
     auth: ServerAuth,

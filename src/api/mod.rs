@@ -3,6 +3,7 @@
 
 pub mod api_keys;
 pub mod auth;
+pub mod doc;
 pub mod domains;
 pub mod error;
 pub mod extract;
@@ -24,8 +25,7 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
-use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
-use utoipa::{Modify, OpenApi};
+use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use utoipa_swagger_ui::SwaggerUi;
@@ -36,49 +36,8 @@ use crate::state::AppState;
 /// The header carrying each request's id, in requests and responses.
 pub const REQUEST_ID: &str = "x-request-id";
 
-#[derive(OpenApi)]
-#[openapi(
-    info(
-        title = "Tern API",
-        version = "1.0.0",
-        description = "Tern is a self-hosted transactional email platform. Management endpoints take a \
-session token from `POST /v1/auth/login`; sending endpoints take a server API key. Both go in \
-`Authorization: Bearer ...`. Every error has the body `{\"error\": {\"code\", \"message\", \"field\"}}` \
-with a stable `code`.",
-        license(name = "Apache-2.0", identifier = "Apache-2.0")
-    ),
-    modifiers(&SecuritySchemes),
-    tags(
-        (name = "messages", description = "Send messages and read them back (server API key)"),
-        (name = "auth", description = "Sessions for the management API"),
-        (name = "organizations", description = "Organizations and members"),
-        (name = "servers", description = "Mail servers"),
-        (name = "domains", description = "Sending domains, DKIM keys and DNS records"),
-        (name = "api-keys", description = "Server API keys"),
-        (name = "health", description = "Probes and metrics"),
-    ),
-    components(schemas(crate::api::error::ErrorBody, crate::api::error::ErrorDetail))
-)]
-struct ApiDoc;
-
-struct SecuritySchemes;
-
-impl Modify for SecuritySchemes {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let components = openapi.components.get_or_insert_with(Default::default);
-        let mut session = Http::new(HttpAuthScheme::Bearer);
-        session.bearer_format = Some("JWT".into());
-        session.description = Some("Session token from POST /v1/auth/login".into());
-        components.add_security_scheme("session", SecurityScheme::Http(session));
-        let mut key = Http::new(HttpAuthScheme::Bearer);
-        key.bearer_format = Some("tern_<prefix>_<secret>".into());
-        key.description = Some("Server API key".into());
-        components.add_security_scheme("api_key", SecurityScheme::Http(key));
-    }
-}
-
 fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+    OpenApiRouter::with_openapi(doc::ApiDoc::openapi())
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
         .routes(routes!(health::metrics))
@@ -118,7 +77,9 @@ fn routes() -> OpenApiRouter<AppState> {
 
 /// The OpenAPI document, as served at `/openapi.json`.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    routes().split_for_parts().1
+    let mut openapi = routes().split_for_parts().1;
+    doc::complete(&mut openapi);
+    openapi
 }
 
 /// The OpenAPI document as committed under `openapi/openapi.json`.
@@ -146,7 +107,8 @@ pub fn ops_router(state: AppState) -> Router {
 pub fn router(state: AppState) -> Router {
     let body_limit = state.settings.max_request_bytes();
     let timeout = Duration::from_secs(state.settings.http.request_timeout_secs);
-    let (api, doc) = routes().split_for_parts();
+    let (api, mut document) = routes().split_for_parts();
+    doc::complete(&mut document);
     let request_id = HeaderName::from_static(REQUEST_ID);
     let middleware = ServiceBuilder::new()
         .layer(SetSensitiveRequestHeadersLayer::new([
@@ -167,7 +129,7 @@ pub fn router(state: AppState) -> Router {
             StatusCode::REQUEST_TIMEOUT,
             timeout,
         ));
-    api.merge(SwaggerUi::new("/docs").url("/openapi.json", doc))
+    api.merge(SwaggerUi::new("/docs").url("/openapi.json", document))
         .fallback(health::not_found)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(middleware)

@@ -65,8 +65,15 @@ impl From<db::organizations::MemberRow> for Member {
 /// Input for creating or renaming an organization.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "Acme Inc."}))]
 pub struct OrganizationInput {
-    #[schema(example = "Acme Inc.")]
+    /// 1 to 100 characters (after trimming), no control characters.
+    #[schema(
+        example = "Acme Inc.",
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     pub name: String,
 }
 
@@ -85,8 +92,10 @@ pub struct MemberList {
 /// Adds an existing user to an organization, or changes their role.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"email": "colleague@example.com", "role": "viewer"}))]
 pub struct MemberInput {
-    #[schema(example = "colleague@example.com")]
+    /// An existing user's email address.
+    #[schema(example = "colleague@example.com", min_length = 1, max_length = 254)]
     pub email: String,
     pub role: Role,
 }

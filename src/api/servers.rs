@@ -45,8 +45,15 @@ impl From<db::servers::ServerRow> for Server {
 /// Input for creating a server.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "Transactional", "mode": "development"}))]
 pub struct CreateServer {
-    #[schema(example = "Transactional")]
+    /// 1 to 100 characters (after trimming), no control characters.
+    #[schema(
+        example = "Transactional",
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     pub name: String,
     /// Defaults to `development`: nothing is delivered until you switch.
     #[serde(default = "development")]
@@ -60,7 +67,14 @@ fn development() -> ServerMode {
 /// Changes to a server; absent fields stay as they are.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "Transactional (EU)"}))]
 pub struct UpdateServer {
+    /// 1 to 100 characters (after trimming), no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     pub name: Option<String>,
     pub mode: Option<ServerMode>,
 }

@@ -176,7 +176,7 @@ async fn invalid_sends_are_refused_with_their_code_and_store_nothing() {
         .send()
         .await
         .unwrap();
-    assert_error(not_json, 400, "unsupported_content_type").await;
+    assert_error(not_json, 415, "unsupported_content_type").await;
     let big_attachment = with(
         json!({"attachments": [{"filename": "a", "content": STANDARD.encode(vec![7u8; 40 * 1024])},
                                                       {"filename": "b", "content": STANDARD.encode(vec![7u8; 40 * 1024])}]}),

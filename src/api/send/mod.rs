@@ -22,6 +22,22 @@ use crate::state::AppState;
 /// Header name, as Stripe and the IETF draft spell it.
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 
+/// The `Idempotency-Key` header, as the document describes it.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)]
+struct IdempotencyKeyHeader {
+    /// Makes retries safe: the same key and body return the first response.
+    #[param(
+        rename = "Idempotency-Key",
+        nullable = false,
+        min_length = 1,
+        max_length = 255,
+        pattern = "^[!-~]+$"
+    )]
+    key: Option<String>,
+}
+
 /// Reads and checks the `Idempotency-Key` header; `None` when absent.
 /// Only the header: fingerprinting the request waits for authentication.
 fn idempotency_header(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
@@ -101,11 +117,13 @@ async fn submit<T: Serialize>(
 /// `development` server nothing is delivered: recipients are `held`.
 #[utoipa::path(post, path = "/v1/messages", operation_id = "send_message", tag = "messages",
     security(("api_key" = [])), request_body = SendMessage,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: the same key and body return the first response")),
+    params(IdempotencyKeyHeader),
     responses(
-        (status = 202, description = "Accepted", body = crate::sending::SendResponse),
-        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 202, description = "Accepted", body = crate::sending::SendResponse,
+            headers(("Idempotent-Replayed" = bool, description = "`true` when this is the stored answer to an earlier request with the same key"))),
+        (status = 400, description = "Malformed JSON, or a malformed Idempotency-Key", body = ErrorBody),
         (status = 401, description = "Missing, invalid or revoked API key", body = ErrorBody),
+        (status = 409, description = "A request with this Idempotency-Key is still in progress (`idempotency_conflict`)", body = ErrorBody),
         (status = 413, description = "A size limit was exceeded", body = ErrorBody),
         (status = 422, description = "Invalid field, unknown sender domain, or reused Idempotency-Key", body = ErrorBody),
         (status = 429, description = "The key is over its rate (`rate_limited`) or concurrency (`too_many_concurrent_sends`) limit", body = ErrorBody,
@@ -129,11 +147,13 @@ pub async fn send_message(
 /// domain has signed it already.
 #[utoipa::path(post, path = "/v1/messages/raw", operation_id = "send_raw_message", tag = "messages",
     security(("api_key" = [])), request_body = SendRawMessage,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: the same key and body return the first response")),
+    params(IdempotencyKeyHeader),
     responses(
-        (status = 202, description = "Accepted", body = crate::sending::SendResponse),
-        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 202, description = "Accepted", body = crate::sending::SendResponse,
+            headers(("Idempotent-Replayed" = bool, description = "`true` when this is the stored answer to an earlier request with the same key"))),
+        (status = 400, description = "Malformed JSON, or a malformed Idempotency-Key", body = ErrorBody),
         (status = 401, description = "Missing, invalid or revoked API key", body = ErrorBody),
+        (status = 409, description = "A request with this Idempotency-Key is still in progress (`idempotency_conflict`)", body = ErrorBody),
         (status = 413, description = "A size limit was exceeded", body = ErrorBody),
         (status = 422, description = "Invalid message, envelope or sender domain", body = ErrorBody),
         (status = 429, description = "The key is over its rate (`rate_limited`) or concurrency (`too_many_concurrent_sends`) limit", body = ErrorBody,

@@ -20,9 +20,9 @@ pub enum AddressInput {
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NamedAddress {
-    #[schema(example = "jane@example.org")]
+    #[schema(example = "jane@example.org", max_length = 254)]
     pub email: String,
-    #[schema(example = "Jane Doe")]
+    #[schema(example = "Jane Doe", max_length = 256)]
     pub name: Option<String>,
 }
 
@@ -55,15 +55,26 @@ impl AddressList {
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AttachmentInput {
-    #[schema(example = "invoice.pdf")]
+    /// Up to 255 bytes, no control characters.
+    #[schema(
+        example = "invoice.pdf",
+        min_length = 1,
+        max_length = 255,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     pub filename: String,
     /// Base64 (RFC 4648 §4) of the file.
-    #[schema(example = "JVBERi0xLjQK...")]
+    #[schema(example = "JVBERi0xLjQK", content_encoding = "base64")]
     pub content: String,
     /// Default `application/octet-stream`.
-    #[schema(example = "application/pdf")]
+    #[schema(
+        example = "application/pdf",
+        max_length = 127,
+        pattern = r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+/[!#$%&'*+.^_`|~0-9A-Za-z-]+$"
+    )]
     pub content_type: Option<String>,
-    #[schema(example = "logo")]
+    /// Printable ASCII without `<` and `>`.
+    #[schema(example = "logo", min_length = 1, max_length = 255, pattern = r"^[!-;=?-~]+$")]
     pub content_id: Option<String>,
 }
 
@@ -91,17 +102,31 @@ pub struct SendMessage {
     pub bcc: AddressList,
     #[serde(default)]
     pub reply_to: AddressList,
+    /// Up to 998 characters (`limits.max_subject_chars`), no control
+    /// characters or line breaks.
     #[serde(default)]
+    #[schema(max_length = 998, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$")]
     pub subject: String,
+    /// Plain-text body; `text`, `html` or both are required.
+    #[schema(pattern = r"^[^\u0000]*$")]
     pub text: Option<String>,
+    /// HTML body; `text`, `html` or both are required.
+    #[schema(pattern = r"^[^\u0000]*$")]
     pub html: Option<String>,
     /// Extra headers. Headers Tern sets itself (From, To, Subject, Date,
     /// Message-ID, MIME and DKIM headers, …) are refused.
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
+    /// At most 20 (`limits.max_attachments`).
     #[serde(default)]
+    #[schema(max_items = 20)]
     pub attachments: Vec<AttachmentInput>,
-    /// A label to filter messages by.
+    /// A label to filter messages by: 1 to 100 characters, no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     pub tag: Option<String>,
     /// Your own key/value data, returned with the message and its events.
     #[serde(default)]
@@ -111,15 +136,33 @@ pub struct SendMessage {
 /// An RFC 5322 message as it is, with its envelope.
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "mail_from": "hello@example.com",
+    "rcpt_to": ["jane@example.org"],
+    "raw": "RnJvbTogaGVsbG9AZXhhbXBsZS5jb20NClRvOiBqYW5lQGV4YW1wbGUub3JnDQpTdWJqZWN0OiBIaQ0KDQpIZWxsby4NCg==",
+    "tag": "raw"
+}))]
 pub struct SendRawMessage {
     /// The envelope sender (`MAIL FROM`).
-    #[schema(example = "hello@example.com")]
+    #[schema(example = "hello@example.com", max_length = 254)]
     pub mail_from: String,
     /// The envelope recipients (`RCPT TO`).
     #[schema(value_type = Vec<String>, example = json!(["jane@example.org"]))]
     pub rcpt_to: RcptList,
-    /// Base64 of the whole message (headers and body).
+    /// Base64 of the whole message (headers and body), at most
+    /// `limits.max_message_bytes` once decoded.
+    #[schema(
+        content_encoding = "base64",
+        content_media_type = "message/rfc822",
+        example = "RnJvbTogaGVsbG9AZXhhbXBsZS5jb20NClRvOiBqYW5lQGV4YW1wbGUub3JnDQpTdWJqZWN0OiBIaQ0KDQpIZWxsby4NCg=="
+    )]
     pub raw: String,
+    /// A label to filter messages by: 1 to 100 characters, no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     pub tag: Option<String>,
     #[serde(default)]
     pub metadata: BTreeMap<String, String>,
