@@ -336,16 +336,14 @@ async fn a_long_backlog_at_a_slow_domain_starves_no_other_domain_or_tenant() {
 #[tokio::test]
 async fn sigterm_finishes_what_is_under_way_and_gives_back_the_rest() {
     // Two transactions at a time, each waiting three seconds for its DATA
-    // reply; six messages: two under way and two waiting in hand when it
-    // is stopped (a domain's share of a worker is twice its slots; the
-    // other two were pushed back to the queue).
+    // reply; six messages: two under way, four waiting when it is stopped.
     let slow = Sink::start(&["-w", "3"]);
     let app = spawn_app().await;
     let t = app.live_tenant("ann@example.com", "shop.test").await;
     send_many(&app, &t.key, 6).await;
     let mut worker = WorkerProcess::start(&app, slow.port, 60, 2);
-    // Once its share is claimed, two transactions start at once.
-    wait_until_count(&app, "lease_owner IS NOT NULL", 4, Duration::from_secs(20)).await;
+    // Once everything is claimed, two transactions start at once.
+    wait_until_count(&app, "lease_owner IS NOT NULL", 6, Duration::from_secs(20)).await;
     tokio::time::sleep(Duration::from_millis(700)).await;
     let term = Command::new("kill")
         .args(["-TERM", &worker.child.id().to_string()])
