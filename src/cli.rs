@@ -105,7 +105,12 @@ pub async fn run() -> anyhow::Result<()> {
                 tracing::info!(worker = worker.id(), "delivery worker started");
                 tasks.spawn(worker.run(until_stopped()));
             }
-            let state = AppState::new(pool, settings).await?;
+            // Only a process that signs holds the secrets key.
+            let state = if role == ProcessRole::Worker {
+                AppState::without_sealing(pool, settings).await?
+            } else {
+                AppState::new(pool, settings).await?
+            };
             if let Some(ops) = Application::build_ops(state.clone()).await? {
                 tracing::info!(addr = %ops.local_addr()?, "probes and metrics listening");
                 tasks.spawn(ops.run_until_stopped(until_stopped()));
@@ -138,7 +143,7 @@ pub async fn run() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Admin(AdminCommand::Token { email }) => {
-            let state = AppState::new(pool, settings).await?;
+            let state = AppState::without_sealing(pool, settings).await?;
             let user = crate::db::users::find_by_email(&state.db, &email)
                 .await?
                 .with_context(|| format!("no user with email {email}"))?;
@@ -149,7 +154,7 @@ pub async fn run() -> anyhow::Result<()> {
         }
         Command::Demo => {
             let state = AppState::new(pool, settings.clone()).await?;
-            let demo = bootstrap::demo(&state.db, &state.sealing).await?;
+            let demo = bootstrap::demo(&state.db, state.sealing()?).await?;
             print!("{}", demo.instructions(&settings));
             Ok(())
         }

@@ -430,6 +430,26 @@ impl Settings {
         {
             return invalid("delivery.transports", "every rule needs a domain and a host");
         }
+        for rule in &self.delivery.transports {
+            if rule.require_tls && !matches!(rule.tls, TlsPolicy::Opportunistic | TlsPolicy::Verify) {
+                return invalid(
+                    "delivery.transports",
+                    "require_tls is the older spelling of tls = \"verify\"; set one of them",
+                );
+            }
+            if rule.ca_file.is_some() && rule.tls_policy() != TlsPolicy::Verify {
+                return invalid(
+                    "delivery.transports",
+                    "ca_file is used only with tls = \"verify\"",
+                );
+            }
+        }
+        if self.delivery.smart_host_ca_file.is_some() && self.delivery.smart_host_tls != TlsPolicy::Verify {
+            return invalid(
+                "delivery.smart_host_ca_file",
+                "is used only with smart_host_tls = \"verify\"",
+            );
+        }
         if self.delivery.tls_timeout_secs == 0 {
             return invalid("delivery.tls_timeout_secs", "must be at least 1");
         }
@@ -477,6 +497,30 @@ mod tests {
     fn the_example_file_loads() {
         let settings = Settings::load(Some(Path::new("tern.example.toml"))).expect("example loads");
         assert_eq!(settings.public_hostname, "tern.example.com");
+    }
+
+    #[test]
+    fn tls_settings_that_contradict_each_other_are_refused() {
+        let rule = |tls, require_tls, ca_file: Option<&str>| TransportRule {
+            domain: "a.test".into(),
+            host: "relay".into(),
+            port: None,
+            tls,
+            ca_file: ca_file.map(Into::into),
+            require_tls,
+        };
+        let check = |rule| {
+            let mut settings = Settings::default();
+            settings.delivery.transports = vec![rule];
+            settings.validate()
+        };
+        assert!(check(rule(TlsPolicy::Verify, false, Some("/ca.pem"))).is_ok());
+        assert!(check(rule(TlsPolicy::Opportunistic, true, Some("/ca.pem"))).is_ok());
+        assert!(check(rule(TlsPolicy::Required, true, None)).is_err());
+        assert!(check(rule(TlsPolicy::Required, false, Some("/ca.pem"))).is_err());
+        let mut settings = Settings::default();
+        settings.delivery.smart_host_ca_file = Some("/ca.pem".into());
+        assert!(settings.validate().is_err());
     }
 
     #[test]

@@ -22,7 +22,8 @@ use sha2::{Digest, Sha256};
 use crate::config::SecretsSettings;
 use crate::domain::Redacted;
 
-const MAGIC: &[u8; 4] = b"TSK1";
+/// What every sealed value starts with (format version 1).
+pub const MAGIC: &[u8; 4] = b"TSK1";
 const KEY_ID_LEN: usize = 8;
 const HEADER_LEN: usize = MAGIC.len() + KEY_ID_LEN + NONCE_LEN;
 const KEY_LEN: usize = 32;
@@ -99,22 +100,33 @@ impl SealingKey {
                 .with_context(|| format!("secrets.key_file {}", path.display()))
         };
         if path.exists() {
+            warn_if_readable_by_others(path);
             return read();
         }
         let mut bytes = [0u8; KEY_LEN];
         aws_lc_rs::rand::fill(&mut bytes).map_err(|_| anyhow::anyhow!("no randomness"))?;
         let encoded = Redacted::new(STANDARD.encode(bytes));
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        match options.open(path) {
-            Ok(mut file) => {
-                // A process racing this write may read a short file and
-                // stop with a clear error; a restart reads the whole key.
-                file.write_all(format!("{}\n", encoded.expose()).as_bytes())
-                    .and_then(|()| file.sync_all())
-                    .with_context(|| format!("writing secrets.key_file {}", path.display()))?;
+        // Written whole under a private name, then linked into place: the
+        // link fails if another process got there first (then its key is
+        // read), and nobody ever reads a half-written file.
+        let temp = path.with_file_name(format!(
+            ".{}.{}.tmp",
+            path.file_name().and_then(|n| n.to_str()).unwrap_or("secrets.key"),
+            uuid::Uuid::new_v4().simple()
+        ));
+        let written = (|| {
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            let mut file = options.open(&temp)?;
+            file.write_all(format!("{}\n", encoded.expose()).as_bytes())?;
+            file.sync_all()?;
+            std::fs::hard_link(&temp, path)
+        })();
+        let _ = std::fs::remove_file(&temp);
+        match written {
+            Ok(()) => {
                 tracing::warn!(path = %path.display(), "generated a new secrets key; back it up: without it, sealed DKIM keys cannot be read");
                 SealingKey::from_bytes(&bytes)
             }
@@ -171,6 +183,16 @@ impl SealingKey {
         Ok(Redacted::new(body))
     }
 
+    /// Opens a stored value; one still in clear (written by an older
+    /// version during a rolling upgrade; sealed at the next start) is
+    /// taken as it is.
+    pub fn open_stored(&self, stored: &[u8], row: &[u8]) -> Result<Redacted<Vec<u8>>, OpenError> {
+        match self.open(stored, row) {
+            Err(OpenError::NotSealed) => Ok(Redacted::new(stored.to_vec())),
+            other => other,
+        }
+    }
+
     /// Whether `sealed` was sealed under this key.
     pub fn sealed_here(&self, sealed: &[u8]) -> bool {
         sealed.starts_with(&self.header())
@@ -179,6 +201,19 @@ impl SealingKey {
     /// What every value sealed under this key starts with.
     pub fn header(&self) -> Vec<u8> {
         [&MAGIC[..], &self.id[..]].concat()
+    }
+}
+
+/// Says so when the key file can be read by others than its owner.
+fn warn_if_readable_by_others(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(meta) = std::fs::metadata(path)
+            && meta.permissions().mode() & 0o077 != 0
+        {
+            tracing::warn!(path = %path.display(), "secrets.key_file is readable by other users; make it mode 0600");
+        }
     }
 }
 
@@ -214,6 +249,12 @@ mod tests {
         assert_eq!(k.open(&flipped, b"row-1"), Err(OpenError::Damaged));
         assert_eq!(k.open(&sealed[..HEADER_LEN], b"row-1"), Err(OpenError::Damaged));
         assert_ne!(k.seal(b"x", b"r"), k.seal(b"x", b"r"), "nonces repeat");
+        // A row still in clear (an older version wrote it) is taken as is.
+        assert_eq!(
+            k.open_stored(b"\x30\x82der", b"row-1").unwrap().expose(),
+            b"\x30\x82der"
+        );
+        assert_eq!(k.open_stored(&sealed, b"row-1").unwrap().expose(), b"private key");
     }
 
     #[test]

@@ -145,7 +145,7 @@ pub async fn create_domain(
         .map_err(|e| ApiError::Internal(e.into()))??;
     let return_path_host = format!("{}.{}", state.settings.dns.return_path_prefix, name);
     let id = Uuid::now_v7();
-    let sealed = state.sealing.seal(&key.private_pkcs8, id.as_bytes());
+    let sealed = state.sealing()?.seal(&key.private_pkcs8, id.as_bytes());
     let domain = db::domains::create(
         &state.db,
         session.user_id,

@@ -201,3 +201,16 @@ pub async fn replace_key(pool: &PgPool, id: Uuid, old: &[u8], new: &[u8]) -> sql
     .await
     .map(|_| ())
 }
+
+/// Whether any domain's key is stored sealed (starts with `magic`).
+#[tracing::instrument(level = "debug", skip_all)]
+pub async fn any_key_sealed(pool: &PgPool, magic: &[u8]) -> sqlx::Result<bool> {
+    sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM domains
+                          WHERE substring(dkim_private_key FROM 1 FOR $2) = $1) AS "sealed!""#,
+        magic,
+        magic.len() as i32
+    )
+    .fetch_one(pool)
+    .await
+}

@@ -46,6 +46,10 @@ pub async fn claim(pool: &PgPool, worker: &str, batch: i64, lease: Duration) -> 
                           WHERE r.server_id = s.id AND r.status IN ('queued', 'deferred')
                             AND r.next_attempt_at <= now()
                             AND (r.lease_expires_at IS NULL OR r.lease_expires_at < now()))
+            -- More servers with mail than a batch holds: a random batch of
+            -- them, so that each gets at least one and none is always last.
+            ORDER BY random()
+            LIMIT $2
          ), share AS (
             SELECT greatest(1, ceil($2::bigint::float8 / greatest(count(*), 1)))::bigint AS n FROM active
          ), picked AS (

@@ -33,11 +33,6 @@ fn status(result: Result<RecordStatus, LookupError>) -> RecordStatus {
     result.unwrap_or(RecordStatus::Error)
 }
 
-fn same_host(a: &str, b: &str) -> bool {
-    a.trim_end_matches('.')
-        .eq_ignore_ascii_case(b.trim_end_matches('.'))
-}
-
 async fn mx(resolver: &TokioResolver, name: &str, target: &str) -> Result<RecordStatus, LookupError> {
     let records = resolver::lookup(resolver, name, RecordType::MX).await?;
     if records.is_empty() {
@@ -45,7 +40,7 @@ async fn mx(resolver: &TokioResolver, name: &str, target: &str) -> Result<Record
     }
     let matches = records
         .iter()
-        .any(|r| matches!(r, RData::MX(mx) if same_host(&mx.exchange.to_ascii(), target)));
+        .any(|r| matches!(r, RData::MX(mx) if verify::same_host(&mx.exchange.to_ascii(), target)));
     Ok(if matches {
         RecordStatus::Ok
     } else {
@@ -56,15 +51,9 @@ async fn mx(resolver: &TokioResolver, name: &str, target: &str) -> Result<Record
 /// The SPF host lists the sending addresses: one `v=spf1` record that parses.
 async fn spf_host(resolver: &TokioResolver, name: &str) -> Result<RecordStatus, LookupError> {
     let records = resolver::txt(resolver, name).await?;
-    let spf: Vec<&String> = records
-        .iter()
-        .filter(|r| r.to_ascii_lowercase().starts_with("v=spf1"))
-        .collect();
-    Ok(match spf.as_slice() {
-        [] => RecordStatus::Missing,
-        [one] if Spf::parse(one.as_bytes()).is_ok() => RecordStatus::Ok,
-        _ => RecordStatus::Mismatch,
-    })
+    Ok(verify::single_record(&records, "v=spf1", |one| {
+        Spf::parse(one.as_bytes()).is_ok()
+    }))
 }
 
 async fn address(resolver: &TokioResolver, name: &str) -> Result<RecordStatus, LookupError> {

@@ -20,7 +20,7 @@ fn status(result: Result<RecordStatus, LookupError>) -> RecordStatus {
     })
 }
 
-fn same_host(a: &str, b: &str) -> bool {
+pub(super) fn same_host(a: &str, b: &str) -> bool {
     a.trim_end_matches('.')
         .eq_ignore_ascii_case(b.trim_end_matches('.'))
 }
@@ -43,19 +43,26 @@ pub(super) async fn spf(
     include: &str,
 ) -> Result<RecordStatus, LookupError> {
     let records = resolver::txt(resolver, domain).await?;
-    let spf: Vec<&String> = records
+    // No include, a record receivers cannot parse, or several v=spf1
+    // records (a permerror, RFC 7208 §4.5) are a mismatch.
+    Ok(single_record(&records, "v=spf1", |one| {
+        Spf::parse(one.as_bytes()).is_ok_and(|parsed| includes(&parsed, include))
+    }))
+}
+
+/// The one record of `records` that starts with `tag` (case-insensitive):
+/// `Missing` if none, `Ok` if there is exactly one and `valid` accepts it,
+/// else `Mismatch` (several such records mean none applies).
+pub(super) fn single_record(records: &[String], tag: &str, valid: impl Fn(&str) -> bool) -> RecordStatus {
+    let found: Vec<&String> = records
         .iter()
-        .filter(|r| r.to_ascii_lowercase().starts_with("v=spf1"))
+        .filter(|r| r.to_ascii_lowercase().starts_with(tag))
         .collect();
-    Ok(match spf.as_slice() {
+    match found.as_slice() {
         [] => RecordStatus::Missing,
-        [one] if Spf::parse(one.as_bytes()).is_ok_and(|parsed| includes(&parsed, include)) => {
-            RecordStatus::Ok
-        }
-        // No include, a record receivers cannot parse, or several v=spf1
-        // records (a permerror, RFC 7208 §4.5).
+        [one] if valid(one) => RecordStatus::Ok,
         _ => RecordStatus::Mismatch,
-    })
+    }
 }
 
 /// The DKIM record passes when mail-auth accepts it as a key record (so
@@ -105,16 +112,10 @@ pub(super) async fn cname(
 /// A DMARC record passes when mail-auth parses it (RFC 7489 §6.3).
 async fn dmarc(resolver: &TokioResolver, domain: &str) -> Result<RecordStatus, LookupError> {
     let records = resolver::txt(resolver, &format!("_dmarc.{domain}")).await?;
-    let candidates: Vec<&String> = records
-        .iter()
-        .filter(|r| r.to_ascii_lowercase().starts_with("v=dmarc1"))
-        .collect();
-    Ok(match candidates.as_slice() {
-        [] => RecordStatus::Missing,
-        [one] if Dmarc::parse(one.as_bytes()).is_ok() => RecordStatus::Ok,
-        // Unparseable, or several records (RFC 7489 §6.6.3: none applies).
-        _ => RecordStatus::Mismatch,
-    })
+    // Unparseable, or several records (RFC 7489 §6.6.3: none applies).
+    Ok(single_record(&records, "v=dmarc1", |one| {
+        Dmarc::parse(one.as_bytes()).is_ok()
+    }))
 }
 
 /// Looks every record up (concurrently). The domain is verified when SPF,

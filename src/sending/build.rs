@@ -191,8 +191,9 @@ async fn sign(
                 &domain,
                 |domain| {
                     state
-                        .sealing
-                        .open(domain.sealed_dkim_key.expose(), domain.id.as_bytes())
+                        .sealing()
+                        .map_err(|e| e.to_string())?
+                        .open_stored(domain.sealed_dkim_key.expose(), domain.id.as_bytes())
                         .map_err(|e| e.to_string())
                 },
                 &message,

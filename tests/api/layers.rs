@@ -91,6 +91,7 @@ const RULES: &[Rule] = &[
             "config",
             "db",
             "dns",
+            "domain",
             "mail",
             "observability",
             "sealing",

@@ -65,4 +65,20 @@ async fn dkim_keys_are_stored_sealed_and_old_rows_are_sealed_at_start() {
         resealed,
         "a failed start changed the row"
     );
+
+    // A process given no key at all does not make one of its own while
+    // keys are sealed (it would lock every domain out).
+    let mut keyless = app.settings.clone();
+    let key_file = std::env::temp_dir().join(format!("tern-no-key-{}", uuid::Uuid::new_v4()));
+    keyless.secrets.key = None;
+    keyless.secrets.key_file = key_file.clone();
+    let Err(err) = AppState::new(app.db.clone(), keyless.clone()).await else {
+        panic!("started without the installation's key");
+    };
+    assert!(format!("{err:#}").contains("sealed"), "{err:#}");
+    assert!(!key_file.exists(), "a key file was made");
+    // A worker's state holds no key and needs none.
+    let worker = AppState::without_sealing(app.db.clone(), keyless).await.unwrap();
+    assert!(worker.sealing().is_err());
+    assert!(!key_file.exists());
 }
