@@ -26,6 +26,36 @@ pub struct Settings {
     pub delivery: DeliverySettings,
     #[serde(default)]
     pub secrets: SecretsSettings,
+    #[serde(default)]
+    pub webhooks: WebhookSettings,
+}
+
+/// Webhook endpoints and their delivery.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhookSettings {
+    /// Accept endpoints whose host is or resolves to a loopback, private,
+    /// link-local or otherwise reserved address (metadata services
+    /// included). Off: a tenant could make Tern call internal services.
+    pub allow_private_targets: bool,
+    /// Accept `http://` endpoints (default: `https://` only).
+    pub allow_http: bool,
+    /// After a secret rotation, how long the previous secret keeps signing
+    /// alongside the new one, in seconds.
+    pub secret_overlap_secs: u64,
+    /// Endpoints one server may have.
+    pub max_per_server: u32,
+}
+
+impl Default for WebhookSettings {
+    fn default() -> Self {
+        WebhookSettings {
+            allow_private_targets: false,
+            allow_http: false,
+            secret_overlap_secs: 24 * 3600,
+            max_per_server: 20,
+        }
+    }
 }
 
 /// The key that seals secrets stored in the database (DKIM private keys).
@@ -325,6 +355,7 @@ impl Default for Settings {
                 ip_strategy: IpStrategy::Ipv4ThenIpv6,
             },
             secrets: SecretsSettings::default(),
+            webhooks: WebhookSettings::default(),
         }
     }
 }

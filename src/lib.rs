@@ -23,3 +23,4 @@ pub mod sealing;
 pub mod sending;
 pub mod startup;
 pub mod state;
+pub mod webhooks;

@@ -30,6 +30,7 @@ with a stable `code`.",
         (name = "servers", description = "Mail servers"),
         (name = "domains", description = "Sending domains, DKIM keys and DNS records"),
         (name = "api-keys", description = "Server API keys"),
+        (name = "webhooks", description = "Webhook endpoints and their signing secrets"),
         (name = "health", description = "Probes and metrics"),
     ),
     components(schemas(crate::api::error::ErrorBody, crate::api::error::ErrorDetail))

@@ -12,6 +12,7 @@ pub mod messages;
 pub mod organizations;
 pub mod send;
 pub mod servers;
+pub mod webhooks;
 
 use std::time::Duration;
 
@@ -69,6 +70,13 @@ fn routes() -> OpenApiRouter<AppState> {
             api_keys::update_api_key,
             api_keys::revoke_api_key
         ))
+        .routes(routes!(webhooks::list_webhooks, webhooks::create_webhook))
+        .routes(routes!(
+            webhooks::get_webhook,
+            webhooks::update_webhook,
+            webhooks::delete_webhook
+        ))
+        .routes(routes!(webhooks::rotate_webhook_secret))
         .routes(routes!(send::send_message, messages::list_messages))
         .routes(routes!(send::send_raw_message))
         .routes(routes!(messages::get_message))

@@ -11,6 +11,7 @@ pub mod queue;
 pub mod secrets;
 pub mod servers;
 pub mod users;
+pub mod webhooks;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, PgPool};

@@ -4,6 +4,7 @@
 
 mod domain_name;
 mod email_address;
+mod event_type;
 mod invalid;
 mod recipient;
 mod record_status;
@@ -14,6 +15,7 @@ mod special_use;
 
 pub use domain_name::DomainName;
 pub use email_address::{EmailAddress, Mailbox};
+pub use event_type::EventType;
 pub use invalid::{Invalid, InvalidKind};
 pub use recipient::{RecipientKind, RecipientSet, RecipientStatus};
 pub use record_status::{CheckResult, DomainDns, RecordStatus};

@@ -56,6 +56,10 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
     settings.limits.sends_per_second_per_key = 0;
     settings.limits.concurrent_sends_per_key = 0;
     settings.secrets.key = Some(test_secrets_key().into());
+    // Webhook receivers in tests listen on loopback over plain HTTP;
+    // tests/api/webhooks.rs turns the guard on again.
+    settings.webhooks.allow_private_targets = true;
+    settings.webhooks.allow_http = true;
     adjust(&mut settings);
     let pool = connect_and_migrate(&settings).await.expect("migrate");
     let state = AppState::new(pool.clone(), settings.clone())

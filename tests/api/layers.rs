@@ -77,6 +77,12 @@ const RULES: &[Rule] = &[
         may_use: &["observability", "db", "domain", "config"],
         must_not: HTTP,
     },
+    // Webhook endpoints' checks and secrets (the dispatcher comes here).
+    Rule {
+        part: "webhooks",
+        may_use: &["webhooks", "db", "domain", "config", "observability", "sealing"],
+        must_not: HTTP,
+    },
     // Sealing secrets at rest: pure, apart from reading its key file.
     Rule {
         part: "sealing.rs",

@@ -22,4 +22,5 @@ mod smtp_client;
 mod tenancy;
 mod tls;
 mod validation;
+mod webhooks;
 mod workers;

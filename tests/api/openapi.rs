@@ -110,6 +110,16 @@ async fn every_operation_answers_only_what_the_document_lists() {
             &json!({"from": "a@example.com", "to": "b@example.org", "text": "x"}),
         )
         .await;
+    let webhook = json_of(
+        app.post(
+            &format!("/v1/servers/{}/webhooks", t.server_id),
+            &t.token,
+            &json!({"url": "https://hooks.example.com/x"}),
+        )
+        .await,
+        201,
+    )
+    .await;
     let ids = [
         ("organization_id", t.org_id.to_string()),
         ("server_id", t.server_id.to_string()),
@@ -117,6 +127,7 @@ async fn every_operation_answers_only_what_the_document_lists() {
         ("api_key_id", spare_key["id"].as_str().unwrap().to_string()),
         ("message_id", sent["id"].as_str().unwrap().to_string()),
         ("user_id", colleague.to_string()),
+        ("webhook_id", webhook["id"].as_str().unwrap().to_string()),
     ];
     let fill = |path: &str, value: Option<&str>| {
         ids.iter().fold(path.to_string(), |path, (name, id)| {

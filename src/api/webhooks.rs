@@ -1,0 +1,283 @@
+//! Webhook endpoints of a server: created (the signing secret shown once),
+//! listed, changed, deleted, and their secret rotated.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::extract::{ApiJson, ApiPath, UserSession, require_write};
+use super::servers::visible as visible_server;
+use crate::api::error::{ApiError, ErrorBody};
+use crate::db;
+use crate::db::webhooks::{NewWebhook, WebhookChange, WebhookRow};
+use crate::domain::{EventType, Invalid};
+use crate::state::AppState;
+use crate::webhooks::{secret, target};
+
+/// A webhook endpoint: never its secret.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Webhook {
+    pub id: Uuid,
+    pub server_id: Uuid,
+    #[schema(example = "https://app.example.com/hooks/tern")]
+    pub url: String,
+    #[schema(example = "Order system")]
+    pub description: String,
+    /// The event types sent to it; empty: every type.
+    pub event_types: Vec<EventType>,
+    pub enabled: bool,
+    /// Until when the secret before the last rotation still signs.
+    pub previous_secret_expires_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<WebhookRow> for Webhook {
+    fn from(row: WebhookRow) -> Self {
+        Webhook {
+            id: row.id,
+            server_id: row.server_id,
+            url: row.url,
+            description: row.description,
+            // Names the database holds were checked on the way in.
+            event_types: row
+                .event_types
+                .iter()
+                .filter_map(|t| EventType::parse(t))
+                .collect(),
+            enabled: row.enabled,
+            previous_secret_expires_at: row.previous_secret_expires_at,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        }
+    }
+}
+
+/// Input for creating an endpoint.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "url": "https://app.example.com/hooks/tern",
+    "description": "Order system",
+    "event_types": ["message.sent", "message.bounced"]
+}))]
+pub struct CreateWebhook {
+    /// `https://` (or `http://` where the operator allows it), at most 2,048
+    /// bytes, no credentials; it must not lead to a private address.
+    #[schema(max_length = 2048, pattern = "^https?://")]
+    pub url: String,
+    #[serde(default)]
+    #[schema(max_length = 200)]
+    pub description: String,
+    /// The event types to send; absent or empty: every type.
+    #[serde(default)]
+    #[schema(max_items = 12)]
+    pub event_types: Vec<EventType>,
+    /// Default `true`.
+    #[serde(default = "enabled")]
+    pub enabled: bool,
+}
+
+fn enabled() -> bool {
+    true
+}
+
+/// Changes to an endpoint; absent fields stay as they are.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"enabled": false}))]
+pub struct UpdateWebhook {
+    #[schema(max_length = 2048, pattern = "^https?://")]
+    pub url: Option<String>,
+    #[schema(max_length = 200)]
+    pub description: Option<String>,
+    /// An empty list: every type.
+    #[schema(max_items = 12)]
+    pub event_types: Option<Vec<EventType>>,
+    pub enabled: Option<bool>,
+}
+
+/// An endpoint with its signing secret, shown only in this response.
+#[derive(Serialize, ToSchema)]
+pub struct WebhookWithSecret {
+    #[serde(flatten)]
+    pub webhook: Webhook,
+    /// `whsec_` and base64: the key of the `v1` HMAC-SHA256 signatures
+    /// (Standard Webhooks). Store it now.
+    #[schema(example = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")]
+    pub secret: String,
+}
+
+/// Endpoints of a server.
+#[derive(Serialize, ToSchema)]
+pub struct WebhookList {
+    pub data: Vec<Webhook>,
+}
+
+async fn visible(state: &AppState, user: Uuid, id: Uuid) -> Result<WebhookRow, ApiError> {
+    db::webhooks::get_for_user(&state.db, user, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("webhook"))
+}
+
+fn description(text: &str) -> Result<String, ApiError> {
+    let text = text.trim();
+    if text.chars().count() > 200 || text.chars().any(char::is_control) {
+        return Err(Invalid::new(
+            "invalid_description",
+            "`description` must be at most 200 characters without control characters",
+        )
+        .field("description")
+        .into());
+    }
+    Ok(text.to_string())
+}
+
+fn type_names(types: &[EventType]) -> Vec<String> {
+    let mut names: Vec<String> = types.iter().map(|t| t.as_str().to_string()).collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// Lists a server's webhook endpoints.
+#[utoipa::path(get, path = "/v1/servers/{server_id}/webhooks", operation_id = "list_webhooks", tag = "webhooks",
+    security(("session" = [])), params(("server_id" = Uuid, Path)),
+    responses((status = 200, description = "OK", body = WebhookList)))]
+pub async fn list_webhooks(
+    State(state): State<AppState>,
+    session: UserSession,
+    ApiPath(server): ApiPath<Uuid>,
+) -> Result<Json<WebhookList>, ApiError> {
+    visible_server(&state, session.user_id, server).await?;
+    let data = db::webhooks::list(&state.db, session.user_id, server).await?;
+    Ok(Json(WebhookList {
+        data: data.into_iter().map(Webhook::from).collect(),
+    }))
+}
+
+/// Adds an endpoint (owner or admin). The signing secret is returned once.
+#[utoipa::path(post, path = "/v1/servers/{server_id}/webhooks", operation_id = "create_webhook", tag = "webhooks",
+    security(("session" = [])), params(("server_id" = Uuid, Path)), request_body = CreateWebhook,
+    responses((status = 201, description = "Created", body = WebhookWithSecret),
+        (status = 403, description = "Your role does not allow this", body = ErrorBody),
+        (status = 422, description = "Invalid input: a URL that is not https, leads to a private address (`private_url`), or too many endpoints", body = ErrorBody)))]
+pub async fn create_webhook(
+    State(state): State<AppState>,
+    session: UserSession,
+    ApiPath(server): ApiPath<Uuid>,
+    ApiJson(input): ApiJson<CreateWebhook>,
+) -> Result<(StatusCode, Json<WebhookWithSecret>), ApiError> {
+    require_write(visible_server(&state, session.user_id, server).await?.role)?;
+    let url = target::check(&input.url, &state.settings.webhooks, &state.resolver).await?;
+    let description = description(&input.description)?;
+    let types = type_names(&input.event_types);
+    let id = Uuid::now_v7();
+    let (text, bytes) = secret::generate();
+    let sealed = state.sealing()?.seal(bytes.expose(), id.as_bytes());
+    let new = NewWebhook {
+        id,
+        server_id: server,
+        url: url.as_str(),
+        description: &description,
+        event_types: &types,
+        enabled: input.enabled,
+        sealed_secret: &sealed,
+    };
+    let limit = i64::from(state.settings.webhooks.max_per_server);
+    let Some(row) = db::webhooks::create(&state.db, session.user_id, new, limit).await? else {
+        return Err(ApiError::unprocessable(
+            "too_many_webhooks",
+            format!("a server may have {limit} webhook endpoints (webhooks.max_per_server)"),
+        ));
+    };
+    Ok((
+        StatusCode::CREATED,
+        Json(WebhookWithSecret {
+            webhook: row.into(),
+            secret: text.expose().clone(),
+        }),
+    ))
+}
+
+/// Gets one endpoint (never its secret).
+#[utoipa::path(get, path = "/v1/webhooks/{webhook_id}", operation_id = "get_webhook", tag = "webhooks",
+    security(("session" = [])), params(("webhook_id" = Uuid, Path)),
+    responses((status = 200, description = "OK", body = Webhook)))]
+pub async fn get_webhook(
+    State(state): State<AppState>,
+    session: UserSession,
+    ApiPath(id): ApiPath<Uuid>,
+) -> Result<Json<Webhook>, ApiError> {
+    Ok(Json(visible(&state, session.user_id, id).await?.into()))
+}
+
+/// Changes an endpoint (owner or admin).
+#[utoipa::path(patch, path = "/v1/webhooks/{webhook_id}", operation_id = "update_webhook", tag = "webhooks",
+    security(("session" = [])), params(("webhook_id" = Uuid, Path)), request_body = UpdateWebhook,
+    responses((status = 200, description = "OK", body = Webhook),
+        (status = 403, description = "Your role does not allow this", body = ErrorBody)))]
+pub async fn update_webhook(
+    State(state): State<AppState>,
+    session: UserSession,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(input): ApiJson<UpdateWebhook>,
+) -> Result<Json<Webhook>, ApiError> {
+    require_write(visible(&state, session.user_id, id).await?.role)?;
+    let url = match &input.url {
+        Some(url) => Some(target::check(url, &state.settings.webhooks, &state.resolver).await?),
+        None => None,
+    };
+    let description = input.description.as_deref().map(description).transpose()?;
+    let types = input.event_types.as_deref().map(type_names);
+    let change = WebhookChange {
+        url: url.as_ref().map(url::Url::as_str),
+        description: description.as_deref(),
+        event_types: types.as_deref(),
+        enabled: input.enabled,
+    };
+    db::webhooks::update(&state.db, id, change).await?;
+    Ok(Json(visible(&state, session.user_id, id).await?.into()))
+}
+
+/// Deletes an endpoint (owner or admin).
+#[utoipa::path(delete, path = "/v1/webhooks/{webhook_id}", operation_id = "delete_webhook", tag = "webhooks",
+    security(("session" = [])), params(("webhook_id" = Uuid, Path)),
+    responses((status = 204, description = "Deleted"),
+        (status = 403, description = "Your role does not allow this", body = ErrorBody)))]
+pub async fn delete_webhook(
+    State(state): State<AppState>,
+    session: UserSession,
+    ApiPath(id): ApiPath<Uuid>,
+) -> Result<StatusCode, ApiError> {
+    require_write(visible(&state, session.user_id, id).await?.role)?;
+    db::webhooks::delete(&state.db, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Makes a new signing secret (owner or admin), returned once. The previous
+/// one keeps signing alongside it for `webhooks.secret_overlap_secs`
+/// (default 24 hours): both signatures are sent, space-separated.
+#[utoipa::path(post, path = "/v1/webhooks/{webhook_id}/rotate-secret", operation_id = "rotate_webhook_secret", tag = "webhooks",
+    security(("session" = [])), params(("webhook_id" = Uuid, Path)),
+    responses((status = 200, description = "The endpoint and its new secret", body = WebhookWithSecret),
+        (status = 403, description = "Your role does not allow this", body = ErrorBody)))]
+pub async fn rotate_webhook_secret(
+    State(state): State<AppState>,
+    session: UserSession,
+    ApiPath(id): ApiPath<Uuid>,
+) -> Result<Json<WebhookWithSecret>, ApiError> {
+    require_write(visible(&state, session.user_id, id).await?.role)?;
+    let (text, bytes) = secret::generate();
+    let sealed = state.sealing()?.seal(bytes.expose(), id.as_bytes());
+    let overlap = state.settings.webhooks.secret_overlap_secs as f64;
+    db::webhooks::rotate_secret(&state.db, id, &sealed, overlap).await?;
+    Ok(Json(WebhookWithSecret {
+        webhook: visible(&state, session.user_id, id).await?.into(),
+        secret: text.expose().clone(),
+    }))
+}

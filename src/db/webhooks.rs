@@ -1,0 +1,153 @@
+//! Webhook endpoints (their secrets sealed).
+
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::domain::Role;
+
+/// An endpoint as its server's members see it: never a secret.
+#[derive(Debug, Clone)]
+pub struct WebhookRow {
+    pub id: Uuid,
+    pub server_id: Uuid,
+    pub url: String,
+    pub description: String,
+    /// Stable event type names; empty: every type.
+    pub event_types: Vec<String>,
+    pub enabled: bool,
+    pub previous_secret_expires_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub role: Role,
+}
+
+/// A new endpoint.
+pub struct NewWebhook<'a> {
+    /// Chosen by the caller: the secret is sealed to it.
+    pub id: Uuid,
+    pub server_id: Uuid,
+    pub url: &'a str,
+    pub description: &'a str,
+    pub event_types: &'a [String],
+    pub enabled: bool,
+    pub sealed_secret: &'a [u8],
+}
+
+/// Changes to an endpoint; `None` leaves a field as it is.
+pub struct WebhookChange<'a> {
+    pub url: Option<&'a str>,
+    pub description: Option<&'a str>,
+    pub event_types: Option<&'a [String]>,
+    pub enabled: Option<bool>,
+}
+
+/// Endpoints as `user` sees them; `$1` is the user, `$2`... follow.
+macro_rules! select_visible {
+    ($tail:literal $(, $arg:expr)* $(,)?) => {
+        sqlx::query_as!(
+            WebhookRow,
+            r#"SELECT w.id, w.server_id, w.url, w.description, w.event_types, w.enabled,
+                      w.previous_secret_expires_at, w.created_at, w.updated_at, m.role AS "role: Role"
+               FROM webhook_endpoints w
+               JOIN servers s ON s.id = w.server_id
+               JOIN memberships m ON m.organization_id = s.organization_id AND m.user_id = $1 "#
+                + $tail
+            $(, $arg)*
+        )
+    };
+}
+
+/// Creates an endpoint unless the server has `limit` already; returns
+/// `None` when it has.
+#[tracing::instrument(level = "debug", skip(pool, new), fields(server.id = %new.server_id))]
+pub async fn create(
+    pool: &PgPool,
+    user: Uuid,
+    new: NewWebhook<'_>,
+    limit: i64,
+) -> sqlx::Result<Option<WebhookRow>> {
+    let inserted = sqlx::query!(
+        "INSERT INTO webhook_endpoints (id, server_id, url, description, event_types, enabled, secret)
+         SELECT $1, $2, $3, $4, $5, $6, $7
+         WHERE (SELECT count(*) FROM webhook_endpoints WHERE server_id = $2) < $8",
+        new.id,
+        new.server_id,
+        new.url,
+        new.description,
+        new.event_types,
+        new.enabled,
+        new.sealed_secret,
+        limit
+    )
+    .execute(pool)
+    .await?;
+    if inserted.rows_affected() == 0 {
+        return Ok(None);
+    }
+    get_for_user(pool, user, new.id).await
+}
+
+#[tracing::instrument(level = "debug", skip(pool))]
+pub async fn list(pool: &PgPool, user: Uuid, server: Uuid) -> sqlx::Result<Vec<WebhookRow>> {
+    select_visible!("WHERE w.server_id = $2 ORDER BY w.created_at, w.id", user, server)
+        .fetch_all(pool)
+        .await
+}
+
+#[tracing::instrument(level = "debug", skip(pool))]
+pub async fn get_for_user(pool: &PgPool, user: Uuid, id: Uuid) -> sqlx::Result<Option<WebhookRow>> {
+    select_visible!("WHERE w.id = $2", user, id)
+        .fetch_optional(pool)
+        .await
+}
+
+#[tracing::instrument(level = "debug", skip(pool, change))]
+pub async fn update(pool: &PgPool, id: Uuid, change: WebhookChange<'_>) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE webhook_endpoints
+         SET url = coalesce($2, url), description = coalesce($3, description),
+             event_types = coalesce($4, event_types), enabled = coalesce($5, enabled),
+             updated_at = now()
+         WHERE id = $1",
+        id,
+        change.url,
+        change.description,
+        change.event_types,
+        change.enabled
+    )
+    .execute(pool)
+    .await
+    .map(|_| ())
+}
+
+/// Puts a new secret in place; the current one signs alongside it until
+/// `overlap_secs` from now.
+#[tracing::instrument(level = "debug", skip(pool, sealed_secret))]
+pub async fn rotate_secret(
+    pool: &PgPool,
+    id: Uuid,
+    sealed_secret: &[u8],
+    overlap_secs: f64,
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE webhook_endpoints
+         SET previous_secret = secret, secret = $2,
+             previous_secret_expires_at = now() + make_interval(secs => $3), updated_at = now()
+         WHERE id = $1",
+        id,
+        sealed_secret,
+        overlap_secs
+    )
+    .execute(pool)
+    .await
+    .map(|_| ())
+}
+
+#[tracing::instrument(level = "debug", skip(pool))]
+pub async fn delete(pool: &PgPool, id: Uuid) -> sqlx::Result<()> {
+    sqlx::query!("DELETE FROM webhook_endpoints WHERE id = $1", id)
+        .execute(pool)
+        .await
+        .map(|_| ())
+}
