@@ -27,7 +27,8 @@ pub struct Cli {
 pub enum Command {
     /// Apply migrations, then serve the API and docs and/or deliver mail.
     Serve {
-        /// `all` (API and a delivery worker), `api` or `worker`.
+        /// `all` (API, a delivery worker and the webhook dispatcher), `api`,
+        /// `worker` or `webhooks`.
         #[arg(long, value_enum, default_value_t = ProcessRole::All)]
         role: ProcessRole,
     },
@@ -52,6 +53,8 @@ pub enum ProcessRole {
     All,
     Api,
     Worker,
+    /// The webhook dispatcher alone.
+    Webhooks,
 }
 
 #[derive(Debug, Subcommand)]
@@ -100,7 +103,7 @@ pub async fn run() -> anyhow::Result<()> {
                 }
             };
             let mut tasks = tokio::task::JoinSet::new();
-            if role != ProcessRole::Api {
+            if matches!(role, ProcessRole::All | ProcessRole::Worker) {
                 let worker = Worker::new(pool.clone(), settings.clone()).await?;
                 tracing::info!(worker = worker.id(), "delivery worker started");
                 tasks.spawn(worker.run(until_stopped()));
@@ -111,11 +114,16 @@ pub async fn run() -> anyhow::Result<()> {
             } else {
                 AppState::new(pool, settings).await?
             };
+            if matches!(role, ProcessRole::All | ProcessRole::Webhooks) {
+                let dispatcher = crate::webhooks::dispatcher::Dispatcher::new(state.clone())?;
+                tracing::info!("webhook dispatcher started");
+                tasks.spawn(dispatcher.run(until_stopped()));
+            }
             if let Some(ops) = Application::build_ops(state.clone()).await? {
                 tracing::info!(addr = %ops.local_addr()?, "probes and metrics listening");
                 tasks.spawn(ops.run_until_stopped(until_stopped()));
             }
-            if role != ProcessRole::Worker {
+            if matches!(role, ProcessRole::All | ProcessRole::Api) {
                 let app = Application::build(state).await?;
                 let addr = app.local_addr()?;
                 tracing::info!(%addr, "Tern API listening; docs at http://{addr}/docs");

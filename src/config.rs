@@ -45,6 +45,17 @@ pub struct WebhookSettings {
     pub secret_overlap_secs: u64,
     /// Endpoints one server may have.
     pub max_per_server: u32,
+    /// Waits before each retry of a failed delivery, in seconds (about
+    /// three days in all); then the delivery is `failed`. ±10% jitter.
+    pub retry_schedule_secs: Vec<u64>,
+    /// Connect timeout of one delivery, in milliseconds.
+    pub connect_timeout_ms: u64,
+    /// Whole-request timeout of one delivery, in milliseconds.
+    pub timeout_ms: u64,
+    /// Deliveries to one endpoint at once, per dispatcher.
+    pub per_endpoint_concurrency: usize,
+    /// Deliveries a dispatcher runs at once.
+    pub concurrency: usize,
 }
 
 impl Default for WebhookSettings {
@@ -54,6 +65,13 @@ impl Default for WebhookSettings {
             allow_http: false,
             secret_overlap_secs: 24 * 3600,
             max_per_server: 20,
+            retry_schedule_secs: vec![
+                5, 300, 1800, 7200, 18000, 36000, 36000, 36000, 36000, 36000, 36000,
+            ],
+            connect_timeout_ms: 5000,
+            timeout_ms: 15000,
+            per_endpoint_concurrency: 4,
+            concurrency: 64,
         }
     }
 }

@@ -151,3 +151,104 @@ pub async fn delete(pool: &PgPool, id: Uuid) -> sqlx::Result<()> {
         .await
         .map(|_| ())
 }
+
+/// A delivery claimed for sending, with what signing it needs.
+#[derive(Debug)]
+pub struct ClaimedDelivery {
+    pub id: Uuid,
+    pub endpoint_id: Uuid,
+    pub event_id: String,
+    pub payload: serde_json::Value,
+    /// Attempts so far, this one included.
+    pub attempts: i32,
+    pub url: String,
+    /// Sealed to the endpoint.
+    pub secret: Vec<u8>,
+    /// Sealed; still signs alongside (only returned while valid).
+    pub previous_secret: Option<Vec<u8>>,
+}
+
+/// Claims up to `batch` due deliveries of enabled endpoints for `owner`
+/// for `lease_secs`, oldest first; counts the attempt.
+#[tracing::instrument(level = "debug", skip(pool))]
+pub async fn claim(
+    pool: &PgPool,
+    owner: &str,
+    batch: i64,
+    lease_secs: f64,
+) -> sqlx::Result<Vec<ClaimedDelivery>> {
+    sqlx::query_as!(
+        ClaimedDelivery,
+        r#"WITH due AS (
+              SELECT d.id FROM webhook_deliveries d
+              JOIN webhook_endpoints w ON w.id = d.endpoint_id AND w.enabled
+              WHERE d.status = 'pending' AND d.next_attempt_at <= now()
+                AND (d.lease_expires_at IS NULL OR d.lease_expires_at < now())
+              ORDER BY d.next_attempt_at
+              LIMIT $2
+              FOR UPDATE OF d SKIP LOCKED
+           )
+           UPDATE webhook_deliveries d
+           SET lease_owner = $1, lease_expires_at = now() + make_interval(secs => $3),
+               attempts = d.attempts + 1
+           FROM due, webhook_endpoints w
+           WHERE d.id = due.id AND w.id = d.endpoint_id
+           RETURNING d.id, d.endpoint_id, d.event_id, d.payload, d.attempts, w.url, w.secret,
+                     CASE WHEN w.previous_secret_expires_at > now() THEN w.previous_secret END
+                         AS "previous_secret?""#,
+        owner,
+        batch,
+        lease_secs
+    )
+    .fetch_all(pool)
+    .await
+}
+
+/// What one attempt came to.
+pub struct AttemptRecord<'a> {
+    pub delivery: Uuid,
+    pub http_status: Option<i32>,
+    pub latency_ms: i32,
+    pub response_body: Option<&'a str>,
+    pub error: Option<&'a str>,
+    /// `delivered`, `failed`, or `pending` (with `next_attempt_at`).
+    pub status: &'a str,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    /// Turn the endpoint off (it answered 410 Gone).
+    pub disable_endpoint: bool,
+}
+
+/// Logs an attempt and settles the delivery, in one statement, while
+/// `owner` still holds it; returns whether it did.
+#[tracing::instrument(level = "debug", skip(pool, record), fields(delivery = %record.delivery))]
+pub async fn record(pool: &PgPool, owner: &str, record: &AttemptRecord<'_>) -> sqlx::Result<bool> {
+    let done = sqlx::query_scalar!(
+        r#"WITH d AS (
+              UPDATE webhook_deliveries
+              SET status = $3, next_attempt_at = coalesce($4, next_attempt_at), last_status = $5,
+                  last_error = $6, lease_owner = NULL, lease_expires_at = NULL,
+                  delivered_at = CASE WHEN $3 = 'delivered' THEN now() END
+              WHERE id = $1 AND lease_owner = $2
+              RETURNING id, endpoint_id
+           ), a AS (
+              INSERT INTO webhook_attempts (delivery_id, http_status, latency_ms, response_body, error)
+              SELECT id, $5, $7, $8, $6 FROM d
+           ), off AS (
+              UPDATE webhook_endpoints SET enabled = false, updated_at = now()
+              WHERE $9 AND id = (SELECT endpoint_id FROM d)
+           )
+           SELECT count(*) AS "n!" FROM d"#,
+        record.delivery,
+        owner,
+        record.status,
+        record.next_attempt_at,
+        record.http_status,
+        record.error,
+        record.latency_ms,
+        record.response_body,
+        record.disable_endpoint
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok(done == 1)
+}

@@ -1,7 +1,9 @@
 //! Webhooks: endpoints customers register per server, the signing secrets
 //! they verify deliveries with (Standard Webhooks), and the guard that keeps
-//! endpoints off internal addresses. The event outbox and the dispatcher
-//! build on these.
+//! endpoints off internal addresses; the dispatcher, which sends what the
+//! outbox (a trigger on `message_events`, see the migrations) holds.
 
+pub mod dispatcher;
 pub mod secret;
+pub mod signature;
 pub mod target;

@@ -80,7 +80,15 @@ const RULES: &[Rule] = &[
     // Webhook endpoints' checks and secrets (the dispatcher comes here).
     Rule {
         part: "webhooks",
-        may_use: &["webhooks", "db", "domain", "config", "observability", "sealing"],
+        may_use: &[
+            "webhooks",
+            "db",
+            "domain",
+            "config",
+            "observability",
+            "sealing",
+            "state",
+        ],
         must_not: HTTP,
     },
     // Sealing secrets at rest: pure, apart from reading its key file.

@@ -1,13 +1,19 @@
-//! Webhook endpoints (issue 9, first part): created with a secret shown
-//! once and stored sealed, changed, rotated with an overlap, deleted;
-//! refused when they lead to internal addresses; invisible to other
-//! tenants.
+//! Webhooks (issue 9): endpoints created with a secret shown once and
+//! stored sealed, changed, rotated with an overlap, deleted; refused when
+//! they lead to internal addresses; invisible to other tenants. Events
+//! reach a real HTTP receiver on loopback, signed so that the Standard
+//! Webhooks reference library (Python) verifies them, retried until a 2xx.
 
+use std::collections::{HashMap, VecDeque};
 use std::net::{SocketAddr, UdpSocket};
+use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
+use tern::delivery::worker::Worker;
+use tern::webhooks::dispatcher::Dispatcher;
 
-use crate::helpers::{Dnsmasq, assert_error, json_of, spawn_app, spawn_app_with};
+use crate::helpers::{Dnsmasq, assert_error, json_of, loopback_route, spawn_app, spawn_app_with};
+use crate::peers::Sink;
 
 fn path_of(t: &crate::helpers::Tenant) -> String {
     format!("/v1/servers/{}/webhooks", t.server_id)
@@ -203,4 +209,252 @@ async fn another_tenant_cannot_see_or_touch_endpoints() {
     assert_eq!(own["enabled"], true, "another tenant changed it");
     let listed = json_of(app.get(&path_of(&other), &other.token).await, 200).await;
     assert_eq!(listed["data"], json!([]));
+}
+
+/// A request a receiver got: its headers and body.
+type Received = (HashMap<String, String>, String);
+
+/// An HTTP receiver on loopback: records each request, answers with the
+/// scripted statuses in turn (then 200).
+struct Receiver {
+    url: String,
+    got: Arc<Mutex<Vec<Received>>>,
+}
+
+impl Receiver {
+    async fn start(script: &[u16]) -> Receiver {
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let script = Arc::new(Mutex::new(script.iter().copied().collect::<VecDeque<u16>>()));
+        let (log, answers) = (got.clone(), script.clone());
+        let app = axum::Router::new().route(
+            "/hook",
+            axum::routing::post(move |headers: axum::http::HeaderMap, body: String| {
+                let (log, answers) = (log.clone(), answers.clone());
+                async move {
+                    let headers = headers
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or_default().to_string()))
+                        .collect();
+                    log.lock().unwrap().push((headers, body));
+                    let status = answers.lock().unwrap().pop_front().unwrap_or(200);
+                    axum::http::StatusCode::from_u16(status).unwrap()
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Receiver { url, got }
+    }
+
+    fn requests(&self) -> Vec<Received> {
+        self.got.lock().unwrap().clone()
+    }
+}
+
+/// Whether the reference library verifies `body` with `headers` under `secret`.
+fn verifies(secret: &str, headers: &HashMap<String, String>, body: &str) -> bool {
+    let wanted = ["webhook-id", "webhook-timestamp", "webhook-signature"];
+    let headers: HashMap<&str, &str> = wanted
+        .iter()
+        .map(|k| (*k, headers.get(*k).map(String::as_str).unwrap_or_default()))
+        .collect();
+    let mut child = std::process::Command::new(crate::helpers::python())
+        .args(["tests/support/verify_webhook.py", secret])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("python with standardwebhooks (scripts/test installs it)");
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(json!({"body": body, "headers": headers}).to_string().as_bytes())
+        .unwrap();
+    child.wait().unwrap().success()
+}
+
+async fn create_endpoint(app: &crate::helpers::TestApp, t: &crate::helpers::Tenant, url: &str) -> Value {
+    json_of(app.post(&path_of(t), &t.token, &json!({"url": url})).await, 201).await
+}
+
+async fn dispatcher(app: &crate::helpers::TestApp) -> Dispatcher {
+    let state = tern::state::AppState::new(app.db.clone(), app.settings.clone())
+        .await
+        .unwrap();
+    Dispatcher::new(state).unwrap()
+}
+
+#[tokio::test]
+async fn a_sent_message_reaches_the_endpoint_signed_as_standard_webhooks() {
+    let receiver = Receiver::start(&[]).await;
+    let sink = Sink::start(&[]);
+    let app =
+        spawn_app_with(|s| s.delivery.transports = vec![loopback_route("example.org", sink.port)]).await;
+    let t = app.live_tenant("ann@example.com", "shop.test").await;
+    let endpoint = create_endpoint(&app, &t, &receiver.url).await;
+    let secret = endpoint["secret"].as_str().unwrap();
+    let sent = app
+        .send(
+            &t.key,
+            &json!({"from": "a@shop.test", "to": "r@example.org", "text": "x",
+                              "tag": "welcome", "metadata": {"user": "42"}}),
+        )
+        .await;
+    let worker = Worker::new(app.db.clone(), app.settings.clone()).await.unwrap();
+    assert_eq!(worker.run_once().await.unwrap(), 1);
+
+    // Only the outcome is an event (`queued` is not); one delivery.
+    let dispatcher = dispatcher(&app).await;
+    assert_eq!(dispatcher.run_once().await.unwrap(), 1);
+    assert_eq!(dispatcher.run_once().await.unwrap(), 0);
+    let requests = receiver.requests();
+    assert_eq!(requests.len(), 1);
+    let (headers, body) = &requests[0];
+    let event: Value = serde_json::from_str(body).unwrap();
+    assert_eq!(event["type"], "message.sent");
+    assert!(
+        event["timestamp"]
+            .as_str()
+            .unwrap()
+            .parse::<chrono::DateTime<chrono::Utc>>()
+            .is_ok()
+    );
+    assert_eq!(event["data"]["message_id"], sent["id"]);
+    assert_eq!(event["data"]["recipient"], "r@example.org");
+    assert_eq!(event["data"]["tag"], "welcome");
+    assert_eq!(event["data"]["metadata"], json!({"user": "42"}));
+    assert_eq!(event["data"]["server_id"], json!(t.server_id));
+    assert!(headers["webhook-id"].starts_with("evt_"), "{headers:?}");
+    assert_eq!(headers["content-type"], "application/json");
+
+    // An independent implementation verifies it; a changed body or an old
+    // timestamp does not.
+    assert!(verifies(secret, headers, body), "the signature does not verify");
+    assert!(!verifies(secret, headers, &body.replace("welcome", "welcomf")));
+    let old = chrono::Utc::now().timestamp() - 600;
+    let key = base64::Engine::decode(
+        &base64::engine::general_purpose::STANDARD,
+        secret.strip_prefix("whsec_").unwrap(),
+    )
+    .unwrap();
+    let mut stale = headers.clone();
+    stale.insert("webhook-timestamp".into(), old.to_string());
+    stale.insert(
+        "webhook-signature".into(),
+        tern::webhooks::signature::header([key.as_slice()], &headers["webhook-id"], old, body.as_bytes()),
+    );
+    assert!(
+        !verifies(secret, &stale, body),
+        "a ten-minute-old delivery verified"
+    );
+
+    let (status, attempts): (String, i32) = sqlx::query_as("SELECT status, attempts FROM webhook_deliveries")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!((status.as_str(), attempts), ("delivered", 1));
+    let logged: (Option<i32>, i32) = sqlx::query_as("SELECT http_status, latency_ms FROM webhook_attempts")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(logged.0, Some(200));
+}
+
+#[tokio::test]
+async fn failures_are_retried_logged_and_delivered_once_and_410_turns_the_endpoint_off() {
+    let flaky = Receiver::start(&[500, 500, 503]).await;
+    let gone = Receiver::start(&[410]).await;
+    let app = spawn_app_with(|s| s.webhooks.retry_schedule_secs = vec![0, 0, 0, 0]).await;
+    let t = app
+        .tenant("ann@example.com", "shop.test", "development", "ed25519")
+        .await;
+    create_endpoint(&app, &t, &flaky.url).await;
+    let off = create_endpoint(&app, &t, &gone.url).await;
+    // A development server holds the message: `message.held`.
+    app.send(
+        &t.key,
+        &json!({"from": "a@shop.test", "to": "r@example.org", "text": "x"}),
+    )
+    .await;
+    let dispatcher = dispatcher(&app).await;
+    let mut claimed = 0;
+    for _ in 0..6 {
+        claimed += dispatcher.run_once().await.unwrap();
+    }
+    // Four attempts at the flaky one, one at the gone one.
+    assert_eq!(claimed, 5);
+    let requests = flaky.requests();
+    assert_eq!(requests.len(), 4);
+    let ids: std::collections::HashSet<&String> = requests.iter().map(|(h, _)| &h["webhook-id"]).collect();
+    assert_eq!(ids.len(), 1, "a retry changed the webhook-id");
+    let body: Value = serde_json::from_str(&requests[0].1).unwrap();
+    assert_eq!(body["type"], "message.held");
+    let log: Vec<(Option<i32>,)> = sqlx::query_as(
+        "SELECT a.http_status FROM webhook_attempts a JOIN webhook_deliveries d ON d.id = a.delivery_id
+         JOIN webhook_endpoints w ON w.id = d.endpoint_id WHERE w.url = $1 ORDER BY a.id",
+    )
+    .bind(&flaky.url)
+    .fetch_all(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(log, vec![(Some(500),), (Some(500),), (Some(503),), (Some(200),)]);
+
+    assert_eq!(gone.requests().len(), 1);
+    let id = off["id"].as_str().unwrap();
+    let endpoint = json_of(app.get(&format!("/v1/webhooks/{id}"), &t.token).await, 200).await;
+    assert_eq!(
+        endpoint["enabled"], false,
+        "410 Gone did not turn the endpoint off"
+    );
+    let statuses: Vec<(String,)> = sqlx::query_as("SELECT status FROM webhook_deliveries ORDER BY status")
+        .fetch_all(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(
+        statuses,
+        vec![("delivered".to_string(),), ("failed".to_string(),)]
+    );
+}
+
+#[tokio::test]
+async fn during_a_rotation_both_secrets_verify_and_after_it_only_the_new_one() {
+    let receiver = Receiver::start(&[]).await;
+    let app = spawn_app().await;
+    let t = app
+        .tenant("ann@example.com", "shop.test", "development", "ed25519")
+        .await;
+    let endpoint = create_endpoint(&app, &t, &receiver.url).await;
+    let id = endpoint["id"].as_str().unwrap();
+    let old = endpoint["secret"].as_str().unwrap();
+    let rotated = json_of(
+        app.post(&format!("/v1/webhooks/{id}/rotate-secret"), &t.token, &json!({}))
+            .await,
+        200,
+    )
+    .await;
+    let new = rotated["secret"].as_str().unwrap();
+    let dispatcher = dispatcher(&app).await;
+    let send = json!({"from": "a@shop.test", "to": "r@example.org", "text": "x"});
+
+    app.send(&t.key, &send).await;
+    assert_eq!(dispatcher.run_once().await.unwrap(), 1);
+    let (headers, body) = receiver.requests().remove(0);
+    assert_eq!(headers["webhook-signature"].split(' ').count(), 2);
+    assert!(verifies(old, &headers, &body) && verifies(new, &headers, &body));
+
+    sqlx::query("UPDATE webhook_endpoints SET previous_secret_expires_at = now() - interval '1 second'")
+        .execute(&app.db)
+        .await
+        .unwrap();
+    app.send(&t.key, &send).await;
+    assert_eq!(dispatcher.run_once().await.unwrap(), 1);
+    let (headers, body) = receiver.requests().remove(1);
+    assert_eq!(headers["webhook-signature"].split(' ').count(), 1);
+    assert!(
+        !verifies(old, &headers, &body),
+        "the old secret still verifies after the overlap"
+    );
+    assert!(verifies(new, &headers, &body));
 }

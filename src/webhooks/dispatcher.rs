@@ -1,0 +1,343 @@
+//! The webhook dispatcher: claims due deliveries from the outbox (with a
+//! lease, `FOR UPDATE SKIP LOCKED`, like the delivery worker, so any number
+//! of dispatchers share the database), POSTs each, signed, to its endpoint,
+//! and records the attempt: 2xx delivered; 410 Gone turns the endpoint off;
+//! anything else is retried along `webhooks.retry_schedule_secs` (a
+//! `Retry-After` that asks for longer is honoured up to a day), then failed.
+//! A dispatcher that dies leaves leases that expire: the delivery is sent
+//! again with the same `webhook-id`, which receivers use to drop the copy.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use chrono::Utc;
+use hickory_resolver::TokioResolver;
+use rand::Rng;
+use sqlx::postgres::PgListener;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use uuid::Uuid;
+
+use super::signature;
+use crate::config::WebhookSettings;
+use crate::db::webhooks::{self as db, AttemptRecord, ClaimedDelivery};
+use crate::domain::is_private_address;
+use crate::observability::logs::chain;
+use crate::state::AppState;
+
+/// The channel the outbox trigger notifies.
+pub const CHANNEL: &str = "tern_webhooks";
+/// How much of a response is read at most, and kept for the log.
+const READ_LIMIT: usize = 64 * 1024;
+const LOG_LIMIT: usize = 1024;
+/// How long a dispatcher owns what it claimed.
+const LEASE: Duration = Duration::from_secs(120);
+/// Claimed at once, at most.
+const BATCH: usize = 100;
+/// Fallback poll without notifications.
+const POLL: Duration = Duration::from_secs(1);
+/// The longest `Retry-After` honoured.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
+
+/// One dispatcher; run several per process or on several machines.
+pub struct Dispatcher {
+    id: String,
+    state: AppState,
+    client: reqwest::Client,
+    /// At most `webhooks.concurrency` deliveries at once.
+    slots: Arc<Semaphore>,
+    /// At most `webhooks.per_endpoint_concurrency` to one endpoint.
+    gates: Mutex<HashMap<Uuid, Arc<Semaphore>>>,
+}
+
+/// Resolves endpoint hosts with Tern's resolver and, unless
+/// `webhooks.allow_private_targets`, keeps only public addresses: the
+/// connection goes to an address that was checked, so a DNS answer that
+/// changes between the check and the connection (rebinding) cannot lead
+/// it inside.
+struct GuardedResolver {
+    resolver: TokioResolver,
+    allow_private: bool,
+}
+
+impl reqwest::dns::Resolve for GuardedResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let resolver = self.resolver.clone();
+        let allow_private = self.allow_private;
+        let name = name.as_str().to_string();
+        Box::pin(async move {
+            let fqdn = format!("{}.", name.trim_end_matches('.'));
+            let found = resolver.lookup_ip(fqdn.as_str()).await?;
+            let addrs: Vec<SocketAddr> = found
+                .iter()
+                .filter(|ip| allow_private || !is_private_address(*ip))
+                .map(|ip| SocketAddr::new(ip, 0))
+                .collect();
+            if addrs.is_empty() {
+                return Err(format!("{name} has no public address").into());
+            }
+            Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+/// What an attempt came to, before it is stored.
+struct Attempted {
+    http_status: Option<u16>,
+    body: Option<String>,
+    error: Option<String>,
+    retry_after: Option<Duration>,
+    latency: Duration,
+}
+
+impl Dispatcher {
+    /// Needs the secrets key (`AppState::new`), to open signing secrets.
+    pub fn new(state: AppState) -> anyhow::Result<Dispatcher> {
+        state.sealing().context("the webhook dispatcher signs")?;
+        let settings = &state.settings.webhooks;
+        let client = reqwest::Client::builder()
+            .connect_timeout(Duration::from_millis(settings.connect_timeout_ms))
+            .timeout(Duration::from_millis(settings.timeout_ms))
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("Tern-Webhooks/", env!("CARGO_PKG_VERSION")))
+            .dns_resolver(GuardedResolver {
+                resolver: state.resolver.clone(),
+                allow_private: settings.allow_private_targets,
+            })
+            .build()
+            .context("building the webhook HTTP client")?;
+        Ok(Dispatcher {
+            id: format!(
+                "webhooks-{}-{}",
+                std::process::id(),
+                &Uuid::new_v4().simple().to_string()[..8]
+            ),
+            slots: Arc::new(Semaphore::new(settings.concurrency.max(1))),
+            gates: Mutex::new(HashMap::new()),
+            client,
+            state,
+        })
+    }
+
+    fn settings(&self) -> &WebhookSettings {
+        &self.state.settings.webhooks
+    }
+
+    /// Claims one batch and sends it; returns how many it claimed. (The
+    /// long-running loop, `run`, overlaps batches instead.)
+    pub async fn run_once(&self) -> anyhow::Result<usize> {
+        let claimed = db::claim(&self.state.db, &self.id, BATCH as i64, LEASE.as_secs_f64()).await?;
+        let count = claimed.len();
+        futures_util::future::join_all(claimed.into_iter().map(|d| self.deliver(d))).await;
+        Ok(count)
+    }
+
+    /// Runs until `shutdown` resolves; sends under way finish.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+        let dispatcher = Arc::new(self);
+        let mut listener = PgListener::connect_with(&dispatcher.state.db)
+            .await
+            .context("LISTEN connection")?;
+        listener.listen(CHANNEL).await?;
+        let mut jobs = JoinSet::new();
+        let concurrency = dispatcher.settings().concurrency.max(1);
+        tokio::pin!(shutdown);
+        loop {
+            while jobs.try_join_next().is_some() {}
+            let room = concurrency.saturating_sub(jobs.len()).min(BATCH);
+            let mut full = false;
+            if room > 0 {
+                match db::claim(
+                    &dispatcher.state.db,
+                    &dispatcher.id,
+                    room as i64,
+                    LEASE.as_secs_f64(),
+                )
+                .await
+                {
+                    Ok(batch) => {
+                        full = batch.len() == room;
+                        for delivery in batch {
+                            let dispatcher = dispatcher.clone();
+                            jobs.spawn(async move { dispatcher.deliver(delivery).await });
+                        }
+                    }
+                    Err(err) => tracing::warn!(error = %chain(&err), "claiming webhook deliveries failed"),
+                }
+            }
+            // Probably more due: claim again while there is room.
+            if full && jobs.len() < concurrency {
+                continue;
+            }
+            tokio::select! {
+                () = &mut shutdown => break,
+                Some(_) = jobs.join_next(), if !jobs.is_empty() => {}
+                notified = listener.recv() => {
+                    if let Err(err) = notified {
+                        tracing::warn!(error = %chain(&err), "webhook notifications interrupted");
+                        tokio::time::sleep(POLL).await;
+                    }
+                    while listener.next_buffered().is_some() {}
+                }
+                () = tokio::time::sleep(POLL) => {}
+            }
+        }
+        while jobs.join_next().await.is_some() {}
+        Ok(())
+    }
+
+    fn gate(&self, endpoint: Uuid) -> Arc<Semaphore> {
+        let limit = self.settings().per_endpoint_concurrency.max(1);
+        let mut gates = self.gates.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        gates.retain(|_, gate| Arc::strong_count(gate) > 1 || gate.available_permits() < limit);
+        gates
+            .entry(endpoint)
+            .or_insert_with(|| Arc::new(Semaphore::new(limit)))
+            .clone()
+    }
+
+    /// Sends one delivery and records the attempt.
+    async fn deliver(&self, delivery: ClaimedDelivery) {
+        let gate = self.gate(delivery.endpoint_id);
+        let permits = async {
+            let slot = self.slots.clone().acquire_owned().await?;
+            let endpoint = gate.acquire_owned().await?;
+            Ok::<_, tokio::sync::AcquireError>((slot, endpoint))
+        };
+        let Ok(_permits) = permits.await else {
+            return;
+        };
+        let attempted = match self.send(&delivery).await {
+            Ok(attempted) => attempted,
+            Err(err) => Attempted {
+                http_status: None,
+                body: None,
+                error: Some(format!("{err:#}")),
+                retry_after: None,
+                latency: Duration::ZERO,
+            },
+        };
+        let record = self.settle(&delivery, &attempted);
+        match db::record(&self.state.db, &self.id, &record).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::warn!(delivery = %delivery.id, "webhook lease lost before the attempt was stored")
+            }
+            Err(err) => tracing::error!(delivery = %delivery.id, error = %chain(&err),
+                "storing a webhook attempt failed; it is sent again when the lease runs out"),
+        }
+    }
+
+    async fn send(&self, delivery: &ClaimedDelivery) -> anyhow::Result<Attempted> {
+        let url = reqwest::Url::parse(&delivery.url).context("the endpoint's URL")?;
+        // A literal address never passes the resolver: check it here.
+        if let Some(host) = url.host_str()
+            && let Ok(ip) = host.trim_matches(['[', ']']).parse::<IpAddr>()
+            && !self.settings().allow_private_targets
+            && is_private_address(ip)
+        {
+            anyhow::bail!("the endpoint's address {ip} is private");
+        }
+        let sealing = self.state.sealing()?;
+        let row = delivery.endpoint_id.as_bytes();
+        let mut keys = vec![sealing.open(&delivery.secret, row)?];
+        if let Some(previous) = &delivery.previous_secret {
+            keys.push(sealing.open(previous, row)?);
+        }
+        let body = serde_json::to_vec(&delivery.payload)?;
+        let timestamp = Utc::now().timestamp();
+        let signatures = signature::header(
+            keys.iter().map(|k| k.expose().as_slice()),
+            &delivery.event_id,
+            timestamp,
+            &body,
+        );
+        let started = Instant::now();
+        let sent = self
+            .client
+            .post(url)
+            .header("content-type", "application/json")
+            .header("webhook-id", &delivery.event_id)
+            .header("webhook-timestamp", timestamp.to_string())
+            .header("webhook-signature", signatures)
+            .body(body)
+            .send()
+            .await;
+        let mut response = match sent {
+            Ok(response) => response,
+            Err(err) => {
+                return Ok(Attempted {
+                    http_status: None,
+                    body: None,
+                    error: Some(chain(&err).to_string()),
+                    retry_after: None,
+                    latency: started.elapsed(),
+                });
+            }
+        };
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let mut read = Vec::new();
+        let mut error = None;
+        while read.len() < READ_LIMIT {
+            match response.chunk().await {
+                Ok(Some(chunk)) => read.extend_from_slice(&chunk),
+                Ok(None) => break,
+                Err(err) => {
+                    error = Some(chain(&err).to_string());
+                    break;
+                }
+            }
+        }
+        read.truncate(LOG_LIMIT);
+        Ok(Attempted {
+            http_status: Some(status),
+            body: Some(String::from_utf8_lossy(&read).into_owned()),
+            error,
+            retry_after,
+            latency: started.elapsed(),
+        })
+    }
+
+    /// What the attempt means for the delivery.
+    fn settle<'a>(&self, delivery: &ClaimedDelivery, attempted: &'a Attempted) -> AttemptRecord<'a> {
+        let success = attempted.http_status.is_some_and(|s| (200..300).contains(&s));
+        let gone = attempted.http_status == Some(410);
+        let schedule = &self.settings().retry_schedule_secs;
+        let retry = usize::try_from(delivery.attempts)
+            .ok()
+            .and_then(|n| schedule.get(n.saturating_sub(1)))
+            .map(|secs| {
+                let wait = Duration::from_secs(*secs).mul_f64(rand::rng().random_range(0.9..1.1));
+                let asked = attempted.retry_after.unwrap_or_default().min(MAX_RETRY_AFTER);
+                wait.max(asked)
+            });
+        let (status, next) = match (success, gone, retry) {
+            (true, _, _) => ("delivered", None),
+            (false, true, _) | (false, false, None) => ("failed", None),
+            (false, false, Some(wait)) => (
+                "pending",
+                Some(Utc::now() + chrono::TimeDelta::from_std(wait).unwrap_or_default()),
+            ),
+        };
+        AttemptRecord {
+            delivery: delivery.id,
+            http_status: attempted.http_status.map(i32::from),
+            latency_ms: i32::try_from(attempted.latency.as_millis()).unwrap_or(i32::MAX),
+            response_body: attempted.body.as_deref(),
+            error: attempted.error.as_deref(),
+            status,
+            next_attempt_at: next,
+            disable_endpoint: gone,
+        }
+    }
+}
