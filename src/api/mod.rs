@@ -77,6 +77,8 @@ fn routes() -> OpenApiRouter<AppState> {
             webhooks::delete_webhook
         ))
         .routes(routes!(webhooks::rotate_webhook_secret))
+        .routes(routes!(webhooks::list_webhook_deliveries))
+        .routes(routes!(webhooks::retry_webhook_delivery))
         .routes(routes!(send::send_message, messages::list_messages))
         .routes(routes!(send::send_raw_message))
         .routes(routes!(messages::get_message))

@@ -281,3 +281,123 @@ pub async fn rotate_webhook_secret(
         secret: text.expose().clone(),
     }))
 }
+
+/// One attempt to deliver an event to an endpoint.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct WebhookAttempt {
+    pub id: i64,
+    pub delivery_id: Uuid,
+    /// The `webhook-id` sent.
+    #[schema(example = "evt_1042")]
+    pub event_id: String,
+    #[schema(example = "message.sent")]
+    pub event_type: String,
+    /// Where the delivery stands now: `pending`, `delivered` or `failed`.
+    #[schema(example = "delivered")]
+    pub delivery_status: String,
+    pub attempted_at: DateTime<Utc>,
+    /// The endpoint's answer; absent when none came.
+    pub http_status: Option<i32>,
+    pub latency_ms: i32,
+    /// The first KB of the answer.
+    pub response_body: Option<String>,
+    /// Why no answer came (connect, timeout, TLS, …).
+    pub error: Option<String>,
+}
+
+impl From<db::webhooks::AttemptRow> for WebhookAttempt {
+    fn from(row: db::webhooks::AttemptRow) -> Self {
+        WebhookAttempt {
+            id: row.id,
+            delivery_id: row.delivery_id,
+            event_id: row.event_id,
+            event_type: row.event_type,
+            delivery_status: row.delivery_status,
+            attempted_at: row.attempted_at,
+            http_status: row.http_status,
+            latency_ms: row.latency_ms,
+            response_body: row.response_body,
+            error: row.error,
+        }
+    }
+}
+
+/// A page of an endpoint's delivery log.
+#[derive(Serialize, ToSchema)]
+pub struct WebhookAttemptList {
+    pub data: Vec<WebhookAttempt>,
+    /// Pass as `cursor` for the next (older) page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// Paging through a delivery log.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct LogParams {
+    /// Page size, 1 to 100; default 25.
+    #[param(minimum = 1, maximum = 100, default = 25)]
+    pub limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// The delivery log of an endpoint: every attempt, newest first.
+#[utoipa::path(get, path = "/v1/webhooks/{webhook_id}/deliveries", operation_id = "list_webhook_deliveries", tag = "webhooks",
+    security(("session" = [])), params(("webhook_id" = Uuid, Path), LogParams),
+    responses((status = 200, description = "OK", body = WebhookAttemptList)))]
+pub async fn list_webhook_deliveries(
+    State(state): State<AppState>,
+    session: UserSession,
+    ApiPath(id): ApiPath<Uuid>,
+    super::extract::ApiQuery(params): super::extract::ApiQuery<LogParams>,
+) -> Result<Json<WebhookAttemptList>, ApiError> {
+    visible(&state, session.user_id, id).await?;
+    let limit = params.limit.unwrap_or(25);
+    if !(1..=100).contains(&limit) {
+        return Err(ApiError::bad_request("invalid_query", "`limit` must be 1 to 100").field("limit"));
+    }
+    let before = match &params.cursor {
+        Some(cursor) => Some(cursor.parse::<i64>().ok().filter(|n| *n > 0).ok_or_else(|| {
+            ApiError::bad_request("invalid_cursor", "`cursor` is not a cursor this API returned")
+                .field("cursor")
+        })?),
+        None => None,
+    };
+    let mut rows = db::webhooks::attempts(&state.db, id, before, limit + 1).await?;
+    let next_cursor = if rows.len() as i64 > limit {
+        rows.truncate(limit as usize);
+        rows.last().map(|r| r.id.to_string())
+    } else {
+        None
+    };
+    Ok(Json(WebhookAttemptList {
+        data: rows.into_iter().map(WebhookAttempt::from).collect(),
+        next_cursor,
+    }))
+}
+
+/// Sends a delivery again (owner or admin): due at once, its retries
+/// counted afresh, whether it was delivered, failed or still pending.
+#[utoipa::path(post, path = "/v1/webhooks/{webhook_id}/deliveries/{delivery_id}/retry", operation_id = "retry_webhook_delivery", tag = "webhooks",
+    security(("session" = [])), params(("webhook_id" = Uuid, Path), ("delivery_id" = Uuid, Path)),
+    responses((status = 202, description = "Queued to be sent again"),
+        (status = 403, description = "Your role does not allow this", body = ErrorBody),
+        (status = 409, description = "The delivery is being sent right now (`delivery_in_progress`)", body = ErrorBody)))]
+pub async fn retry_webhook_delivery(
+    State(state): State<AppState>,
+    session: UserSession,
+    ApiPath((id, delivery)): ApiPath<(Uuid, Uuid)>,
+) -> Result<StatusCode, ApiError> {
+    require_write(visible(&state, session.user_id, id).await?.role)?;
+    if db::webhooks::retry(&state.db, id, delivery).await? {
+        return Ok(StatusCode::ACCEPTED);
+    }
+    if db::webhooks::has_delivery(&state.db, id, delivery).await? {
+        Err(ApiError::conflict(
+            "delivery_in_progress",
+            "the delivery is being sent right now; try again shortly",
+        ))
+    } else {
+        Err(ApiError::not_found("delivery"))
+    }
+}

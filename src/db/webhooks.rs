@@ -252,3 +252,73 @@ pub async fn record(pool: &PgPool, owner: &str, record: &AttemptRecord<'_>) -> s
     .await?;
     Ok(done == 1)
 }
+
+/// One logged attempt, with its delivery's event.
+#[derive(Debug, Clone)]
+pub struct AttemptRow {
+    pub id: i64,
+    pub delivery_id: Uuid,
+    pub event_id: String,
+    pub event_type: String,
+    pub delivery_status: String,
+    pub attempted_at: DateTime<Utc>,
+    pub http_status: Option<i32>,
+    pub latency_ms: i32,
+    pub response_body: Option<String>,
+    pub error: Option<String>,
+}
+
+/// An endpoint's attempts, newest first, older than attempt `before` if
+/// given; at most `limit`.
+#[tracing::instrument(level = "debug", skip(pool))]
+pub async fn attempts(
+    pool: &PgPool,
+    endpoint: Uuid,
+    before: Option<i64>,
+    limit: i64,
+) -> sqlx::Result<Vec<AttemptRow>> {
+    sqlx::query_as!(
+        AttemptRow,
+        "SELECT a.id, a.delivery_id, d.event_id, d.event_type, d.status AS delivery_status,
+                a.attempted_at, a.http_status, a.latency_ms, a.response_body, a.error
+         FROM webhook_attempts a
+         JOIN webhook_deliveries d ON d.id = a.delivery_id
+         WHERE d.endpoint_id = $1 AND ($2::bigint IS NULL OR a.id < $2)
+         ORDER BY a.id DESC
+         LIMIT $3",
+        endpoint,
+        before,
+        limit
+    )
+    .fetch_all(pool)
+    .await
+}
+
+/// Makes a delivery of `endpoint` due now again, whatever became of it;
+/// returns whether there was one.
+#[tracing::instrument(level = "debug", skip(pool))]
+pub async fn retry(pool: &PgPool, endpoint: Uuid, delivery: Uuid) -> sqlx::Result<bool> {
+    let done = sqlx::query!(
+        "UPDATE webhook_deliveries
+         SET status = 'pending', next_attempt_at = now(), attempts = 0, delivered_at = NULL
+         WHERE id = $1 AND endpoint_id = $2
+           AND (lease_owner IS NULL OR lease_expires_at < now())",
+        delivery,
+        endpoint
+    )
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Whether `endpoint` has the delivery `delivery`.
+#[tracing::instrument(level = "debug", skip(pool))]
+pub async fn has_delivery(pool: &PgPool, endpoint: Uuid, delivery: Uuid) -> sqlx::Result<bool> {
+    sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM webhook_deliveries WHERE id = $1 AND endpoint_id = $2) AS "found!""#,
+        delivery,
+        endpoint
+    )
+    .fetch_one(pool)
+    .await
+}

@@ -104,12 +104,6 @@ async fn every_operation_answers_only_what_the_document_lists() {
         201,
     )
     .await;
-    let sent = app
-        .send(
-            &t.key,
-            &json!({"from": "a@example.com", "to": "b@example.org", "text": "x"}),
-        )
-        .await;
     let webhook = json_of(
         app.post(
             &format!("/v1/servers/{}/webhooks", t.server_id),
@@ -120,6 +114,17 @@ async fn every_operation_answers_only_what_the_document_lists() {
         201,
     )
     .await;
+    let sent = app
+        .send(
+            &t.key,
+            &json!({"from": "a@example.com", "to": "b@example.org", "text": "x"}),
+        )
+        .await;
+    // The send (held on this development server) made a webhook delivery.
+    let delivery: uuid::Uuid = sqlx::query_scalar("SELECT id FROM webhook_deliveries")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
     let ids = [
         ("organization_id", t.org_id.to_string()),
         ("server_id", t.server_id.to_string()),
@@ -128,6 +133,7 @@ async fn every_operation_answers_only_what_the_document_lists() {
         ("message_id", sent["id"].as_str().unwrap().to_string()),
         ("user_id", colleague.to_string()),
         ("webhook_id", webhook["id"].as_str().unwrap().to_string()),
+        ("delivery_id", delivery.to_string()),
     ];
     let fill = |path: &str, value: Option<&str>| {
         ids.iter().fold(path.to_string(), |path, (name, id)| {

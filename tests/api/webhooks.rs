@@ -458,3 +458,75 @@ async fn during_a_rotation_both_secrets_verify_and_after_it_only_the_new_one() {
     );
     assert!(verifies(new, &headers, &body));
 }
+
+#[tokio::test]
+async fn the_delivery_log_pages_through_attempts_and_a_delivery_can_be_sent_again() {
+    let receiver = Receiver::start(&[500]).await;
+    let app = spawn_app_with(|s| s.webhooks.retry_schedule_secs = vec![0]).await;
+    let t = app
+        .tenant("ann@example.com", "shop.test", "development", "ed25519")
+        .await;
+    let endpoint = create_endpoint(&app, &t, &receiver.url).await;
+    let id = endpoint["id"].as_str().unwrap();
+    for i in 0..2 {
+        let body = json!({"from": "a@shop.test", "to": format!("r{i}@example.org"), "text": "x"});
+        app.send(&t.key, &body).await;
+    }
+    let dispatcher = dispatcher(&app).await;
+    // Two events; the first answer is a 500, retried at once.
+    assert_eq!(dispatcher.run_once().await.unwrap(), 2);
+    assert_eq!(dispatcher.run_once().await.unwrap(), 1);
+
+    let log = format!("/v1/webhooks/{id}/deliveries");
+    let first = json_of(app.get(&format!("{log}?limit=2"), &t.token).await, 200).await;
+    assert_eq!(first["data"].as_array().unwrap().len(), 2);
+    let cursor = first["next_cursor"].as_str().unwrap();
+    let second = json_of(
+        app.get(&format!("{log}?limit=2&cursor={cursor}"), &t.token).await,
+        200,
+    )
+    .await;
+    assert_eq!(second["data"].as_array().unwrap().len(), 1);
+    assert!(second["next_cursor"].is_null());
+    let all: Vec<Value> = first["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(second["data"].as_array().unwrap())
+        .cloned()
+        .collect();
+    let ids: Vec<i64> = all.iter().map(|a| a["id"].as_i64().unwrap()).collect();
+    assert!(ids.windows(2).all(|w| w[0] > w[1]), "not newest first: {ids:?}");
+    let mut statuses: Vec<i64> = all.iter().map(|a| a["http_status"].as_i64().unwrap()).collect();
+    statuses.sort();
+    assert_eq!(statuses, [200, 200, 500]);
+    assert_error(
+        app.get(&format!("{log}?cursor=nope"), &t.token).await,
+        400,
+        "invalid_cursor",
+    )
+    .await;
+
+    // Sent again on request: a third request of the same event.
+    let failed = all.iter().find(|a| a["http_status"] == 500).unwrap();
+    let delivery = failed["delivery_id"].as_str().unwrap();
+    let retry = format!("/v1/webhooks/{id}/deliveries/{delivery}/retry");
+    assert_eq!(app.post(&retry, &t.token, &json!({})).await.status(), 202);
+    assert_eq!(dispatcher.run_once().await.unwrap(), 1);
+    let again: Vec<String> = receiver
+        .requests()
+        .iter()
+        .map(|(h, _)| h["webhook-id"].clone())
+        .collect();
+    assert_eq!(again.len(), 4);
+    assert_eq!(again.iter().filter(|id| **id == again[3]).count(), 3, "{again:?}");
+    let missing = format!("/v1/webhooks/{id}/deliveries/{}/retry", uuid::Uuid::new_v4());
+    assert_eq!(app.post(&missing, &t.token, &json!({})).await.status(), 404);
+
+    // Another tenant sees no log.
+    let other = app
+        .tenant("eve@example.com", "evil.test", "live", "ed25519")
+        .await;
+    assert_eq!(app.get(&log, &other.token).await.status(), 404);
+    assert_eq!(app.post(&retry, &other.token, &json!({})).await.status(), 404);
+}
