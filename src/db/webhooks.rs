@@ -168,14 +168,16 @@ pub struct ClaimedDelivery {
     pub previous_secret: Option<Vec<u8>>,
 }
 
-/// Claims up to `batch` due deliveries of enabled endpoints for `owner`
-/// for `lease_secs`, oldest first; counts the attempt.
-#[tracing::instrument(level = "debug", skip(pool))]
+/// Claims up to `batch` due deliveries of enabled endpoints, other than
+/// `busy` ones, for `owner` for `lease_secs`, oldest first; counts the
+/// attempt.
+#[tracing::instrument(level = "debug", skip(pool, busy), fields(busy = busy.len()))]
 pub async fn claim(
     pool: &PgPool,
     owner: &str,
     batch: i64,
     lease_secs: f64,
+    busy: &[Uuid],
 ) -> sqlx::Result<Vec<ClaimedDelivery>> {
     sqlx::query_as!(
         ClaimedDelivery,
@@ -184,6 +186,7 @@ pub async fn claim(
               JOIN webhook_endpoints w ON w.id = d.endpoint_id AND w.enabled
               WHERE d.status = 'pending' AND d.next_attempt_at <= now()
                 AND (d.lease_expires_at IS NULL OR d.lease_expires_at < now())
+                AND d.endpoint_id <> ALL ($4)
               ORDER BY d.next_attempt_at
               LIMIT $2
               FOR UPDATE OF d SKIP LOCKED
@@ -198,7 +201,8 @@ pub async fn claim(
                          AS "previous_secret?""#,
         owner,
         batch,
-        lease_secs
+        lease_secs,
+        busy
     )
     .fetch_all(pool)
     .await
@@ -321,4 +325,22 @@ pub async fn has_delivery(pool: &PgPool, endpoint: Uuid, delivery: Uuid) -> sqlx
     )
     .fetch_one(pool)
     .await
+}
+
+/// Gives claimed deliveries back unattempted (uncounted), due as before.
+#[tracing::instrument(level = "debug", skip(pool, ids), fields(deliveries = ids.len()))]
+pub async fn release(pool: &PgPool, owner: &str, ids: &[Uuid]) -> sqlx::Result<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    sqlx::query!(
+        "UPDATE webhook_deliveries
+         SET lease_owner = NULL, lease_expires_at = NULL, attempts = greatest(attempts - 1, 0)
+         WHERE id = ANY($1) AND lease_owner = $2",
+        ids,
+        owner
+    )
+    .execute(pool)
+    .await
+    .map(|_| ())
 }

@@ -50,7 +50,9 @@ pub struct Dispatcher {
     client: reqwest::Client,
     /// At most `webhooks.concurrency` deliveries at once.
     slots: Arc<Semaphore>,
-    /// At most `webhooks.per_endpoint_concurrency` to one endpoint.
+    /// At most `webhooks.per_endpoint_concurrency` to one endpoint. Each
+    /// delivery in hand holds a clone of its endpoint's gate, so the count
+    /// of clones is the endpoint's deliveries in hand.
     gates: Mutex<HashMap<Uuid, Arc<Semaphore>>>,
 }
 
@@ -130,9 +132,13 @@ impl Dispatcher {
     /// Claims one batch and sends it; returns how many it claimed. (The
     /// long-running loop, `run`, overlaps batches instead.)
     pub async fn run_once(&self) -> anyhow::Result<usize> {
-        let claimed = db::claim(&self.state.db, &self.id, BATCH as i64, LEASE.as_secs_f64()).await?;
+        let claimed = db::claim(&self.state.db, &self.id, BATCH as i64, LEASE.as_secs_f64(), &[]).await?;
         let count = claimed.len();
-        futures_util::future::join_all(claimed.into_iter().map(|d| self.deliver(d))).await;
+        futures_util::future::join_all(claimed.into_iter().map(|d| {
+            let gate = self.gate(d.endpoint_id);
+            self.deliver(d, gate)
+        }))
+        .await;
         Ok(count)
     }
 
@@ -151,19 +157,36 @@ impl Dispatcher {
             let room = concurrency.saturating_sub(jobs.len()).min(BATCH);
             let mut full = false;
             if room > 0 {
+                // An endpoint with as many deliveries in hand as it may
+                // take at once gets no more: a slow one holds only its own.
+                let busy = dispatcher.busy_endpoints();
                 match db::claim(
                     &dispatcher.state.db,
                     &dispatcher.id,
                     room as i64,
                     LEASE.as_secs_f64(),
+                    &busy,
                 )
                 .await
                 {
                     Ok(batch) => {
                         full = batch.len() == room;
+                        let limit = dispatcher.settings().per_endpoint_concurrency.max(1);
+                        let mut over = Vec::new();
                         for delivery in batch {
+                            let gate = dispatcher.gate(delivery.endpoint_id);
+                            // The map holds one clone, each delivery in hand one.
+                            if Arc::strong_count(&gate) - 1 > limit {
+                                over.push(delivery.id);
+                                continue;
+                            }
                             let dispatcher = dispatcher.clone();
-                            jobs.spawn(async move { dispatcher.deliver(delivery).await });
+                            jobs.spawn(async move { dispatcher.deliver(delivery, gate).await });
+                        }
+                        // Beyond an endpoint's share: back, uncounted, for
+                        // when it has room (busy endpoints are not claimed).
+                        if let Err(err) = db::release(&dispatcher.state.db, &dispatcher.id, &over).await {
+                            tracing::warn!(error = %chain(&err), "giving back webhook deliveries failed");
                         }
                     }
                     Err(err) => tracing::warn!(error = %chain(&err), "claiming webhook deliveries failed"),
@@ -190,6 +213,18 @@ impl Dispatcher {
         Ok(())
     }
 
+    /// Endpoints with `webhooks.per_endpoint_concurrency` deliveries in hand.
+    fn busy_endpoints(&self) -> Vec<Uuid> {
+        let limit = self.settings().per_endpoint_concurrency.max(1);
+        self.gates
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .iter()
+            .filter(|(_, gate)| Arc::strong_count(gate) > limit)
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
     fn gate(&self, endpoint: Uuid) -> Arc<Semaphore> {
         let limit = self.settings().per_endpoint_concurrency.max(1);
         let mut gates = self.gates.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -201,12 +236,12 @@ impl Dispatcher {
     }
 
     /// Sends one delivery and records the attempt.
-    async fn deliver(&self, delivery: ClaimedDelivery) {
-        let gate = self.gate(delivery.endpoint_id);
+    async fn deliver(&self, delivery: ClaimedDelivery, gate: Arc<Semaphore>) {
+        // The endpoint's turn first: a delivery waiting for it holds no slot.
         let permits = async {
+            let endpoint = gate.clone().acquire_owned().await?;
             let slot = self.slots.clone().acquire_owned().await?;
-            let endpoint = gate.acquire_owned().await?;
-            Ok::<_, tokio::sync::AcquireError>((slot, endpoint))
+            Ok::<_, tokio::sync::AcquireError>((endpoint, slot))
         };
         let Ok(_permits) = permits.await else {
             return;

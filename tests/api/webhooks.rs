@@ -223,6 +223,11 @@ struct Receiver {
 
 impl Receiver {
     async fn start(script: &[u16]) -> Receiver {
+        Receiver::start_slow(script, std::time::Duration::ZERO).await
+    }
+
+    /// Takes `delay` to answer each request.
+    async fn start_slow(script: &[u16], delay: std::time::Duration) -> Receiver {
         let got = Arc::new(Mutex::new(Vec::new()));
         let script = Arc::new(Mutex::new(script.iter().copied().collect::<VecDeque<u16>>()));
         let (log, answers) = (got.clone(), script.clone());
@@ -236,6 +241,7 @@ impl Receiver {
                         .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or_default().to_string()))
                         .collect();
                     log.lock().unwrap().push((headers, body));
+                    tokio::time::sleep(delay).await;
                     let status = answers.lock().unwrap().pop_front().unwrap_or(200);
                     axum::http::StatusCode::from_u16(status).unwrap()
                 }
@@ -529,4 +535,41 @@ async fn the_delivery_log_pages_through_attempts_and_a_delivery_can_be_sent_agai
         .await;
     assert_eq!(app.get(&log, &other.token).await.status(), 404);
     assert_eq!(app.post(&retry, &other.token, &json!({})).await.status(), 404);
+}
+
+#[tokio::test]
+async fn a_slow_endpoint_does_not_delay_another() {
+    // The dispatcher runs four deliveries at once, two per endpoint; the
+    // slow endpoint takes ten seconds to answer and has six events waiting.
+    let slow = Receiver::start_slow(&[], std::time::Duration::from_secs(10)).await;
+    let fast = Receiver::start(&[]).await;
+    let app = spawn_app_with(|s| {
+        s.webhooks.concurrency = 4;
+        s.webhooks.per_endpoint_concurrency = 2;
+    })
+    .await;
+    let t = app
+        .tenant("ann@example.com", "shop.test", "development", "ed25519")
+        .await;
+    create_endpoint(&app, &t, &slow.url).await;
+    let send = json!({"from": "a@shop.test", "to": "r@example.org", "text": "x"});
+    for _ in 0..6 {
+        app.send(&t.key, &send).await;
+    }
+    create_endpoint(&app, &t, &fast.url).await;
+    app.send(&t.key, &send).await;
+
+    let dispatcher = dispatcher(&app).await;
+    let running = tokio::spawn(dispatcher.run(std::future::pending()));
+    let started = std::time::Instant::now();
+    while fast.requests().is_empty() {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "the fast endpoint waited for the slow one"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // The slow one has its two at a time, no more.
+    assert_eq!(slow.requests().len(), 2);
+    running.abort();
 }
