@@ -401,3 +401,24 @@ pub async fn retry_webhook_delivery(
         Err(ApiError::not_found("delivery"))
     }
 }
+
+/// Sends a `webhook.test` event to the endpoint now (owner or admin), once,
+/// whether or not it is enabled, and answers with the attempt.
+#[utoipa::path(post, path = "/v1/webhooks/{webhook_id}/test", operation_id = "test_webhook", tag = "webhooks",
+    security(("session" = [])), params(("webhook_id" = Uuid, Path)),
+    responses((status = 200, description = "The attempt, whatever the endpoint answered", body = WebhookAttempt),
+        (status = 403, description = "Your role does not allow this", body = ErrorBody)))]
+pub async fn test_webhook(
+    State(state): State<AppState>,
+    session: UserSession,
+    ApiPath(id): ApiPath<Uuid>,
+) -> Result<Json<WebhookAttempt>, ApiError> {
+    let endpoint = visible(&state, session.user_id, id).await?;
+    require_write(endpoint.role)?;
+    let dispatcher = crate::webhooks::dispatcher::Dispatcher::new(state.clone())?;
+    let attempt = dispatcher
+        .send_test(id, endpoint.server_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("webhook"))?;
+    Ok(Json(attempt.into()))
+}

@@ -344,3 +344,56 @@ pub async fn release(pool: &PgPool, owner: &str, ids: &[Uuid]) -> sqlx::Result<(
     .await
     .map(|_| ())
 }
+
+/// Puts a `webhook.test` event for `endpoint` in the outbox, already
+/// claimed by `owner`, and returns it ready to send; `None` if there is no
+/// such endpoint.
+#[tracing::instrument(level = "debug", skip(pool, payload))]
+pub async fn claim_test_event(
+    pool: &PgPool,
+    owner: &str,
+    endpoint: Uuid,
+    event_id: &str,
+    payload: &serde_json::Value,
+) -> sqlx::Result<Option<ClaimedDelivery>> {
+    sqlx::query_as!(
+        ClaimedDelivery,
+        r#"INSERT INTO webhook_deliveries (endpoint_id, event_id, event_type, payload, attempts,
+                                          lease_owner, lease_expires_at)
+           SELECT w.id, $3, 'webhook.test', $4, 1, $2, now() + interval '1 minute'
+           FROM webhook_endpoints w WHERE w.id = $1
+           RETURNING id, endpoint_id, event_id, payload, attempts,
+                     (SELECT secret FROM webhook_endpoints WHERE id = $1) AS "secret!",
+                     (SELECT previous_secret FROM webhook_endpoints
+                      WHERE id = $1 AND previous_secret_expires_at > now()) AS "previous_secret?",
+                     (SELECT url FROM webhook_endpoints WHERE id = $1) AS "url!""#,
+        endpoint,
+        owner,
+        event_id,
+        payload
+    )
+    .fetch_optional(pool)
+    .await
+}
+
+/// Ends a test delivery after its one attempt: it is never retried.
+#[tracing::instrument(level = "debug", skip(pool))]
+pub async fn finish_test(pool: &PgPool, delivery: Uuid) -> sqlx::Result<Option<AttemptRow>> {
+    sqlx::query!(
+        "UPDATE webhook_deliveries SET status = 'failed', lease_owner = NULL, lease_expires_at = NULL
+         WHERE id = $1 AND status = 'pending'",
+        delivery
+    )
+    .execute(pool)
+    .await?;
+    sqlx::query_as!(
+        AttemptRow,
+        "SELECT a.id, a.delivery_id, d.event_id, d.event_type, d.status AS delivery_status,
+                a.attempted_at, a.http_status, a.latency_ms, a.response_body, a.error
+         FROM webhook_attempts a JOIN webhook_deliveries d ON d.id = a.delivery_id
+         WHERE a.delivery_id = $1 ORDER BY a.id DESC LIMIT 1",
+        delivery
+    )
+    .fetch_optional(pool)
+    .await
+}

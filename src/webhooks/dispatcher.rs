@@ -213,6 +213,26 @@ impl Dispatcher {
         Ok(())
     }
 
+    /// Sends a `webhook.test` event to `endpoint` at once (one attempt, no
+    /// retry) and returns the logged attempt; `None` if there is no such
+    /// endpoint.
+    pub async fn send_test(&self, endpoint: Uuid, server: Uuid) -> anyhow::Result<Option<db::AttemptRow>> {
+        let event_id = format!("evt_test_{}", Uuid::new_v4().simple());
+        let payload = serde_json::json!({
+            "type": "webhook.test",
+            "timestamp": Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            "data": {"webhook_id": endpoint, "server_id": server},
+        });
+        let Some(delivery) =
+            db::claim_test_event(&self.state.db, &self.id, endpoint, &event_id, &payload).await?
+        else {
+            return Ok(None);
+        };
+        let id = delivery.id;
+        self.deliver(delivery, self.gate(endpoint)).await;
+        Ok(db::finish_test(&self.state.db, id).await?)
+    }
+
     /// Endpoints with `webhooks.per_endpoint_concurrency` deliveries in hand.
     fn busy_endpoints(&self) -> Vec<Uuid> {
         let limit = self.settings().per_endpoint_concurrency.max(1);

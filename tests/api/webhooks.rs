@@ -573,3 +573,34 @@ async fn a_slow_endpoint_does_not_delay_another() {
     assert_eq!(slow.requests().len(), 2);
     running.abort();
 }
+
+#[tokio::test]
+async fn a_test_event_is_sent_at_once_signed_and_never_retried() {
+    let receiver = Receiver::start(&[200, 500]).await;
+    let app = spawn_app_with(|s| s.webhooks.retry_schedule_secs = vec![0, 0]).await;
+    let t = app
+        .tenant("ann@example.com", "shop.test", "development", "ed25519")
+        .await;
+    let endpoint = create_endpoint(&app, &t, &receiver.url).await;
+    let id = endpoint["id"].as_str().unwrap();
+    let test = format!("/v1/webhooks/{id}/test");
+    let ok = json_of(app.post(&test, &t.token, &json!({})).await, 200).await;
+    assert_eq!(ok["http_status"], 200, "{ok}");
+    assert_eq!(ok["event_type"], "webhook.test");
+    let (headers, body) = receiver.requests().remove(0);
+    let event: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(event["type"], "webhook.test");
+    assert_eq!(event["data"]["webhook_id"], json!(id));
+    assert!(verifies(endpoint["secret"].as_str().unwrap(), &headers, &body));
+
+    let failed = json_of(app.post(&test, &t.token, &json!({})).await, 200).await;
+    assert_eq!(failed["http_status"], 500, "{failed}");
+    assert_eq!(failed["delivery_status"], "failed");
+    // Not retried.
+    assert_eq!(dispatcher(&app).await.run_once().await.unwrap(), 0);
+    assert_eq!(receiver.requests().len(), 2);
+    let other = app
+        .tenant("eve@example.com", "evil.test", "live", "ed25519")
+        .await;
+    assert_eq!(app.post(&test, &other.token, &json!({})).await.status(), 404);
+}
