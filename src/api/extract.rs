@@ -116,3 +116,12 @@ pub fn require_write(role: Role) -> Result<(), ApiError> {
         ))
     }
 }
+
+/// A list's page size: `limit` (1 to 100), 25 when absent.
+pub fn page_limit(limit: Option<i64>) -> Result<i64, ApiError> {
+    let limit = limit.unwrap_or(25);
+    if !(1..=100).contains(&limit) {
+        return Err(ApiError::bad_request("invalid_query", "`limit` must be 1 to 100").field("limit"));
+    }
+    Ok(limit)
+}

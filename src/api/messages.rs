@@ -264,10 +264,7 @@ pub async fn list_messages(
     auth: ServerAuth,
     ApiQuery(params): ApiQuery<ListParams>,
 ) -> Result<Json<MessageList>, ApiError> {
-    let limit = params.limit.unwrap_or(25);
-    if !(1..=100).contains(&limit) {
-        return Err(ApiError::bad_request("invalid_query", "`limit` must be 1 to 100").field("limit"));
-    }
+    let limit = super::extract::page_limit(params.limit)?;
     let after = match &params.cursor {
         Some(cursor) => Some(decode_cursor(cursor).ok_or_else(|| {
             ApiError::bad_request("invalid_cursor", "`cursor` is not a cursor this API returned")

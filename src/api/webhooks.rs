@@ -352,10 +352,7 @@ pub async fn list_webhook_deliveries(
     super::extract::ApiQuery(params): super::extract::ApiQuery<LogParams>,
 ) -> Result<Json<WebhookAttemptList>, ApiError> {
     visible(&state, session.user_id, id).await?;
-    let limit = params.limit.unwrap_or(25);
-    if !(1..=100).contains(&limit) {
-        return Err(ApiError::bad_request("invalid_query", "`limit` must be 1 to 100").field("limit"));
-    }
+    let limit = super::extract::page_limit(params.limit)?;
     let before = match &params.cursor {
         Some(cursor) => Some(cursor.parse::<i64>().ok().filter(|n| *n > 0).ok_or_else(|| {
             ApiError::bad_request("invalid_cursor", "`cursor` is not a cursor this API returned")

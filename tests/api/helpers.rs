@@ -386,3 +386,11 @@ pub fn test_secrets_key() -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 32]>())
 }
+
+/// A UDP port on 127.0.0.1 free now (for a DNS server started later).
+pub fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|socket| socket.local_addr())
+        .map(|addr| addr.port())
+        .expect("a free UDP port")
+}

@@ -1,6 +1,6 @@
 //! MX routing against a real DNS server (dnsmasq on a loopback port).
 
-use std::net::{SocketAddr, UdpSocket};
+use std::net::SocketAddr;
 
 use tern::config::{DnsSettings, Settings, TlsPolicy, TransportRule};
 use tern::delivery::routing::{self, Destination, Route, RouteError};
@@ -16,11 +16,7 @@ fn hosts(route: Route) -> Vec<String> {
 
 #[tokio::test]
 async fn mx_order_implicit_mx_null_mx_and_overrides() {
-    let port = UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = crate::helpers::free_udp_port();
     let _dns = Dnsmasq::start(
         port,
         &[

@@ -5,7 +5,7 @@
 //! Webhooks reference library (Python) verifies them, retried until a 2xx.
 
 use std::collections::{HashMap, VecDeque};
-use std::net::{SocketAddr, UdpSocket};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
@@ -89,11 +89,7 @@ async fn endpoints_are_created_changed_rotated_and_deleted() {
 
 #[tokio::test]
 async fn endpoints_leading_to_internal_addresses_are_refused() {
-    let port = UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = crate::helpers::free_udp_port();
     let _dns = Dnsmasq::start(
         port,
         &[
