@@ -56,6 +56,13 @@ pub struct WebhookSettings {
     pub per_endpoint_concurrency: usize,
     /// Deliveries a dispatcher runs at once.
     pub concurrency: usize,
+    /// An endpoint whose every attempt has failed for this long (seconds;
+    /// default three days) is turned off, and the server's other endpoints
+    /// get a `webhook.disabled` event.
+    pub disable_after_secs: u64,
+    /// How long a dispatcher owns the deliveries it claimed: one that dies
+    /// mid-send leaves them to others after this many seconds.
+    pub lease_secs: u64,
 }
 
 impl Default for WebhookSettings {
@@ -72,6 +79,8 @@ impl Default for WebhookSettings {
             timeout_ms: 15000,
             per_endpoint_concurrency: 4,
             concurrency: 64,
+            disable_after_secs: 3 * 24 * 3600,
+            lease_secs: 120,
         }
     }
 }

@@ -11,6 +11,8 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::openapi::{Content, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
+use crate::webhooks::events;
+
 #[derive(OpenApi)]
 #[openapi(
     info(
@@ -33,7 +35,18 @@ with a stable `code`.",
         (name = "webhooks", description = "Webhook endpoints and their signing secrets"),
         (name = "health", description = "Probes and metrics"),
     ),
-    components(schemas(crate::api::error::ErrorBody, crate::api::error::ErrorDetail))
+    components(schemas(
+        crate::api::error::ErrorBody,
+        crate::api::error::ErrorDetail,
+        events::MessageHeldEvent,
+        events::MessageSentEvent,
+        events::MessageDeferredEvent,
+        events::MessageBouncedEvent,
+        events::MessageFailedEvent,
+        events::MessageSuppressedEvent,
+        events::WebhookDisabledEvent,
+        events::WebhookTestEvent,
+    ))
 )]
 pub struct ApiDoc;
 
@@ -58,6 +71,54 @@ impl Modify for SecuritySchemes {
 pub fn complete(openapi: &mut utoipa::openapi::OpenApi) {
     SchemaRules.modify(openapi);
     complete_responses(openapi);
+    openapi.webhooks = Some(webhooks());
+}
+
+/// The OpenAPI 3.1 `webhooks` section: what Tern POSTs to endpoints, one
+/// entry per event type, with the Standard Webhooks headers.
+fn webhooks() -> utoipa::openapi::path::Paths {
+    let header = |name: &str, description: &str, example: &str| {
+        json!({"name": name, "in": "header", "required": true, "description": description,
+               "schema": {"type": "string"}, "example": example})
+    };
+    let headers = [
+        header(
+            "webhook-id",
+            "The event's id: the same in every retry and replay; receivers drop ids they have seen",
+            "evt_1042",
+        ),
+        header(
+            "webhook-timestamp",
+            "Unix seconds when this attempt was signed; refuse ones more than 5 minutes away",
+            "1764496800",
+        ),
+        header(
+            "webhook-signature",
+            "Space-separated `v1,<base64 HMAC-SHA256>` (hmac endpoints) or `v1a,<base64 Ed25519>` \
+             (ed25519 endpoints) signatures of `<webhook-id>.<webhook-timestamp>.<body>`; two during a \
+             secret rotation",
+            "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=",
+        ),
+    ];
+    let mut paths = serde_json::Map::new();
+    for (name, summary, schema) in events::DOCUMENTED {
+        paths.insert(
+            name.to_string(),
+            json!({"post": {
+                "operationId": format!("webhook_{}", name.replace('.', "_")),
+                "summary": summary,
+                "tags": ["webhooks"],
+                "parameters": headers,
+                "requestBody": {"required": true, "content": {"application/json": {
+                    "schema": {"$ref": format!("#/components/schemas/{schema}")}}}},
+                "responses": {
+                    "2XX": {"description": "Received. Anything else is retried (410 Gone turns the endpoint off)"}
+                }
+            }}),
+        );
+    }
+    // The shape is fixed above: it always reads back.
+    serde_json::from_value(serde_json::Value::Object(paths)).unwrap_or_default()
 }
 
 /// Adds to every operation the responses its kind can give, where the

@@ -80,6 +80,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(webhooks::list_webhook_deliveries))
         .routes(routes!(webhooks::retry_webhook_delivery))
         .routes(routes!(webhooks::test_webhook))
+        .routes(routes!(webhooks::replay_webhook))
         .routes(routes!(send::send_message, messages::list_messages))
         .routes(routes!(send::send_raw_message))
         .routes(routes!(messages::get_message))

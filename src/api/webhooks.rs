@@ -1,5 +1,6 @@
 //! Webhook endpoints of a server: created (the signing secret shown once),
-//! listed, changed, deleted, and their secret rotated.
+//! listed, changed, deleted, their secret rotated; their delivery log,
+//! retries, replays and test events.
 
 use axum::Json;
 use axum::extract::State;
@@ -16,7 +17,12 @@ use crate::db;
 use crate::db::webhooks::{NewWebhook, WebhookChange, WebhookRow};
 use crate::domain::{EventType, Invalid};
 use crate::state::AppState;
+use crate::webhooks::events::DisabledReason;
+use crate::webhooks::signature::Signing;
 use crate::webhooks::{secret, target};
+
+/// The most events one replay queues.
+const REPLAY_LIMIT: i64 = 10_000;
 
 /// A webhook endpoint: never its secret.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -30,8 +36,20 @@ pub struct Webhook {
     /// The event types sent to it; empty: every type.
     pub event_types: Vec<EventType>,
     pub enabled: bool,
+    pub signing: Signing,
+    /// `ed25519` endpoints: the public key receivers verify `v1a`
+    /// signatures with (`whpk_` and base64).
+    #[schema(example = "whpk_Y2hhbmdlIG1lIHRvIGEgcmVhbCBwdWJsaWMga2V5IQ==")]
+    pub public_key: Option<String>,
     /// Until when the secret before the last rotation still signs.
     pub previous_secret_expires_at: Option<DateTime<Utc>>,
+    /// Since when every attempt has failed; absent while it is healthy.
+    pub failing_since: Option<DateTime<Utc>>,
+    /// When it was turned off, if it is off.
+    pub disabled_at: Option<DateTime<Utc>>,
+    /// Why Tern turned it off: it answered 410 (`gone`) or failed for
+    /// `webhooks.disable_after_secs` (`failing`).
+    pub disabled_reason: Option<DisabledReason>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -50,7 +68,12 @@ impl From<WebhookRow> for Webhook {
                 .filter_map(|t| EventType::parse(t))
                 .collect(),
             enabled: row.enabled,
+            signing: Signing::parse(&row.signing).unwrap_or_default(),
+            public_key: row.public_key.as_deref().map(secret::public_key_text),
             previous_secret_expires_at: row.previous_secret_expires_at,
+            failing_since: row.failing_since,
+            disabled_at: row.disabled_at,
+            disabled_reason: row.disabled_reason.as_deref().and_then(DisabledReason::parse),
             created_at: row.created_at,
             updated_at: row.updated_at,
         }
@@ -75,11 +98,15 @@ pub struct CreateWebhook {
     pub description: String,
     /// The event types to send; absent or empty: every type.
     #[serde(default)]
-    #[schema(max_items = 12)]
+    #[schema(max_items = 13)]
     pub event_types: Vec<EventType>,
     /// Default `true`.
     #[serde(default = "enabled")]
     pub enabled: bool,
+    /// `hmac` (default: `v1` signatures with a shared secret) or `ed25519`
+    /// (`v1a` signatures, verified with the endpoint's public key).
+    #[serde(default)]
+    pub signing: Signing,
 }
 
 fn enabled() -> bool {
@@ -96,9 +123,35 @@ pub struct UpdateWebhook {
     #[schema(max_length = 200)]
     pub description: Option<String>,
     /// An empty list: every type.
-    #[schema(max_items = 12)]
+    #[schema(max_items = 13)]
     pub event_types: Option<Vec<EventType>>,
     pub enabled: Option<bool>,
+    /// With `"enabled": true` on an endpoint that is off: queue again what
+    /// it missed, from when it began failing or was turned off (at most
+    /// 10,000 events; `replay.next_since` says where to go on with
+    /// `POST /v1/webhooks/{webhook_id}/replay`).
+    #[serde(default)]
+    pub replay_missed: bool,
+}
+
+/// What a replay queued.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct WebhookReplay {
+    /// Deliveries queued: events the endpoint never got, and events sent
+    /// again (with their original `webhook-id`).
+    pub queued: i64,
+    /// The replay stopped at its limit (10,000 events): replay again from
+    /// here for the rest. Absent when it went to the end.
+    pub next_since: Option<DateTime<Utc>>,
+}
+
+/// An endpoint after a change, and the replay the change asked for.
+#[derive(Serialize, ToSchema)]
+pub struct UpdatedWebhook {
+    #[serde(flatten)]
+    pub webhook: Webhook,
+    /// Present when `replay_missed` replayed something.
+    pub replay: Option<WebhookReplay>,
 }
 
 /// An endpoint with its signing secret, shown only in this response.
@@ -106,10 +159,44 @@ pub struct UpdateWebhook {
 pub struct WebhookWithSecret {
     #[serde(flatten)]
     pub webhook: Webhook,
-    /// `whsec_` and base64: the key of the `v1` HMAC-SHA256 signatures
-    /// (Standard Webhooks). Store it now.
+    /// `hmac` endpoints: `whsec_` and base64, the key of the `v1`
+    /// HMAC-SHA256 signatures (Standard Webhooks). Store it now. (An
+    /// `ed25519` endpoint has none: receivers use `public_key`.)
     #[schema(example = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")]
-    pub secret: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+}
+
+/// A new signing key of an endpoint.
+struct NewKey {
+    /// The secret to show once (HMAC only).
+    shown: Option<String>,
+    /// Sealed to the endpoint: the HMAC secret or the Ed25519 seed.
+    sealed: Vec<u8>,
+    /// The Ed25519 public key.
+    public_key: Option<Vec<u8>>,
+}
+
+fn new_key(state: &AppState, endpoint: Uuid, signing: Signing) -> Result<NewKey, ApiError> {
+    let sealing = state.sealing()?;
+    Ok(match signing {
+        Signing::Hmac => {
+            let (text, bytes) = secret::generate();
+            NewKey {
+                shown: Some(text.expose().clone()),
+                sealed: sealing.seal(bytes.expose(), endpoint.as_bytes()),
+                public_key: None,
+            }
+        }
+        Signing::Ed25519 => {
+            let (seed, public) = secret::generate_ed25519()?;
+            NewKey {
+                shown: None,
+                sealed: sealing.seal(seed.expose(), endpoint.as_bytes()),
+                public_key: Some(public),
+            }
+        }
+    })
 }
 
 /// Endpoints of a server.
@@ -177,8 +264,7 @@ pub async fn create_webhook(
     let description = description(&input.description)?;
     let types = type_names(&input.event_types);
     let id = Uuid::now_v7();
-    let (text, bytes) = secret::generate();
-    let sealed = state.sealing()?.seal(bytes.expose(), id.as_bytes());
+    let key = new_key(&state, id, input.signing)?;
     let new = NewWebhook {
         id,
         server_id: server,
@@ -186,7 +272,9 @@ pub async fn create_webhook(
         description: &description,
         event_types: &types,
         enabled: input.enabled,
-        sealed_secret: &sealed,
+        signing: input.signing.as_str(),
+        sealed_secret: &key.sealed,
+        public_key: key.public_key.as_deref(),
     };
     let limit = i64::from(state.settings.webhooks.max_per_server);
     let Some(row) = db::webhooks::create(&state.db, session.user_id, new, limit).await? else {
@@ -199,7 +287,7 @@ pub async fn create_webhook(
         StatusCode::CREATED,
         Json(WebhookWithSecret {
             webhook: row.into(),
-            secret: text.expose().clone(),
+            secret: key.shown,
         }),
     ))
 }
@@ -216,18 +304,27 @@ pub async fn get_webhook(
     Ok(Json(visible(&state, session.user_id, id).await?.into()))
 }
 
-/// Changes an endpoint (owner or admin).
+/// Changes an endpoint (owner or admin). Turning it back on can replay
+/// what it missed while it was off (`replay_missed`).
 #[utoipa::path(patch, path = "/v1/webhooks/{webhook_id}", operation_id = "update_webhook", tag = "webhooks",
     security(("session" = [])), params(("webhook_id" = Uuid, Path)), request_body = UpdateWebhook,
-    responses((status = 200, description = "OK", body = Webhook),
+    responses((status = 200, description = "OK", body = UpdatedWebhook),
         (status = 403, description = "Your role does not allow this", body = ErrorBody)))]
 pub async fn update_webhook(
     State(state): State<AppState>,
     session: UserSession,
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(input): ApiJson<UpdateWebhook>,
-) -> Result<Json<Webhook>, ApiError> {
+) -> Result<Json<UpdatedWebhook>, ApiError> {
     require_write(visible(&state, session.user_id, id).await?.role)?;
+    if input.replay_missed && input.enabled != Some(true) {
+        return Err(Invalid::new(
+            "invalid_replay",
+            "`replay_missed` goes with `\"enabled\": true`: it replays what an endpoint that was off missed",
+        )
+        .field("replay_missed")
+        .into());
+    }
     let url = match &input.url {
         Some(url) => Some(target::check(url, &state.settings.webhooks, &state.resolver).await?),
         None => None,
@@ -240,8 +337,53 @@ pub async fn update_webhook(
         event_types: types.as_deref(),
         enabled: input.enabled,
     };
-    db::webhooks::update(&state.db, id, change).await?;
-    Ok(Json(visible(&state, session.user_id, id).await?.into()))
+    let missed_since = db::webhooks::update(&state.db, id, change).await?;
+    let replay = match missed_since {
+        Some(since) if input.replay_missed => Some(replay(&state, id, since).await?),
+        _ => None,
+    };
+    Ok(Json(UpdatedWebhook {
+        webhook: visible(&state, session.user_id, id).await?.into(),
+        replay,
+    }))
+}
+
+async fn replay(state: &AppState, id: Uuid, since: DateTime<Utc>) -> Result<WebhookReplay, ApiError> {
+    let done = db::webhooks::replay(&state.db, id, since, REPLAY_LIMIT).await?;
+    Ok(WebhookReplay {
+        queued: done.queued,
+        next_since: done.next_since,
+    })
+}
+
+/// Where a replay starts.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ReplayParams {
+    /// RFC 3339: events from this time on are queued again.
+    #[param(example = "2026-11-30T08:00:00Z")]
+    pub since: DateTime<Utc>,
+}
+
+/// Sends again (owner or admin) every event of the server since `since`
+/// that the endpoint takes, oldest first, at most 10,000 per call: events
+/// it never got (it was off, or created later) and events it got, with
+/// their original `webhook-id` so receivers can drop what they have.
+#[utoipa::path(post, path = "/v1/webhooks/{webhook_id}/replay", operation_id = "replay_webhook", tag = "webhooks",
+    security(("session" = [])), params(("webhook_id" = Uuid, Path), ReplayParams),
+    responses((status = 202, description = "Queued", body = WebhookReplay),
+        (status = 403, description = "Your role does not allow this", body = ErrorBody)))]
+pub async fn replay_webhook(
+    State(state): State<AppState>,
+    session: UserSession,
+    ApiPath(id): ApiPath<Uuid>,
+    super::extract::ApiQuery(params): super::extract::ApiQuery<ReplayParams>,
+) -> Result<(StatusCode, Json<WebhookReplay>), ApiError> {
+    require_write(visible(&state, session.user_id, id).await?.role)?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(replay(&state, id, params.since).await?),
+    ))
 }
 
 /// Deletes an endpoint (owner or admin).
@@ -259,8 +401,9 @@ pub async fn delete_webhook(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Makes a new signing secret (owner or admin), returned once. The previous
-/// one keeps signing alongside it for `webhooks.secret_overlap_secs`
+/// Makes a new signing secret (owner or admin), returned once; for an
+/// `ed25519` endpoint, a new key pair (its `public_key` in the answer). The
+/// previous one keeps signing alongside it for `webhooks.secret_overlap_secs`
 /// (default 24 hours): both signatures are sent, space-separated.
 #[utoipa::path(post, path = "/v1/webhooks/{webhook_id}/rotate-secret", operation_id = "rotate_webhook_secret", tag = "webhooks",
     security(("session" = [])), params(("webhook_id" = Uuid, Path)),
@@ -271,14 +414,15 @@ pub async fn rotate_webhook_secret(
     session: UserSession,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Json<WebhookWithSecret>, ApiError> {
-    require_write(visible(&state, session.user_id, id).await?.role)?;
-    let (text, bytes) = secret::generate();
-    let sealed = state.sealing()?.seal(bytes.expose(), id.as_bytes());
+    let endpoint = visible(&state, session.user_id, id).await?;
+    require_write(endpoint.role)?;
+    let signing = Signing::parse(&endpoint.signing).unwrap_or_default();
+    let key = new_key(&state, id, signing)?;
     let overlap = state.settings.webhooks.secret_overlap_secs as f64;
-    db::webhooks::rotate_secret(&state.db, id, &sealed, overlap).await?;
+    db::webhooks::rotate_secret(&state.db, id, &key.sealed, key.public_key.as_deref(), overlap).await?;
     Ok(Json(WebhookWithSecret {
         webhook: visible(&state, session.user_id, id).await?.into(),
-        secret: text.expose().clone(),
+        secret: key.shown,
     }))
 }
 

@@ -187,10 +187,15 @@ pub async fn complete(pool: &PgPool, worker: &str, outcomes: &[Outcome]) -> sqlx
                 next_attempt_at = o.next_attempt_at, last_host = o.host, last_tls = o.tls,
                 lease_owner = NULL, lease_expires_at = NULL, updated_at = now()
             FROM o WHERE r.id = o.id AND r.lease_owner = $1
-            RETURNING r.id, r.message_id, r.attempts, o.status, o.detail
+            RETURNING r.id, r.message_id, r.attempts, o.status, o.detail, o.next_attempt_at
          )
          INSERT INTO message_events (message_id, recipient_id, kind, detail)
-         SELECT message_id, id, status, detail || jsonb_build_object('attempt', attempts) FROM u
+         SELECT message_id, id, status,
+                detail || jsonb_build_object('attempt', attempts)
+                       || CASE WHEN next_attempt_at IS NULL THEN '{}'::jsonb ELSE jsonb_build_object(
+                              'next_attempt_at',
+                              to_char(next_attempt_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')) END
+         FROM u
          RETURNING recipient_id AS \"recipient_id!\"",
         worker,
         &ids,

@@ -16,7 +16,16 @@ pub struct WebhookRow {
     /// Stable event type names; empty: every type.
     pub event_types: Vec<String>,
     pub enabled: bool,
+    /// `hmac` or `ed25519`.
+    pub signing: String,
+    /// The Ed25519 public key (`ed25519` only).
+    pub public_key: Option<Vec<u8>>,
     pub previous_secret_expires_at: Option<DateTime<Utc>>,
+    /// The first failure since the last success.
+    pub failing_since: Option<DateTime<Utc>>,
+    pub disabled_at: Option<DateTime<Utc>>,
+    /// `gone` or `failing` when Tern turned it off.
+    pub disabled_reason: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub role: Role,
@@ -31,7 +40,11 @@ pub struct NewWebhook<'a> {
     pub description: &'a str,
     pub event_types: &'a [String],
     pub enabled: bool,
+    pub signing: &'a str,
+    /// Sealed to the endpoint: an HMAC secret, or an Ed25519 seed.
     pub sealed_secret: &'a [u8],
+    /// The Ed25519 public key.
+    pub public_key: Option<&'a [u8]>,
 }
 
 /// Changes to an endpoint; `None` leaves a field as it is.
@@ -47,8 +60,9 @@ macro_rules! select_visible {
     ($tail:literal $(, $arg:expr)* $(,)?) => {
         sqlx::query_as!(
             WebhookRow,
-            r#"SELECT w.id, w.server_id, w.url, w.description, w.event_types, w.enabled,
-                      w.previous_secret_expires_at, w.created_at, w.updated_at, m.role AS "role: Role"
+            r#"SELECT w.id, w.server_id, w.url, w.description, w.event_types, w.enabled, w.signing,
+                      w.public_key, w.previous_secret_expires_at, w.failing_since, w.disabled_at,
+                      w.disabled_reason, w.created_at, w.updated_at, m.role AS "role: Role"
                FROM webhook_endpoints w
                JOIN servers s ON s.id = w.server_id
                JOIN memberships m ON m.organization_id = s.organization_id AND m.user_id = $1 "#
@@ -68,8 +82,9 @@ pub async fn create(
     limit: i64,
 ) -> sqlx::Result<Option<WebhookRow>> {
     let inserted = sqlx::query!(
-        "INSERT INTO webhook_endpoints (id, server_id, url, description, event_types, enabled, secret)
-         SELECT $1, $2, $3, $4, $5, $6, $7
+        "INSERT INTO webhook_endpoints (id, server_id, url, description, event_types, enabled, secret,
+                                        signing, public_key)
+         SELECT $1, $2, $3, $4, $5, $6, $7, $9, $10
          WHERE (SELECT count(*) FROM webhook_endpoints WHERE server_id = $2) < $8",
         new.id,
         new.server_id,
@@ -78,7 +93,9 @@ pub async fn create(
         new.event_types,
         new.enabled,
         new.sealed_secret,
-        limit
+        limit,
+        new.signing,
+        new.public_key
     )
     .execute(pool)
     .await?;
@@ -102,42 +119,128 @@ pub async fn get_for_user(pool: &PgPool, user: Uuid, id: Uuid) -> sqlx::Result<O
         .await
 }
 
+/// Changes an endpoint. Turning it on clears its failure record; turning
+/// it off notes when. Returns, for an endpoint turned back on, since when
+/// it missed events (when it began failing, or was turned off).
 #[tracing::instrument(level = "debug", skip(pool, change))]
-pub async fn update(pool: &PgPool, id: Uuid, change: WebhookChange<'_>) -> sqlx::Result<()> {
-    sqlx::query!(
-        "UPDATE webhook_endpoints
-         SET url = coalesce($2, url), description = coalesce($3, description),
-             event_types = coalesce($4, event_types), enabled = coalesce($5, enabled),
-             updated_at = now()
-         WHERE id = $1",
+pub async fn update(
+    pool: &PgPool,
+    id: Uuid,
+    change: WebhookChange<'_>,
+) -> sqlx::Result<Option<DateTime<Utc>>> {
+    sqlx::query_scalar!(
+        r#"WITH old AS (
+              SELECT enabled, coalesce(failing_since, disabled_at, updated_at) AS missed_since
+              FROM webhook_endpoints WHERE id = $1 FOR UPDATE
+           )
+           UPDATE webhook_endpoints w
+           SET url = coalesce($2, url), description = coalesce($3, description),
+               event_types = coalesce($4, event_types), enabled = coalesce($5, w.enabled),
+               failing_since = CASE WHEN $5 AND NOT old.enabled THEN NULL ELSE failing_since END,
+               disabled_at = CASE WHEN $5 THEN NULL
+                                  WHEN NOT $5 AND old.enabled THEN now() ELSE disabled_at END,
+               disabled_reason = CASE WHEN $5 THEN NULL ELSE disabled_reason END,
+               updated_at = now()
+           FROM old
+           WHERE w.id = $1
+           RETURNING CASE WHEN $5 AND NOT old.enabled THEN old.missed_since END AS "missed_since""#,
         id,
         change.url,
         change.description,
         change.event_types,
         change.enabled
     )
-    .execute(pool)
+    .fetch_optional(pool)
     .await
-    .map(|_| ())
+    .map(Option::flatten)
+}
+
+/// What a replay queued.
+#[derive(Debug, Clone, Copy)]
+pub struct Replayed {
+    /// Deliveries queued (new, or sent again).
+    pub queued: i64,
+    /// Where to go on from when the replay stopped at its limit.
+    pub next_since: Option<DateTime<Utc>>,
+}
+
+/// Queues again the events of the endpoint's server since `since` that
+/// the endpoint takes, oldest first, at most `limit`: an event it never
+/// got gets a delivery, one it got is sent again (same `webhook-id`).
+#[tracing::instrument(level = "debug", skip(pool))]
+pub async fn replay(
+    pool: &PgPool,
+    endpoint: Uuid,
+    since: DateTime<Utc>,
+    limit: i64,
+) -> sqlx::Result<Replayed> {
+    let row = sqlx::query!(
+        r#"WITH w AS (
+              SELECT id, server_id, event_types FROM webhook_endpoints WHERE id = $1
+           ), ev AS (
+              SELECT e.id, e.kind, e.created_at, e.detail, e.message_id, e.recipient_id
+              FROM message_events e
+              JOIN messages m ON m.id = e.message_id
+              JOIN w ON w.server_id = m.server_id
+              WHERE e.created_at >= $2
+                AND e.kind IN ('held', 'sent', 'deferred', 'bounced', 'failed', 'suppressed')
+                AND (cardinality(w.event_types) = 0 OR ('message.' || e.kind) = ANY (w.event_types))
+              ORDER BY e.created_at, e.id
+              LIMIT $3
+           ), queued AS (
+              INSERT INTO webhook_deliveries (endpoint_id, event_id, event_type, payload)
+              SELECT $1, 'evt_' || ev.id, 'message.' || ev.kind,
+                     tern_message_event_payload(ev.kind, ev.created_at, ev.detail, m, r)
+              FROM ev
+              JOIN messages m ON m.id = ev.message_id
+              LEFT JOIN recipients r ON r.id = ev.recipient_id
+              ON CONFLICT (endpoint_id, event_id) DO UPDATE
+                  SET status = 'pending', next_attempt_at = now(), attempts = 0, delivered_at = NULL
+                  WHERE webhook_deliveries.lease_owner IS NULL
+                     OR webhook_deliveries.lease_expires_at < now()
+              RETURNING 1
+           )
+           SELECT (SELECT count(*) FROM queued) AS "queued!",
+                  (SELECT count(*) FROM ev) AS "found!",
+                  (SELECT max(created_at) FROM ev) AS "last""#,
+        endpoint,
+        since,
+        limit
+    )
+    .fetch_one(pool)
+    .await?;
+    if row.queued > 0 {
+        sqlx::query!("SELECT pg_notify('tern_webhooks', '')")
+            .execute(pool)
+            .await?;
+    }
+    Ok(Replayed {
+        queued: row.queued,
+        next_since: if row.found >= limit { row.last } else { None },
+    })
 }
 
 /// Puts a new secret in place; the current one signs alongside it until
 /// `overlap_secs` from now.
+/// `public_key` is the new Ed25519 public key (`ed25519` endpoints).
 #[tracing::instrument(level = "debug", skip(pool, sealed_secret))]
 pub async fn rotate_secret(
     pool: &PgPool,
     id: Uuid,
     sealed_secret: &[u8],
+    public_key: Option<&[u8]>,
     overlap_secs: f64,
 ) -> sqlx::Result<()> {
     sqlx::query!(
         "UPDATE webhook_endpoints
          SET previous_secret = secret, secret = $2,
+             public_key = $4,
              previous_secret_expires_at = now() + make_interval(secs => $3), updated_at = now()
          WHERE id = $1",
         id,
         sealed_secret,
-        overlap_secs
+        overlap_secs,
+        public_key
     )
     .execute(pool)
     .await
@@ -162,6 +265,8 @@ pub struct ClaimedDelivery {
     /// Attempts so far, this one included.
     pub attempts: i32,
     pub url: String,
+    /// `hmac` or `ed25519`.
+    pub signing: String,
     /// Sealed to the endpoint.
     pub secret: Vec<u8>,
     /// Sealed; still signs alongside (only returned while valid).
@@ -196,7 +301,7 @@ pub async fn claim(
                attempts = d.attempts + 1
            FROM due, webhook_endpoints w
            WHERE d.id = due.id AND w.id = d.endpoint_id
-           RETURNING d.id, d.endpoint_id, d.event_id, d.payload, d.attempts, w.url, w.secret,
+           RETURNING d.id, d.endpoint_id, d.event_id, d.payload, d.attempts, w.url, w.signing, w.secret,
                      CASE WHEN w.previous_secret_expires_at > now() THEN w.previous_secret END
                          AS "previous_secret?""#,
         owner,
@@ -219,11 +324,17 @@ pub struct AttemptRecord<'a> {
     pub status: &'a str,
     pub next_attempt_at: Option<DateTime<Utc>>,
     /// Turn the endpoint off (it answered 410 Gone).
-    pub disable_endpoint: bool,
+    pub gone: bool,
+    /// Turn the endpoint off when this attempt failed and it has been
+    /// failing for this long.
+    pub disable_after_secs: f64,
 }
 
 /// Logs an attempt and settles the delivery, in one statement, while
-/// `owner` still holds it; returns whether it did.
+/// `owner` still holds it; returns whether it did. The endpoint's health
+/// goes along: a success clears its failure record, a failure starts one,
+/// and an endpoint that answered 410 or has failed for too long is turned
+/// off, with a `webhook.disabled` event to the server's other endpoints.
 #[tracing::instrument(level = "debug", skip(pool, record), fields(delivery = %record.delivery))]
 pub async fn record(pool: &PgPool, owner: &str, record: &AttemptRecord<'_>) -> sqlx::Result<bool> {
     let done = sqlx::query_scalar!(
@@ -237,9 +348,41 @@ pub async fn record(pool: &PgPool, owner: &str, record: &AttemptRecord<'_>) -> s
            ), a AS (
               INSERT INTO webhook_attempts (delivery_id, http_status, latency_ms, response_body, error)
               SELECT id, $5, $7, $8, $6 FROM d
-           ), off AS (
-              UPDATE webhook_endpoints SET enabled = false, updated_at = now()
-              WHERE $9 AND id = (SELECT endpoint_id FROM d)
+           ), e AS (
+              SELECT w.id, coalesce(w.enabled AND ($9 OR ($3 <> 'delivered'
+                         AND w.failing_since < now() - make_interval(secs => $10))), false) AS off,
+                     w.failing_since
+              FROM webhook_endpoints w JOIN d ON w.id = d.endpoint_id
+           ), health AS (
+              -- Written only when something changes: most attempts leave it.
+              UPDATE webhook_endpoints w
+              SET failing_since = CASE WHEN $3 = 'delivered' THEN NULL
+                                       ELSE coalesce(w.failing_since, now()) END,
+                  enabled = w.enabled AND NOT e.off,
+                  disabled_at = CASE WHEN e.off THEN now() ELSE w.disabled_at END,
+                  disabled_reason = CASE WHEN e.off THEN CASE WHEN $9 THEN 'gone' ELSE 'failing' END
+                                         ELSE w.disabled_reason END,
+                  updated_at = CASE WHEN e.off THEN now() ELSE w.updated_at END
+              FROM e
+              WHERE w.id = e.id
+                AND (e.off OR ($3 = 'delivered' AND w.failing_since IS NOT NULL)
+                           OR ($3 <> 'delivered' AND w.failing_since IS NULL))
+              RETURNING w.id, w.server_id, w.url, e.off, e.failing_since,
+                        'evt_' || replace(gen_random_uuid()::text, '-', '') AS event_id
+           ), told AS (
+              INSERT INTO webhook_deliveries (endpoint_id, event_id, event_type, payload)
+              SELECT o.id, h.event_id, 'webhook.disabled', jsonb_build_object(
+                  'type', 'webhook.disabled',
+                  'timestamp', to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+                  'data', jsonb_build_object(
+                      'webhook_id', h.id, 'server_id', h.server_id, 'url', h.url,
+                      'reason', CASE WHEN $9 THEN 'gone' ELSE 'failing' END,
+                      'failing_since', to_char(h.failing_since AT TIME ZONE 'UTC',
+                                               'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')))
+              FROM health h
+              JOIN webhook_endpoints o ON o.server_id = h.server_id AND o.id <> h.id AND o.enabled
+                  AND (cardinality(o.event_types) = 0 OR 'webhook.disabled' = ANY (o.event_types))
+              WHERE h.off
            )
            SELECT count(*) AS "n!" FROM d"#,
         record.delivery,
@@ -250,7 +393,8 @@ pub async fn record(pool: &PgPool, owner: &str, record: &AttemptRecord<'_>) -> s
         record.error,
         record.latency_ms,
         record.response_body,
-        record.disable_endpoint
+        record.gone,
+        record.disable_after_secs
     )
     .fetch_one(pool)
     .await?;
@@ -363,6 +507,7 @@ pub async fn claim_test_event(
            SELECT w.id, $3, 'webhook.test', $4, 1, $2, now() + interval '1 minute'
            FROM webhook_endpoints w WHERE w.id = $1
            RETURNING id, endpoint_id, event_id, payload, attempts,
+                     (SELECT signing FROM webhook_endpoints WHERE id = $1) AS "signing!",
                      (SELECT secret FROM webhook_endpoints WHERE id = $1) AS "secret!",
                      (SELECT previous_secret FROM webhook_endpoints
                       WHERE id = $1 AND previous_secret_expires_at > now()) AS "previous_secret?",

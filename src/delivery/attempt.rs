@@ -210,13 +210,23 @@ impl Worker {
                 None => (RecipientStatus::Failed, None),
             }
         };
-        let detail = json!({
+        let mut detail = json!({
             "host": attempt.host,
             "tls": attempt.tls,
             "code": attempt.reply.code,
             "enhanced_code": attempt.reply.enhanced,
             "reply": attempt.reply.text,
         });
+        // What the webhook payloads tell apart (`bounce_type`, `reason`).
+        let why = match status {
+            RecipientStatus::Bounced => Some(("bounce_type", "hard")),
+            RecipientStatus::Failed if attempt.reply.is_permanent() => Some(("reason", "undeliverable")),
+            RecipientStatus::Failed => Some(("reason", "retries_exhausted")),
+            _ => None,
+        };
+        if let (Some((key, value)), Some(fields)) = (why, detail.as_object_mut()) {
+            fields.insert(key.into(), value.into());
+        }
         Outcome {
             recipient: recipient.id,
             status,

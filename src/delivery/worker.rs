@@ -417,7 +417,7 @@ impl Worker {
                     next_attempt_at: None,
                     host: None,
                     tls: None,
-                    detail: json!({}),
+                    detail: json!({"reason": "suppression_list"}),
                 };
                 (recipient, outcome)
             })

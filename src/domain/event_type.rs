@@ -45,11 +45,15 @@ pub enum EventType {
     /// Reserved: a sending domain's DNS check failed.
     #[serde(rename = "domain.verification_failed")]
     DomainVerificationFailed,
+    /// Another webhook endpoint of the server was turned off: it answered
+    /// 410 Gone, or failed for `webhooks.disable_after_secs`.
+    #[serde(rename = "webhook.disabled")]
+    WebhookDisabled,
 }
 
 impl EventType {
     /// Every type, in documentation order.
-    pub const ALL: [EventType; 12] = [
+    pub const ALL: [EventType; 13] = [
         EventType::MessageHeld,
         EventType::MessageSent,
         EventType::MessageDeferred,
@@ -62,6 +66,7 @@ impl EventType {
         EventType::MessageUnsubscribed,
         EventType::InboundReceived,
         EventType::DomainVerificationFailed,
+        EventType::WebhookDisabled,
     ];
 
     /// The stable name, as in payloads and filters.
@@ -79,6 +84,7 @@ impl EventType {
             EventType::MessageUnsubscribed => "message.unsubscribed",
             EventType::InboundReceived => "inbound.received",
             EventType::DomainVerificationFailed => "domain.verification_failed",
+            EventType::WebhookDisabled => "webhook.disabled",
         }
     }
 

@@ -4,6 +4,8 @@
 //! and records the attempt: 2xx delivered; 410 Gone turns the endpoint off;
 //! anything else is retried along `webhooks.retry_schedule_secs` (a
 //! `Retry-After` that asks for longer is honoured up to a day), then failed.
+//! An endpoint failing for `webhooks.disable_after_secs` is turned off too
+//! (and the server's other endpoints told, `webhook.disabled`).
 //! A dispatcher that dies leaves leases that expire: the delivery is sent
 //! again with the same `webhook-id`, which receivers use to drop the copy.
 
@@ -22,7 +24,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use uuid::Uuid;
 
-use super::signature;
+use super::signature::{self, Signing};
 use crate::config::WebhookSettings;
 use crate::db::webhooks::{self as db, AttemptRecord, ClaimedDelivery};
 use crate::domain::is_private_address;
@@ -34,8 +36,6 @@ pub const CHANNEL: &str = "tern_webhooks";
 /// How much of a response is read at most, and kept for the log.
 const READ_LIMIT: usize = 64 * 1024;
 const LOG_LIMIT: usize = 1024;
-/// How long a dispatcher owns what it claimed.
-const LEASE: Duration = Duration::from_secs(120);
 /// Claimed at once, at most.
 const BATCH: usize = 100;
 /// Fallback poll without notifications.
@@ -129,10 +129,14 @@ impl Dispatcher {
         &self.state.settings.webhooks
     }
 
+    fn lease_secs(&self) -> f64 {
+        self.settings().lease_secs.max(1) as f64
+    }
+
     /// Claims one batch and sends it; returns how many it claimed. (The
     /// long-running loop, `run`, overlaps batches instead.)
     pub async fn run_once(&self) -> anyhow::Result<usize> {
-        let claimed = db::claim(&self.state.db, &self.id, BATCH as i64, LEASE.as_secs_f64(), &[]).await?;
+        let claimed = db::claim(&self.state.db, &self.id, BATCH as i64, self.lease_secs(), &[]).await?;
         let count = claimed.len();
         futures_util::future::join_all(claimed.into_iter().map(|d| {
             let gate = self.gate(d.endpoint_id);
@@ -164,7 +168,7 @@ impl Dispatcher {
                     &dispatcher.state.db,
                     &dispatcher.id,
                     room as i64,
-                    LEASE.as_secs_f64(),
+                    dispatcher.lease_secs(),
                     &busy,
                 )
                 .await
@@ -305,12 +309,14 @@ impl Dispatcher {
         }
         let body = serde_json::to_vec(&delivery.payload)?;
         let timestamp = Utc::now().timestamp();
-        let signatures = signature::header(
+        let signing = Signing::parse(&delivery.signing).context("the endpoint's signing scheme")?;
+        let signatures = signature::signatures(
+            signing,
             keys.iter().map(|k| k.expose().as_slice()),
             &delivery.event_id,
             timestamp,
             &body,
-        );
+        )?;
         let started = Instant::now();
         let sent = self
             .client
@@ -392,7 +398,8 @@ impl Dispatcher {
             error: attempted.error.as_deref(),
             status,
             next_attempt_at: next,
-            disable_endpoint: gone,
+            gone,
+            disable_after_secs: self.settings().disable_after_secs as f64,
         }
     }
 }

@@ -4,6 +4,7 @@
 //! outbox (a trigger on `message_events`, see the migrations) holds.
 
 pub mod dispatcher;
+pub mod events;
 pub mod secret;
 pub mod signature;
 pub mod target;

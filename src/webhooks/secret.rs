@@ -1,5 +1,6 @@
-//! Signing secrets in the Standard Webhooks form: `whsec_` and the base64
-//! of random bytes (24 to 64 of them; Tern makes 32).
+//! Signing keys in the Standard Webhooks forms: HMAC secrets are `whsec_`
+//! and the base64 of random bytes (24 to 64 of them; Tern makes 32);
+//! Ed25519 public keys are `whpk_` and the base64 of the key.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -16,6 +17,21 @@ pub fn generate() -> (Redacted<String>, Redacted<Vec<u8>>) {
         Redacted::new(format!("{PREFIX}{}", STANDARD.encode(bytes))),
         Redacted::new(bytes.to_vec()),
     )
+}
+
+/// The prefix of Ed25519 public keys.
+pub const PUBLIC_PREFIX: &str = "whpk_";
+
+/// A new Ed25519 key: the seed (sealed and kept) and the public key.
+pub fn generate_ed25519() -> anyhow::Result<(Redacted<Vec<u8>>, Vec<u8>)> {
+    let seed: [u8; 32] = rand::random();
+    let public = super::signature::ed25519_public_key(&seed)?;
+    Ok((Redacted::new(seed.to_vec()), public))
+}
+
+/// A public key as receivers configure it: `whpk_` and base64.
+pub fn public_key_text(public: &[u8]) -> String {
+    format!("{PUBLIC_PREFIX}{}", STANDARD.encode(public))
 }
 
 #[cfg(test)]

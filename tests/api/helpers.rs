@@ -291,6 +291,33 @@ pub fn python() -> String {
     std::env::var("TERN_TEST_PYTHON").unwrap_or_else(|_| "python3".into())
 }
 
+/// Checks bodies against the committed OpenAPI document's component
+/// schemas with an independent JSON Schema validator (Python jsonschema).
+/// `cases`: `{"schema": name, "body": ..., "valid": bool}`; the error lists
+/// the cases that came out otherwise.
+pub fn schema_check(cases: &[Value]) -> Result<(), String> {
+    use std::io::Write;
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/openapi/openapi.json");
+    let mut child = Command::new(python())
+        .args(["tests/support/schema_check.py", path])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python (scripts/test installs jsonschema with openapi-spec-validator)");
+    child
+        .stdin
+        .take()
+        .expect("piped")
+        .write_all(serde_json::to_string(cases).expect("JSON").as_bytes())
+        .expect("writing the cases");
+    let out = child.wait_with_output().expect("schema_check.py ran");
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+}
+
 /// dnsmasq answering only from its command line; killed on drop.
 pub struct Dnsmasq(Child);
 

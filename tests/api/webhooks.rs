@@ -222,8 +222,19 @@ impl Receiver {
         Receiver::start_slow(script, std::time::Duration::ZERO).await
     }
 
+    /// On a chosen port of 127.0.0.1.
+    async fn start_on(port: u16, script: &[u16]) -> Receiver {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+        Receiver::serve(listener, script, std::time::Duration::ZERO)
+    }
+
     /// Takes `delay` to answer each request.
     async fn start_slow(script: &[u16], delay: std::time::Duration) -> Receiver {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Receiver::serve(listener, script, delay)
+    }
+
+    fn serve(listener: tokio::net::TcpListener, script: &[u16], delay: std::time::Duration) -> Receiver {
         let got = Arc::new(Mutex::new(Vec::new()));
         let script = Arc::new(Mutex::new(script.iter().copied().collect::<VecDeque<u16>>()));
         let (log, answers) = (got.clone(), script.clone());
@@ -243,7 +254,6 @@ impl Receiver {
                 }
             }),
         );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/hook", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await });
         Receiver { url, got }
@@ -330,6 +340,7 @@ async fn a_sent_message_reaches_the_endpoint_signed_as_standard_webhooks() {
     assert_eq!(event["data"]["server_id"], json!(t.server_id));
     assert!(headers["webhook-id"].starts_with("evt_"), "{headers:?}");
     assert_eq!(headers["content-type"], "application/json");
+    assert_documented(&requests);
 
     // An independent implementation verifies it; a changed body or an old
     // timestamp does not.
@@ -372,7 +383,9 @@ async fn failures_are_retried_logged_and_delivered_once_and_410_turns_the_endpoi
     let t = app
         .tenant("ann@example.com", "shop.test", "development", "ed25519")
         .await;
-    create_endpoint(&app, &t, &flaky.url).await;
+    // (Only message events: not the `webhook.disabled` the 410 causes.)
+    let held_only = json!({"url": flaky.url, "event_types": ["message.held"]});
+    json_of(app.post(&path_of(&t), &t.token, &held_only).await, 201).await;
     let off = create_endpoint(&app, &t, &gone.url).await;
     // A development server holds the message: `message.held`.
     app.send(
@@ -410,6 +423,7 @@ async fn failures_are_retried_logged_and_delivered_once_and_410_turns_the_endpoi
         endpoint["enabled"], false,
         "410 Gone did not turn the endpoint off"
     );
+    assert_eq!(endpoint["disabled_reason"], "gone");
     let statuses: Vec<(String,)> = sqlx::query_as("SELECT status FROM webhook_deliveries ORDER BY status")
         .fetch_all(&app.db)
         .await
@@ -588,6 +602,7 @@ async fn a_test_event_is_sent_at_once_signed_and_never_retried() {
     assert_eq!(event["type"], "webhook.test");
     assert_eq!(event["data"]["webhook_id"], json!(id));
     assert!(verifies(endpoint["secret"].as_str().unwrap(), &headers, &body));
+    assert_documented(&receiver.requests()[..1]);
 
     let failed = json_of(app.post(&test, &t.token, &json!({})).await, 200).await;
     assert_eq!(failed["http_status"], 500, "{failed}");
@@ -599,4 +614,479 @@ async fn a_test_event_is_sent_at_once_signed_and_never_retried() {
         .tenant("eve@example.com", "evil.test", "live", "ed25519")
         .await;
     assert_eq!(app.post(&test, &other.token, &json!({})).await.status(), 404);
+}
+
+/// The schema of each event type, as the OpenAPI document names it.
+fn schema_of(event_type: &str) -> &'static str {
+    tern::webhooks::events::DOCUMENTED
+        .iter()
+        .find(|(name, _, _)| *name == event_type)
+        .map(|(_, _, schema)| *schema)
+        .unwrap_or_else(|| panic!("{event_type} is not documented"))
+}
+
+/// Checks each received body against the documented schema of its type.
+fn assert_documented(requests: &[Received]) {
+    let cases: Vec<Value> = requests
+        .iter()
+        .map(|(_, body)| {
+            let event: Value = serde_json::from_str(body).unwrap();
+            let schema = schema_of(event["type"].as_str().unwrap());
+            json!({"schema": schema, "body": event, "valid": true})
+        })
+        .collect();
+    if let Err(wrong) = crate::helpers::schema_check(&cases) {
+        panic!("payloads the OpenAPI document does not describe:\n{wrong}");
+    }
+}
+
+fn events_of(requests: &[Received]) -> Vec<Value> {
+    requests
+        .iter()
+        .map(|(_, body)| serde_json::from_str(body).unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn every_event_type_carries_its_documented_payload() {
+    let receiver = Receiver::start(&[]).await;
+    let ok = Sink::start(&[]);
+    let hard = Sink::start(&["-f", "rcpt"]);
+    let soft = Sink::start(&["-r", "rcpt"]);
+    let app = spawn_app_with(|s| {
+        s.delivery.transports = vec![
+            loopback_route("example.org", ok.port),
+            loopback_route("bounce.test", hard.port),
+            loopback_route("later.test", soft.port),
+        ];
+        // One retry, at once: deferred, then failed.
+        s.delivery.retry_schedule_secs = vec![0];
+    })
+    .await;
+    let t = app.live_tenant("ann@example.com", "shop.test").await;
+    let dev = app
+        .tenant("bob@example.com", "dev.test", "development", "ed25519")
+        .await;
+    create_endpoint(&app, &t, &receiver.url).await;
+    create_endpoint(&app, &dev, &receiver.url).await;
+    sqlx::query("INSERT INTO suppressions (server_id, address, reason) VALUES ($1, 'gone@example.org', 'hard_bounce')")
+        .bind(t.server_id)
+        .execute(&app.db)
+        .await
+        .unwrap();
+    app.send(
+        &t.key,
+        &json!({"from": "a@shop.test", "tag": "t1", "metadata": {"k": "v"},
+        "to": ["x@example.org", "z@bounce.test", "w@later.test", "gone@example.org"], "text": "x"}),
+    )
+    .await;
+    app.send(
+        &dev.key,
+        &json!({"from": "a@dev.test", "to": "h@example.org", "text": "x"}),
+    )
+    .await;
+    let worker = Worker::new(app.db.clone(), app.settings.clone()).await.unwrap();
+    assert_eq!(worker.run_once().await.unwrap(), 3);
+    assert_eq!(worker.run_once().await.unwrap(), 1);
+    let dispatcher = dispatcher(&app).await;
+    while dispatcher.run_once().await.unwrap() > 0 {}
+
+    let requests = receiver.requests();
+    assert_documented(&requests);
+    let events = events_of(&requests);
+    let of = |kind: &str| -> Value {
+        events
+            .iter()
+            .find(|e| e["type"] == kind)
+            .unwrap_or_else(|| panic!("no {kind} in {events:?}"))
+            .clone()
+    };
+    let sent = of("message.sent");
+    assert_eq!(sent["data"]["recipient"], "x@example.org");
+    assert_eq!(sent["data"]["host"], "127.0.0.1");
+    assert_eq!(sent["data"]["attempt"], 1);
+    assert_eq!(sent["data"]["reply"]["code"], 250);
+    assert_eq!(sent["data"]["tag"], "t1");
+    assert_eq!(sent["data"]["metadata"], json!({"k": "v"}));
+    let bounced = of("message.bounced");
+    assert_eq!(bounced["data"]["bounce_type"], "hard");
+    assert_eq!(bounced["data"]["reply"]["code"].as_u64().unwrap() / 100, 5);
+    let deferred = of("message.deferred");
+    assert_eq!(deferred["data"]["recipient"], "w@later.test");
+    assert!(deferred["data"]["next_attempt_at"].is_string(), "{deferred}");
+    let failed = of("message.failed");
+    assert_eq!(failed["data"]["reason"], "retries_exhausted");
+    assert_eq!(failed["data"]["attempt"], 2);
+    assert_eq!(of("message.suppressed")["data"]["reason"], "suppression_list");
+    let held = of("message.held");
+    assert_eq!(held["data"]["reason"], "development_mode");
+    assert_eq!(held["data"]["server_id"], json!(dev.server_id));
+    assert_eq!(events.len(), 6, "{events:?}");
+}
+
+/// Whether the key opens: the seed of an ed25519 endpoint, from the store.
+async fn stored_seed(app: &crate::helpers::TestApp, id: &str) -> Vec<u8> {
+    let id: uuid::Uuid = id.parse().unwrap();
+    let sealed: Vec<u8> = sqlx::query_scalar("SELECT secret FROM webhook_endpoints WHERE id = $1")
+        .bind(id)
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    let state = tern::state::AppState::new(app.db.clone(), app.settings.clone())
+        .await
+        .unwrap();
+    state
+        .sealing()
+        .unwrap()
+        .open(&sealed, id.as_bytes())
+        .unwrap()
+        .expose()
+        .clone()
+}
+
+#[tokio::test]
+async fn an_ed25519_endpoint_signs_v1a_that_verifies_with_its_public_key_only() {
+    let receiver = Receiver::start(&[]).await;
+    let app = spawn_app().await;
+    let t = app
+        .tenant("ann@example.com", "shop.test", "development", "ed25519")
+        .await;
+    let created = json_of(
+        app.post(
+            &path_of(&t),
+            &t.token,
+            &json!({"url": receiver.url, "signing": "ed25519"}),
+        )
+        .await,
+        201,
+    )
+    .await;
+    assert!(created.get("secret").is_none(), "{created}");
+    assert_eq!(created["signing"], "ed25519");
+    let public = created["public_key"].as_str().unwrap().to_string();
+    assert!(public.starts_with("whpk_"), "{created}");
+    let id = created["id"].as_str().unwrap().to_string();
+    let send = json!({"from": "a@shop.test", "to": "r@example.org", "text": "x"});
+    app.send(&t.key, &send).await;
+    let dispatcher = dispatcher(&app).await;
+    assert_eq!(dispatcher.run_once().await.unwrap(), 1);
+    let (headers, body) = receiver.requests().remove(0);
+    assert!(headers["webhook-signature"].starts_with("v1a,"), "{headers:?}");
+    assert!(verifies(&public, &headers, &body), "v1a does not verify");
+    assert!(!verifies(&public, &headers, &body.replace("held", "sent")));
+    // A current signature over an old timestamp is refused.
+    let seed = stored_seed(&app, &id).await;
+    let old = chrono::Utc::now().timestamp() - 600;
+    let mut stale = headers.clone();
+    stale.insert("webhook-timestamp".into(), old.to_string());
+    stale.insert(
+        "webhook-signature".into(),
+        tern::webhooks::signature::signatures(
+            tern::webhooks::signature::Signing::Ed25519,
+            [seed.as_slice()],
+            &headers["webhook-id"],
+            old,
+            body.as_bytes(),
+        )
+        .unwrap(),
+    );
+    assert!(
+        !verifies(&public, &stale, &body),
+        "a ten-minute-old delivery verified"
+    );
+
+    // A rotation: a new public key; both sign during the overlap.
+    let rotated = json_of(
+        app.post(&format!("/v1/webhooks/{id}/rotate-secret"), &t.token, &json!({}))
+            .await,
+        200,
+    )
+    .await;
+    let new_public = rotated["public_key"].as_str().unwrap().to_string();
+    assert_ne!(new_public, public);
+    assert!(rotated.get("secret").is_none());
+    app.send(&t.key, &send).await;
+    assert_eq!(dispatcher.run_once().await.unwrap(), 1);
+    let (headers, body) = receiver.requests().remove(1);
+    assert_eq!(headers["webhook-signature"].split(' ').count(), 2);
+    assert!(verifies(&public, &headers, &body) && verifies(&new_public, &headers, &body));
+    // Another key verifies nothing.
+    let (other_seed, other) = tern::webhooks::secret::generate_ed25519().unwrap();
+    drop(other_seed);
+    let other = tern::webhooks::secret::public_key_text(&other);
+    assert!(!verifies(&other, &headers, &body));
+}
+
+#[tokio::test]
+async fn an_endpoint_failing_too_long_is_turned_off_the_others_told_and_it_can_catch_up() {
+    let down = Receiver::start(&[500, 500]).await;
+    let watcher = Receiver::start(&[]).await;
+    let app = spawn_app_with(|s| {
+        s.webhooks.retry_schedule_secs = vec![0; 10];
+        s.webhooks.disable_after_secs = 1;
+    })
+    .await;
+    let t = app
+        .tenant("ann@example.com", "shop.test", "development", "ed25519")
+        .await;
+    let failing = create_endpoint(&app, &t, &down.url).await;
+    let failing_id = failing["id"].as_str().unwrap().to_string();
+    let watching = create_endpoint(&app, &t, &watcher.url).await;
+    let watching_id = watching["id"].as_str().unwrap().to_string();
+    let send = json!({"from": "a@shop.test", "to": "r@example.org", "text": "x"});
+    let started = chrono::Utc::now();
+    app.send(&t.key, &send).await;
+    let dispatcher = dispatcher(&app).await;
+    assert_eq!(dispatcher.run_once().await.unwrap(), 2);
+    let item = format!("/v1/webhooks/{failing_id}");
+    let got = json_of(app.get(&item, &t.token).await, 200).await;
+    assert!(got["failing_since"].is_string(), "{got}");
+    assert_eq!(got["enabled"], true);
+
+    // Still failing after the limit: turned off; the watcher is told.
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    assert_eq!(dispatcher.run_once().await.unwrap(), 1);
+    let got = json_of(app.get(&item, &t.token).await, 200).await;
+    assert_eq!(
+        (got["enabled"].clone(), got["disabled_reason"].clone()),
+        (json!(false), json!("failing")),
+        "{got}"
+    );
+    assert!(got["disabled_at"].is_string());
+    assert_eq!(dispatcher.run_once().await.unwrap(), 1);
+    // What happens while it is off does not reach it.
+    app.send(&t.key, &send).await;
+    while dispatcher.run_once().await.unwrap() > 0 {}
+    assert_eq!(down.requests().len(), 2);
+    let told = events_of(&watcher.requests());
+    assert_documented(&watcher.requests());
+    let types: Vec<&str> = told.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(types, ["message.held", "webhook.disabled", "message.held"]);
+    assert_eq!(told[1]["data"]["webhook_id"], json!(failing_id));
+    assert_eq!(told[1]["data"]["reason"], "failing");
+    assert_eq!(told[1]["data"]["url"], json!(down.url));
+
+    // Back on, with what it missed.
+    let back = json_of(
+        app.patch(&item, &t.token, &json!({"enabled": true, "replay_missed": true}))
+            .await,
+        200,
+    )
+    .await;
+    assert_eq!(back["enabled"], true);
+    assert!(
+        back["failing_since"].is_null() && back["disabled_reason"].is_null(),
+        "{back}"
+    );
+    assert!(back["replay"]["queued"].as_i64().unwrap() >= 1, "{back}");
+    while dispatcher.run_once().await.unwrap() > 0 {}
+    let ids = |r: &Receiver| -> std::collections::BTreeSet<String> {
+        r.requests()
+            .iter()
+            .filter(|(_, b)| b.contains("message.held"))
+            .map(|(h, _)| h["webhook-id"].clone())
+            .collect()
+    };
+    assert_eq!(ids(&down), ids(&watcher), "the endpoint did not catch up");
+    assert_eq!(ids(&down).len(), 2);
+    assert_error(
+        app.patch(&item, &t.token, &json!({"replay_missed": true})).await,
+        422,
+        "invalid_replay",
+    )
+    .await;
+
+    // A replay by time sends every message event again, same ids.
+    let replay = format!(
+        "/v1/webhooks/{watching_id}/replay?since={}",
+        started
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            .replace('+', "%2B")
+    );
+    let queued = json_of(app.post(&replay, &t.token, &json!({})).await, 202).await;
+    assert_eq!(queued, json!({"queued": 2, "next_since": null}));
+    let before = watcher.requests().len();
+    while dispatcher.run_once().await.unwrap() > 0 {}
+    let again = &watcher.requests()[before..];
+    assert_eq!(again.len(), 2);
+    assert!(
+        again
+            .iter()
+            .all(|(h, _)| ids(&watcher).contains(&h["webhook-id"]))
+    );
+    assert_error(
+        app.post(
+            &format!("/v1/webhooks/{watching_id}/replay?since=yesterday"),
+            &t.token,
+            &json!({}),
+        )
+        .await,
+        400,
+        "invalid_query",
+    )
+    .await;
+    let other = app
+        .tenant("eve@example.com", "evil.test", "live", "ed25519")
+        .await;
+    assert_eq!(app.post(&replay, &other.token, &json!({})).await.status(), 404);
+}
+
+#[tokio::test]
+async fn a_receiver_down_for_a_while_gets_every_event_once_when_back() {
+    let port = crate::helpers::free_port();
+    let url = format!("http://127.0.0.1:{port}/hook");
+    let app = spawn_app_with(|s| s.webhooks.retry_schedule_secs = vec![1; 20]).await;
+    let t = app
+        .tenant("ann@example.com", "shop.test", "development", "ed25519")
+        .await;
+    create_endpoint(&app, &t, &url).await;
+    for i in 0..5 {
+        let body = json!({"from": "a@shop.test", "to": format!("r{i}@example.org"), "text": "x"});
+        app.send(&t.key, &body).await;
+    }
+    let running = tokio::spawn(dispatcher(&app).await.run(std::future::pending()));
+    // Nobody listens: connections are refused, and retried.
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let refused: i64 = sqlx::query_scalar("SELECT count(*) FROM webhook_attempts WHERE http_status IS NULL")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert!(refused >= 5, "{refused} refused attempts");
+    let receiver = Receiver::start_on(port, &[]).await;
+    let start = std::time::Instant::now();
+    loop {
+        let pending: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM webhook_deliveries WHERE status <> 'delivered'")
+                .fetch_one(&app.db)
+                .await
+                .unwrap();
+        if pending == 0 {
+            break;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(20),
+            "{pending} still pending"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    running.abort();
+    let ids: Vec<String> = receiver
+        .requests()
+        .iter()
+        .map(|(h, _)| h["webhook-id"].clone())
+        .collect();
+    let distinct: std::collections::BTreeSet<&String> = ids.iter().collect();
+    assert_eq!((ids.len(), distinct.len()), (5, 5), "{ids:?}");
+}
+
+/// `tern serve --role webhooks` as its own process; SIGKILLed on drop.
+struct DispatcherProcess(std::process::Child);
+
+impl DispatcherProcess {
+    fn start(app: &crate::helpers::TestApp, lease_secs: u64) -> DispatcherProcess {
+        let config = std::env::temp_dir().join(format!("tern-webhooks-{}.toml", uuid::Uuid::new_v4()));
+        let secrets_key = app.settings.secrets.key.as_ref().unwrap().expose().clone();
+        std::fs::write(
+            &config,
+            format!(
+                "public_hostname = \"tern.test\"\n\
+                 [database]\nurl = \"{}\"\nmax_connections = 4\n\
+                 [http]\nops_listen = \"127.0.0.1:{}\"\n\
+                 [log]\nfilter = \"warn\"\n\
+                 [secrets]\nkey = \"{secrets_key}\"\n\
+                 [webhooks]\nallow_private_targets = true\nallow_http = true\n\
+                 lease_secs = {lease_secs}\nconcurrency = 8\nretry_schedule_secs = [0, 0, 0]\n",
+                app.settings.database.url.expose(),
+                crate::helpers::free_port(),
+            ),
+        )
+        .unwrap();
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_tern"))
+            .arg("--config")
+            .arg(&config)
+            .args(["serve", "--role", "webhooks"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start tern --role webhooks");
+        DispatcherProcess(child)
+    }
+
+    fn kill(&mut self) {
+        let _ = self.0.kill(); // SIGKILL
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for DispatcherProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+#[tokio::test]
+async fn a_dispatcher_killed_mid_run_loses_nothing_and_repeats_only_with_the_same_id() {
+    // Each answer takes 100 ms: the dispatcher is mid-send when it dies.
+    let receiver = Receiver::start_slow(&[], std::time::Duration::from_millis(100)).await;
+    let app = spawn_app().await;
+    let t = app
+        .tenant("ann@example.com", "shop.test", "development", "ed25519")
+        .await;
+    create_endpoint(&app, &t, &receiver.url).await;
+    for i in 0..40 {
+        let body = json!({"from": "a@shop.test", "to": format!("r{i}@example.org"), "text": "x"});
+        app.send(&t.key, &body).await;
+    }
+    let mut first = DispatcherProcess::start(&app, 2);
+    let start = std::time::Instant::now();
+    while receiver.requests().len() < 10 {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(20),
+            "the dispatcher sent nothing"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    first.kill();
+    let _second = DispatcherProcess::start(&app, 2);
+    loop {
+        let left: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM webhook_deliveries WHERE status <> 'delivered'")
+                .fetch_one(&app.db)
+                .await
+                .unwrap();
+        if left == 0 {
+            break;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(40),
+            "{left} never delivered"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // Every event arrived; a repeat carries the id (and body) of the first.
+    let stored: HashMap<String, Value> =
+        sqlx::query_as::<_, (String, Value)>("SELECT event_id, payload FROM webhook_deliveries")
+            .fetch_all(&app.db)
+            .await
+            .unwrap()
+            .into_iter()
+            .collect();
+    assert_eq!(stored.len(), 40);
+    let requests = receiver.requests();
+    let mut seen = std::collections::BTreeSet::new();
+    for (headers, body) in &requests {
+        let id = &headers["webhook-id"];
+        let payload = stored
+            .get(id)
+            .unwrap_or_else(|| panic!("unknown webhook-id {id}"));
+        assert_eq!(
+            &serde_json::from_str::<Value>(body).unwrap(),
+            payload,
+            "{id} changed"
+        );
+        seen.insert(id.clone());
+    }
+    assert_eq!(seen.len(), 40, "events were lost");
+    assert!(requests.len() < 60, "{} requests for 40 events", requests.len());
 }

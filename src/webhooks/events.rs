@@ -1,0 +1,328 @@
+//! The webhook payloads as receivers get them: for each event type, the
+//! envelope `{"type", "timestamp", "data"}` and its data. Message payloads
+//! are built in SQL, in the transaction of the change they report
+//! (`tern_message_event_payload`, see the migrations); these types are
+//! their documentation, listed in the OpenAPI document's `webhooks`
+//! section so that generated clients get typed events. The tests check
+//! real payloads against these schemas.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+/// The SMTP reply an attempt got (or Tern's own, for a failure it decided).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpReply {
+    #[schema(example = 250, minimum = 200, maximum = 599)]
+    pub code: u16,
+    /// The enhanced status code (RFC 3463), when there was one.
+    #[schema(example = "2.0.0")]
+    pub enhanced_code: Option<String>,
+    #[schema(example = "OK queued as 4BCD1")]
+    pub text: String,
+}
+
+/// The message and recipient an event is about.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct MessageRecipient {
+    pub message_id: Uuid,
+    pub server_id: Uuid,
+    pub recipient_id: Uuid,
+    #[schema(example = "user@example.org")]
+    pub recipient: String,
+    #[schema(example = "welcome")]
+    pub tag: Option<String>,
+    /// The metadata the message was sent with.
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// Why a message was held.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum HeldReason {
+    /// The server is in development mode: messages are stored, not sent.
+    DevelopmentMode,
+}
+
+/// Why a recipient was not sent to.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SuppressedReason {
+    /// The address is on the server's suppression list.
+    SuppressionList,
+}
+
+/// Whether a bounce is final for the address.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum BounceType {
+    /// The receiver refused the address for good (5xx).
+    Hard,
+    /// A temporary refusal reported after acceptance (delayed DSN).
+    Soft,
+}
+
+/// Why Tern gave up on a recipient.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FailedReason {
+    /// A permanent failure Tern found itself: no mail server (null MX, no
+    /// such domain), the message over the receiver's size limit...
+    Undeliverable,
+    /// The receiver still answered 4xx after the last retry.
+    RetriesExhausted,
+    /// The attempts never recorded an outcome (the workers stopped).
+    AttemptsExhausted,
+}
+
+/// `message.held` data.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct MessageHeldData {
+    #[serde(flatten)]
+    pub message: MessageRecipient,
+    pub reason: HeldReason,
+}
+
+/// `message.suppressed` data.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct MessageSuppressedData {
+    #[serde(flatten)]
+    pub message: MessageRecipient,
+    pub reason: SuppressedReason,
+}
+
+/// `message.sent` data: the receiving server accepted the message.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct MessageSentData {
+    #[serde(flatten)]
+    pub message: MessageRecipient,
+    /// The attempt that succeeded (1 for the first).
+    #[schema(minimum = 1)]
+    pub attempt: i32,
+    /// The server that accepted it.
+    #[schema(example = "mx1.example.org")]
+    pub host: String,
+    /// Whether the connection was encrypted (STARTTLS).
+    pub tls: bool,
+    pub reply: SmtpReply,
+}
+
+/// `message.deferred` data: a temporary failure; Tern tries again.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct MessageDeferredData {
+    #[serde(flatten)]
+    pub message: MessageRecipient,
+    #[schema(minimum = 1)]
+    pub attempt: i32,
+    /// The server that answered; absent when none was reached.
+    pub host: Option<String>,
+    pub tls: Option<bool>,
+    pub reply: SmtpReply,
+    /// When the next attempt is due.
+    pub next_attempt_at: DateTime<Utc>,
+}
+
+/// `message.bounced` data: a receiving server refused the message.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct MessageBouncedData {
+    #[serde(flatten)]
+    pub message: MessageRecipient,
+    #[schema(minimum = 1)]
+    pub attempt: i32,
+    pub host: Option<String>,
+    pub tls: Option<bool>,
+    /// The refusal; its `enhanced_code` is the DSN status.
+    pub reply: SmtpReply,
+    pub bounce_type: BounceType,
+}
+
+/// `message.failed` data: Tern gave up on the recipient.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct MessageFailedData {
+    #[serde(flatten)]
+    pub message: MessageRecipient,
+    pub attempt: Option<i32>,
+    pub host: Option<String>,
+    pub tls: Option<bool>,
+    /// The last reply, when there was one.
+    pub reply: Option<SmtpReply>,
+    pub reason: FailedReason,
+}
+
+/// `webhook.test` data.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookTestData {
+    pub webhook_id: Uuid,
+    pub server_id: Uuid,
+}
+
+/// Why an endpoint was turned off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DisabledReason {
+    /// It answered 410 Gone.
+    Gone,
+    /// Every attempt failed for `webhooks.disable_after_secs` (three days).
+    Failing,
+}
+
+impl DisabledReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DisabledReason::Gone => "gone",
+            DisabledReason::Failing => "failing",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<DisabledReason> {
+        [DisabledReason::Gone, DisabledReason::Failing]
+            .into_iter()
+            .find(|r| r.as_str() == text)
+    }
+}
+
+/// `webhook.disabled` data: sent to the server's other endpoints.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookDisabledData {
+    pub webhook_id: Uuid,
+    pub server_id: Uuid,
+    pub url: String,
+    pub reason: DisabledReason,
+    /// Since when it had been failing (`failing`).
+    pub failing_since: Option<DateTime<Utc>>,
+}
+
+/// Declares an event's envelope and the one-value type of its `type`.
+macro_rules! event {
+    ($(#[doc = $doc:literal])* $event:ident, $kind:ident = $name:literal, $data:ty) => {
+        $(#[doc = $doc])*
+        #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+        #[serde(deny_unknown_fields)]
+        pub struct $event {
+            #[serde(rename = "type")]
+            #[schema(inline)]
+            pub kind: $kind,
+            /// When it happened (RFC 3339, UTC).
+            pub timestamp: DateTime<Utc>,
+            pub data: $data,
+        }
+
+        #[doc = concat!("Always `", $name, "`.")]
+        #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+        pub enum $kind {
+            #[serde(rename = $name)]
+            Value,
+        }
+
+        // By hand: the derive does not see a variant's rename made of a
+        // macro's literal.
+        impl utoipa::PartialSchema for $kind {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                utoipa::openapi::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::Type::String)
+                    .enum_values(Some([$name]))
+                    .into()
+            }
+        }
+
+        impl ToSchema for $kind {}
+    };
+}
+
+event!(
+    /// Accepted on a development server: stored, not delivered.
+    MessageHeldEvent, MessageHeldType = "message.held", MessageHeldData
+);
+event!(
+    /// A receiving server accepted the message for a recipient.
+    MessageSentEvent, MessageSentType = "message.sent", MessageSentData
+);
+event!(
+    /// A temporary failure for a recipient; Tern tries again later.
+    MessageDeferredEvent, MessageDeferredType = "message.deferred", MessageDeferredData
+);
+event!(
+    /// A receiving server refused the message for a recipient.
+    MessageBouncedEvent, MessageBouncedType = "message.bounced", MessageBouncedData
+);
+event!(
+    /// Tern gave up on a recipient.
+    MessageFailedEvent, MessageFailedType = "message.failed", MessageFailedData
+);
+event!(
+    /// A recipient was not sent to: it is on the suppression list.
+    MessageSuppressedEvent, MessageSuppressedType = "message.suppressed", MessageSuppressedData
+);
+event!(
+    /// Another endpoint of the server was turned off.
+    WebhookDisabledEvent, WebhookDisabledType = "webhook.disabled", WebhookDisabledData
+);
+event!(
+    /// Sent by `POST /v1/webhooks/{webhook_id}/test`, to that endpoint only.
+    WebhookTestEvent, WebhookTestType = "webhook.test", WebhookTestData
+);
+
+/// Every event Tern sends today: its type name, summary and schema name.
+pub const DOCUMENTED: [(&str, &str, &str); 8] = [
+    (
+        "message.held",
+        "A message was held (development server)",
+        "MessageHeldEvent",
+    ),
+    (
+        "message.sent",
+        "A receiving server accepted a message",
+        "MessageSentEvent",
+    ),
+    (
+        "message.deferred",
+        "A delivery attempt failed for now",
+        "MessageDeferredEvent",
+    ),
+    (
+        "message.bounced",
+        "A receiving server refused a message",
+        "MessageBouncedEvent",
+    ),
+    (
+        "message.failed",
+        "Tern gave up on a recipient",
+        "MessageFailedEvent",
+    ),
+    (
+        "message.suppressed",
+        "A recipient is on the suppression list",
+        "MessageSuppressedEvent",
+    ),
+    (
+        "webhook.disabled",
+        "Another endpoint was turned off",
+        "WebhookDisabledEvent",
+    ),
+    ("webhook.test", "A test event sent on request", "WebhookTestEvent"),
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_envelope_reads_its_type_and_refuses_another() {
+        let event = serde_json::json!({
+            "type": "webhook.test",
+            "timestamp": "2026-11-30T10:00:00.000000Z",
+            "data": {"webhook_id": Uuid::nil(), "server_id": Uuid::nil()},
+        });
+        let parsed: WebhookTestEvent = serde_json::from_value(event.clone()).unwrap();
+        assert_eq!(serde_json::to_value(&parsed).unwrap()["type"], "webhook.test");
+        let mut other = event;
+        other["type"] = "message.sent".into();
+        assert!(serde_json::from_value::<WebhookTestEvent>(other).is_err());
+    }
+}
