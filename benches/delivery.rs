@@ -7,7 +7,14 @@
 //! 3. end to end: with both running, N more sends; from the first request
 //!    to the last recipient recorded `sent`.
 //! 4. ceiling: `smtp-source` into the same sink, same size and sessions.
-//! 5. queue claim cost at each depth of `--claim-depths`.
+//! 5. webhooks (benches/delivery/webhooks.rs): a `tern serve --role
+//!    webhooks` drains a backlog of message events into a receiver that
+//!    answers 200 at once, then keeps up with a steady stream (state change
+//!    to arrival p50/p99); `wrk` posting the same body to the same receiver
+//!    gives the ceiling.
+//! 6. end to end again with the endpoint and the dispatcher running: what
+//!    webhooks cost the send rate.
+//! 7. queue claim cost at each depth of `--claim-depths`.
 //!
 //! Run with `scripts/bench` (which installs what it needs), or
 //! `cargo bench --bench delivery -- --help`.
@@ -24,6 +31,9 @@ use base64::Engine;
 use clap::Parser;
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
+
+#[path = "delivery/webhooks.rs"]
+mod webhooks;
 
 #[derive(Parser, Debug)]
 #[command(about = "Tern delivery benchmark")]
@@ -46,6 +56,16 @@ struct Args {
     /// Database connections per Tern process.
     #[arg(long, default_value_t = 10)]
     pool: u32,
+    /// Message events for the webhooks phases (0 skips them).
+    #[arg(long, default_value_t = 10_000)]
+    webhook_events: usize,
+    /// Events per second offered in the steady webhooks phase.
+    #[arg(long, default_value_t = 2000.0)]
+    webhook_rate: f64,
+    /// Requests a dispatcher has in flight to the one endpoint
+    /// (`webhooks.per_endpoint_concurrency`), and wrk's connections.
+    #[arg(long, default_value_t = 16)]
+    webhook_connections: usize,
     /// Queue depths at which to measure the claim query (0 skips).
     #[arg(long, value_delimiter = ',', default_value = "10000,1000000")]
     claim_depths: Vec<i64>,
@@ -78,6 +98,7 @@ struct Bench {
     processes: Vec<Child>,
     http: String,
     api_key: String,
+    secrets_key: [u8; 32],
 }
 
 impl Bench {
@@ -109,6 +130,8 @@ impl Bench {
                  [secrets]\nkey = \"{secrets}\"\n\
                  [limits]\nmax_recipients = {max_recipients}\n\
                  sends_per_second_per_key = 0\nconcurrent_sends_per_key = 0\n\
+                 [webhooks]\nallow_private_targets = true\nallow_http = true\n\
+                 per_endpoint_concurrency = {hook_connections}\n\
                  [delivery]\nconcurrency = {sessions}\nper_domain_concurrency = {sessions}\n\
                  batch_size = {batch}\n\
                  [[delivery.transports]]\ndomain = \"bench.test\"\nhost = \"127.0.0.1\"\nport = {sink_port}\n",
@@ -117,6 +140,7 @@ impl Bench {
                 max_recipients = args.recipients.max(50),
                 sessions = args.sessions,
                 batch = (args.sessions * 4).max(50),
+                hook_connections = args.webhook_connections,
             ),
         )?;
         tern(&config, &["migrate"])?
@@ -144,6 +168,7 @@ impl Bench {
             processes: Vec::new(),
             http,
             api_key: demo.api_key,
+            secrets_key,
         })
     }
 
@@ -202,6 +227,7 @@ impl Bench {
         );
 
         let e2e_start = SystemTime::now();
+        let busy_before = machine_busy_seconds();
         let both = self.load(&client, &body, args.messages, args.concurrency).await?;
         let e2e = self
             .wait_sent(queued + total(args.messages), e2e_start, Duration::from_secs(600))
@@ -214,8 +240,10 @@ impl Bench {
             e2e.as_secs_f64(),
             e2e_rate
         );
+        let e2e_cpu = (machine_busy_seconds() - busy_before) * 1000.0 / args.messages as f64;
         let (p50, p99) = self.delivery_latency(queued).await?;
         println!("    accept-to-sent latency: p50 {p50:.0} ms, p99 {p99:.0} ms");
+        println!("    CPU of the whole machine per message: {e2e_cpu:.2} ms");
         let after_e2e = self.transactions().await?;
         println!(
             "    PostgreSQL transactions per message: {:.2}",
@@ -235,12 +263,129 @@ impl Bench {
             100.0 * e2e_rate / ceiling
         );
 
+        if args.webhook_events > 0 {
+            self.webhooks(args, &client, &body, (e2e_rate, e2e_cpu)).await?;
+        }
+
         for &depth in args.claim_depths.iter().filter(|d| **d > 0) {
             let (mean, p99) = self.claim_cost(depth).await?;
             println!(
-                "5. claim of a 50-recipient batch at queue depth {depth}: mean {mean:.2} ms, p99 {p99:.2} ms"
+                "7. claim of a 50-recipient batch at queue depth {depth}: mean {mean:.2} ms, p99 {p99:.2} ms"
             );
         }
+        Ok(())
+    }
+
+    /// Phases 5 and 6; `without` is phase 3's rate and CPU per message.
+    async fn webhooks(
+        &mut self,
+        args: &Args,
+        client: &reqwest::Client,
+        body: &Arc<String>,
+        without: (f64, f64),
+    ) -> anyhow::Result<()> {
+        let (e2e_rate, e2e_cpu) = without;
+        let n = args.webhook_events;
+        let receiver = webhooks::Receiver::start().await?;
+        webhooks::add_endpoint(&self.db, &self.secrets_key, &receiver.url).await?;
+        let before = self.transactions().await?;
+        webhooks::publish(&self.db, n, 1000, None).await?;
+        let start = SystemTime::now();
+        self.processes
+            .push(tern(&self.config, &["serve", "--role", "webhooks"])?);
+        let drained = webhooks::drained(&receiver, n, start).await?;
+        println!(
+            "5a. webhooks drain: {n} queued message events delivered to a local receiver in \
+             {:.2} s = {:.0} events/s ({} requests in flight; includes dispatcher start-up)",
+            n as f64 / drained,
+            drained,
+            args.webhook_connections
+        );
+        let after = self.transactions().await?;
+        println!(
+            "    PostgreSQL transactions per event (publishing included): {:.2}",
+            (after - before) as f64 / n as f64
+        );
+        let (rate, p50, p99) = webhooks::steady(&self.db, &receiver, n, args.webhook_rate).await?;
+        println!(
+            "5b. webhooks steady: {n} events offered at {:.0}/s, delivered at {rate:.0} events/s; \
+             state change to arrival p50 {p50:.0} ms, p99 {p99:.0} ms",
+            args.webhook_rate
+        );
+        let (ceiling, c50, c99) = webhooks::ceiling(
+            &self.db,
+            &receiver,
+            args.webhook_connections,
+            10,
+            &std::env::temp_dir(),
+        )
+        .await?;
+        println!(
+            "5c. ceiling: wrk posting the same body to the same receiver over {} connections: \
+             {ceiling:.0} requests/s, p50 {c50}, p99 {c99}; dispatcher drain / ceiling {:.1}%",
+            args.webhook_connections,
+            100.0 * drained / ceiling
+        );
+
+        // Phase 6: end to end with the endpoint taking every `sent` event.
+        self.processes
+            .push(tern(&self.config, &["serve", "--role", "api"])?);
+        self.processes
+            .push(tern(&self.config, &["serve", "--role", "worker"])?);
+        self.wait_ready(client).await?;
+        let sent: i64 = sqlx::query_scalar("SELECT count(*) FROM recipients WHERE status = 'sent'")
+            .fetch_one(&self.db)
+            .await?;
+        let hooks_before = receiver.count();
+        let tx_before = self.transactions().await?;
+        let cpu_before: Vec<f64> = self.processes.iter().map(cpu_seconds).collect();
+        let busy_before = machine_busy_seconds();
+        let start = SystemTime::now();
+        let load = self.load(client, body, args.messages, args.concurrency).await?;
+        let took = self
+            .wait_sent(
+                sent + (args.messages * args.recipients) as i64,
+                start,
+                Duration::from_secs(600),
+            )
+            .await?;
+        let rate = args.messages as f64 / took.as_secs_f64();
+        let machine_cpu = (machine_busy_seconds() - busy_before) * 1000.0 / args.messages as f64;
+        load.print("6a. accept while delivering, webhooks on");
+        let published = args.messages * args.recipients;
+        receiver
+            .wait_for(hooks_before + published, Duration::from_secs(600))
+            .await?;
+        let cpu: Vec<String> = ["dispatcher", "API", "worker"]
+            .iter()
+            .zip(self.processes.iter().zip(&cpu_before))
+            .map(|(role, (process, before))| {
+                format!(
+                    "{role} {:.0} µs",
+                    (cpu_seconds(process) - before) * 1e6 / args.messages as f64
+                )
+            })
+            .collect();
+        println!(
+            "    CPU per message: {}; the whole machine {machine_cpu:.2} ms against {e2e_cpu:.2} ms \
+             without ({:+.1}%)",
+            cpu.join(", "),
+            100.0 * (machine_cpu - e2e_cpu) / e2e_cpu
+        );
+        let tx_after = self.transactions().await?;
+        println!(
+            "    PostgreSQL transactions per message: {:.2}",
+            (tx_after - tx_before) as f64 / args.messages as f64
+        );
+        println!(
+            "6b. end to end with a webhook endpoint and its dispatcher: {} messages in {:.2} s = \
+             {rate:.0} msg/s against {e2e_rate:.0} without ({:+.1}%); all {published} message.sent \
+             webhooks arrived",
+            args.messages,
+            took.as_secs_f64(),
+            100.0 * (rate - e2e_rate) / e2e_rate
+        );
+        self.stop_tern();
         Ok(())
     }
 
@@ -511,6 +656,35 @@ fn tern(config: &PathBuf, args: &[&str]) -> anyhow::Result<Child> {
         .args(args)
         .spawn()
         .with_context(|| format!("starting tern {args:?}"))
+}
+
+/// CPU time the whole machine has spent busy so far (all cores, from
+/// /proc/stat: everything but idle and I/O wait), in seconds.
+fn machine_busy_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let ticks: Vec<f64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    let idle = ticks.get(3).unwrap_or(&0.0) + ticks.get(4).unwrap_or(&0.0);
+    (ticks.iter().sum::<f64>() - idle) / 100.0
+}
+
+/// CPU time (user and system) a child has used so far, in seconds.
+fn cpu_seconds(process: &Child) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", process.id())).unwrap_or_default();
+    // The fields after the command name, which is in parentheses.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime and stime are fields 14 and 15; CLK_TCK is 100 on Linux.
+    (ticks(11) + ticks(12)) / 100.0
 }
 
 fn free_port() -> anyhow::Result<u16> {

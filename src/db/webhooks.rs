@@ -133,17 +133,28 @@ pub async fn update(
               SELECT enabled, coalesce(failing_since, disabled_at, updated_at) AS missed_since
               FROM webhook_endpoints WHERE id = $1 FOR UPDATE
            )
-           UPDATE webhook_endpoints w
-           SET url = coalesce($2, url), description = coalesce($3, description),
-               event_types = coalesce($4, event_types), enabled = coalesce($5, w.enabled),
-               failing_since = CASE WHEN $5 AND NOT old.enabled THEN NULL ELSE failing_since END,
-               disabled_at = CASE WHEN $5 THEN NULL
-                                  WHEN NOT $5 AND old.enabled THEN now() ELSE disabled_at END,
-               disabled_reason = CASE WHEN $5 THEN NULL ELSE disabled_reason END,
-               updated_at = now()
-           FROM old
-           WHERE w.id = $1
-           RETURNING CASE WHEN $5 AND NOT old.enabled THEN old.missed_since END AS "missed_since""#,
+           , changed AS (
+              UPDATE webhook_endpoints w
+              SET url = coalesce($2, url), description = coalesce($3, description),
+                  event_types = coalesce($4, event_types), enabled = coalesce($5, w.enabled),
+                  failing_since = CASE WHEN $5 AND NOT old.enabled THEN NULL ELSE failing_since END,
+                  disabled_at = CASE WHEN $5 THEN NULL
+                                     WHEN NOT $5 AND old.enabled THEN now() ELSE disabled_at END,
+                  disabled_reason = CASE WHEN $5 THEN NULL ELSE disabled_reason END,
+                  updated_at = now()
+              FROM old
+              WHERE w.id = $1
+              RETURNING w.id, w.enabled, old.enabled AS was_enabled, old.missed_since
+           ), moved AS (
+              -- Turned off: what it has pending waits out of the claims'
+              -- way; turned on: all of it is due now.
+              UPDATE webhook_deliveries d
+              SET next_attempt_at = CASE WHEN c.enabled THEN now() ELSE 'infinity' END
+              FROM changed c
+              WHERE d.endpoint_id = c.id AND d.status = 'pending' AND c.enabled <> c.was_enabled
+           )
+           SELECT CASE WHEN enabled AND NOT was_enabled THEN missed_since END AS "missed_since"
+           FROM changed"#,
         id,
         change.url,
         change.description,
@@ -261,7 +272,8 @@ pub struct ClaimedDelivery {
     pub id: Uuid,
     pub endpoint_id: Uuid,
     pub event_id: String,
-    pub payload: serde_json::Value,
+    /// The JSON body, as PostgreSQL writes `jsonb` out: sent as it is.
+    pub payload: String,
     /// Attempts so far, this one included.
     pub attempts: i32,
     pub url: String,
@@ -273,27 +285,48 @@ pub struct ClaimedDelivery {
     pub previous_secret: Option<Vec<u8>>,
 }
 
-/// Claims up to `batch` due deliveries of enabled endpoints, other than
-/// `busy` ones, for `owner` for `lease_secs`, oldest first; counts the
-/// attempt.
-#[tracing::instrument(level = "debug", skip(pool, busy), fields(busy = busy.len()))]
+/// Claims up to `batch` due deliveries of enabled endpoints for `owner`
+/// for `lease_secs`, oldest first, at most `per_endpoint` of one endpoint
+/// counting the `in_hand` ones (endpoint, count) the caller is sending
+/// already; counts the attempt. It looks at a window of the oldest due
+/// deliveries (four batches' worth), so it may take fewer than it could.
+#[tracing::instrument(level = "debug", skip(pool, in_hand), fields(in_hand = in_hand.len()))]
 pub async fn claim(
     pool: &PgPool,
     owner: &str,
     batch: i64,
     lease_secs: f64,
-    busy: &[Uuid],
+    per_endpoint: i64,
+    in_hand: &[(Uuid, i64)],
 ) -> sqlx::Result<Vec<ClaimedDelivery>> {
+    let (endpoints, counts): (Vec<Uuid>, Vec<i64>) = in_hand.iter().copied().unzip();
     sqlx::query_as!(
         ClaimedDelivery,
-        r#"WITH due AS (
-              SELECT d.id FROM webhook_deliveries d
+        r#"WITH hand AS (
+              SELECT * FROM unnest($4::uuid[], $5::bigint[]) AS h(endpoint_id, n)
+           ), candidates AS (
+              SELECT d.id, d.endpoint_id, d.next_attempt_at FROM webhook_deliveries d
               JOIN webhook_endpoints w ON w.id = d.endpoint_id AND w.enabled
               WHERE d.status = 'pending' AND d.next_attempt_at <= now()
                 AND (d.lease_expires_at IS NULL OR d.lease_expires_at < now())
-                AND d.endpoint_id <> ALL ($4)
+                AND d.endpoint_id NOT IN (SELECT endpoint_id FROM hand WHERE n >= $6)
               ORDER BY d.next_attempt_at
+              LIMIT $2::bigint * 4
+           ), allowed AS (
+              SELECT c.id, c.next_attempt_at FROM (
+                  SELECT c.*, row_number() OVER (PARTITION BY c.endpoint_id ORDER BY c.next_attempt_at) AS turn
+                  FROM candidates c
+              ) c
+              LEFT JOIN hand h ON h.endpoint_id = c.endpoint_id
+              WHERE c.turn <= $6 - coalesce(h.n, 0)
+              ORDER BY c.next_attempt_at
               LIMIT $2
+           ), due AS (
+              SELECT d.id FROM webhook_deliveries d
+              JOIN allowed a ON a.id = d.id
+              JOIN webhook_endpoints w ON w.id = d.endpoint_id AND w.enabled
+              WHERE d.status = 'pending'
+                AND (d.lease_expires_at IS NULL OR d.lease_expires_at < now())
               FOR UPDATE OF d SKIP LOCKED
            )
            UPDATE webhook_deliveries d
@@ -301,15 +334,64 @@ pub async fn claim(
                attempts = d.attempts + 1
            FROM due, webhook_endpoints w
            WHERE d.id = due.id AND w.id = d.endpoint_id
-           RETURNING d.id, d.endpoint_id, d.event_id, d.payload, d.attempts, w.url, w.signing, w.secret,
+           RETURNING d.id, d.endpoint_id, d.event_id, d.payload::text AS "payload!", d.attempts, w.url,
+                     w.signing, w.secret,
                      CASE WHEN w.previous_secret_expires_at > now() THEN w.previous_secret END
                          AS "previous_secret?""#,
         owner,
         batch,
         lease_secs,
-        busy
+        &endpoints,
+        &counts,
+        per_endpoint
     )
     .fetch_all(pool)
+    .await
+}
+
+/// A 2xx answer, to record with others.
+pub struct Delivered {
+    pub delivery: Uuid,
+    pub http_status: i32,
+    pub latency_ms: i32,
+    /// The first KB of the answer.
+    pub response_body: String,
+}
+
+/// Records 2xx answers in one statement (the common case, batched by the
+/// dispatcher), for the deliveries `owner` still holds; clears their
+/// endpoints' failure records. Returns how many it recorded.
+#[tracing::instrument(level = "debug", skip_all, fields(deliveries = delivered.len()))]
+pub async fn record_delivered(pool: &PgPool, owner: &str, delivered: &[Delivered]) -> sqlx::Result<i64> {
+    let ids: Vec<Uuid> = delivered.iter().map(|d| d.delivery).collect();
+    let statuses: Vec<i32> = delivered.iter().map(|d| d.http_status).collect();
+    let latencies: Vec<i32> = delivered.iter().map(|d| d.latency_ms).collect();
+    let bodies: Vec<&str> = delivered.iter().map(|d| d.response_body.as_str()).collect();
+    sqlx::query_scalar!(
+        r#"WITH o AS (
+              SELECT * FROM unnest($2::uuid[], $3::int[], $4::int[], $5::text[])
+                  AS o(id, http_status, latency_ms, body)
+           ), d AS (
+              UPDATE webhook_deliveries d
+              SET status = 'delivered', last_status = o.http_status, last_error = NULL,
+                  lease_owner = NULL, lease_expires_at = NULL, delivered_at = now()
+              FROM o WHERE d.id = o.id AND d.lease_owner = $1
+              RETURNING d.id, d.endpoint_id, o.http_status, o.latency_ms, o.body
+           ), a AS (
+              INSERT INTO webhook_attempts (delivery_id, http_status, latency_ms, response_body)
+              SELECT id, http_status, latency_ms, body FROM d
+           ), healthy AS (
+              UPDATE webhook_endpoints SET failing_since = NULL
+              WHERE failing_since IS NOT NULL AND id IN (SELECT endpoint_id FROM d)
+           )
+           SELECT count(*) AS "n!" FROM d"#,
+        owner,
+        &ids,
+        &statuses,
+        &latencies,
+        &bodies as &[&str]
+    )
+    .fetch_one(pool)
     .await
 }
 
@@ -369,6 +451,12 @@ pub async fn record(pool: &PgPool, owner: &str, record: &AttemptRecord<'_>) -> s
                            OR ($3 <> 'delivered' AND w.failing_since IS NULL))
               RETURNING w.id, w.server_id, w.url, e.off, e.failing_since,
                         'evt_' || replace(gen_random_uuid()::text, '-', '') AS event_id
+           ), parked AS (
+              -- What a turned-off endpoint has pending waits, out of the
+              -- claims' way, until it is turned on again.
+              UPDATE webhook_deliveries SET next_attempt_at = 'infinity'
+              WHERE endpoint_id IN (SELECT id FROM health WHERE off) AND status = 'pending'
+                AND id NOT IN (SELECT id FROM d)
            ), told AS (
               INSERT INTO webhook_deliveries (endpoint_id, event_id, event_type, payload)
               SELECT o.id, h.event_id, 'webhook.disabled', jsonb_build_object(
@@ -506,7 +594,7 @@ pub async fn claim_test_event(
                                           lease_owner, lease_expires_at)
            SELECT w.id, $3, 'webhook.test', $4, 1, $2, now() + interval '1 minute'
            FROM webhook_endpoints w WHERE w.id = $1
-           RETURNING id, endpoint_id, event_id, payload, attempts,
+           RETURNING id, endpoint_id, event_id, payload::text AS "payload!", attempts,
                      (SELECT signing FROM webhook_endpoints WHERE id = $1) AS "signing!",
                      (SELECT secret FROM webhook_endpoints WHERE id = $1) AS "secret!",
                      (SELECT previous_secret FROM webhook_endpoints

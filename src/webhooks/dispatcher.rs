@@ -12,6 +12,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -20,13 +21,13 @@ use chrono::Utc;
 use hickory_resolver::TokioResolver;
 use rand::Rng;
 use sqlx::postgres::PgListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 use uuid::Uuid;
 
 use super::signature::{self, Signing};
 use crate::config::WebhookSettings;
-use crate::db::webhooks::{self as db, AttemptRecord, ClaimedDelivery};
+use crate::db::webhooks::{self as db, AttemptRecord, ClaimedDelivery, Delivered};
 use crate::domain::is_private_address;
 use crate::observability::logs::chain;
 use crate::state::AppState;
@@ -38,8 +39,13 @@ const READ_LIMIT: usize = 64 * 1024;
 const LOG_LIMIT: usize = 1024;
 /// Claimed at once, at most.
 const BATCH: usize = 100;
+/// 2xx answers recorded in one statement, at most.
+const RECORD_BATCH: usize = 200;
 /// Fallback poll without notifications.
 const POLL: Duration = Duration::from_secs(1);
+/// The least time between two claims without a backlog: events coming one
+/// by one are sent a few at a time (this much later at most).
+const LINGER: Duration = Duration::from_millis(10);
 /// The longest `Retry-After` honoured.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
 
@@ -50,10 +56,12 @@ pub struct Dispatcher {
     client: reqwest::Client,
     /// At most `webhooks.concurrency` deliveries at once.
     slots: Arc<Semaphore>,
-    /// At most `webhooks.per_endpoint_concurrency` to one endpoint. Each
-    /// delivery in hand holds a clone of its endpoint's gate, so the count
-    /// of clones is the endpoint's deliveries in hand.
-    gates: Mutex<HashMap<Uuid, Arc<Semaphore>>>,
+    /// Per endpoint: its deliveries in hand, and at most
+    /// `webhooks.per_endpoint_concurrency` of them sending at once.
+    gates: Mutex<HashMap<Uuid, Arc<Gate>>>,
+    /// While `run` runs: where 2xx answers go, to be recorded in batches
+    /// (failures are recorded one by one, with the endpoint's health).
+    delivered: Option<mpsc::Sender<Delivered>>,
 }
 
 /// Resolves endpoint hosts with Tern's resolver and, unless
@@ -84,6 +92,28 @@ impl reqwest::dns::Resolve for GuardedResolver {
             }
             Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
         })
+    }
+}
+
+/// An endpoint's share of a dispatcher.
+struct Gate {
+    sending: Arc<Semaphore>,
+    in_hand: AtomicUsize,
+}
+
+/// A delivery in hand, counted in its endpoint's gate while it lives.
+struct InHand(Arc<Gate>);
+
+impl InHand {
+    fn new(gate: Arc<Gate>) -> InHand {
+        gate.in_hand.fetch_add(1, Ordering::Relaxed);
+        InHand(gate)
+    }
+}
+
+impl Drop for InHand {
+    fn drop(&mut self) {
+        self.0.in_hand.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -120,6 +150,7 @@ impl Dispatcher {
             ),
             slots: Arc::new(Semaphore::new(settings.concurrency.max(1))),
             gates: Mutex::new(HashMap::new()),
+            delivered: None,
             client,
             state,
         })
@@ -136,59 +167,86 @@ impl Dispatcher {
     /// Claims one batch and sends it; returns how many it claimed. (The
     /// long-running loop, `run`, overlaps batches instead.)
     pub async fn run_once(&self) -> anyhow::Result<usize> {
-        let claimed = db::claim(&self.state.db, &self.id, BATCH as i64, self.lease_secs(), &[]).await?;
+        let claimed = db::claim(
+            &self.state.db,
+            &self.id,
+            BATCH as i64,
+            self.lease_secs(),
+            self.per_endpoint() as i64,
+            &[],
+        )
+        .await?;
         let count = claimed.len();
         futures_util::future::join_all(claimed.into_iter().map(|d| {
-            let gate = self.gate(d.endpoint_id);
-            self.deliver(d, gate)
+            let held = self.hold(d.endpoint_id);
+            self.deliver(d, held)
         }))
         .await;
         Ok(count)
     }
 
     /// Runs until `shutdown` resolves; sends under way finish.
-    pub async fn run(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+        let concurrency = self.settings().concurrency.max(1);
+        let (delivered, batches) = mpsc::channel(concurrency * 4);
+        self.delivered = Some(delivered);
+        let recorder = tokio::spawn(record_batches(self.state.db.clone(), self.id.clone(), batches));
         let dispatcher = Arc::new(self);
         let mut listener = PgListener::connect_with(&dispatcher.state.db)
             .await
             .context("LISTEN connection")?;
         listener.listen(CHANNEL).await?;
         let mut jobs = JoinSet::new();
-        let concurrency = dispatcher.settings().concurrency.max(1);
         tokio::pin!(shutdown);
+        // Claim on this turn of the loop; without waiting for LINGER.
+        let (mut claim, mut eager) = (true, true);
+        let mut last_claim = Instant::now();
         loop {
             while jobs.try_join_next().is_some() {}
             let room = concurrency.saturating_sub(jobs.len()).min(BATCH);
-            let mut full = false;
-            if room > 0 {
-                // An endpoint with as many deliveries in hand as it may
-                // take at once gets no more: a slow one holds only its own.
-                let busy = dispatcher.busy_endpoints();
+            // The claim took all it was allowed to: more is probably due.
+            let (mut full, mut capped) = (false, false);
+            if claim && room > 0 {
+                // A trickle of events is claimed a few at a time, not one
+                // claim (and one record) per event.
+                if !eager {
+                    tokio::time::sleep_until((last_claim + LINGER).into()).await;
+                }
+                last_claim = Instant::now();
+                // No endpoint gets more than its share in hand at once:
+                // a slow one holds only its own.
+                let limit = dispatcher.per_endpoint();
+                let hand = dispatcher.in_hand();
                 match db::claim(
                     &dispatcher.state.db,
                     &dispatcher.id,
                     room as i64,
                     dispatcher.lease_secs(),
-                    &busy,
+                    limit as i64,
+                    &hand,
                 )
                 .await
                 {
                     Ok(batch) => {
                         full = batch.len() == room;
-                        let limit = dispatcher.settings().per_endpoint_concurrency.max(1);
+                        let mut taken: HashMap<Uuid, usize> =
+                            hand.iter().map(|(id, n)| (*id, *n as usize)).collect();
+                        for delivery in &batch {
+                            *taken.entry(delivery.endpoint_id).or_default() += 1;
+                        }
+                        capped = taken.values().any(|n| *n >= limit);
                         let mut over = Vec::new();
                         for delivery in batch {
-                            let gate = dispatcher.gate(delivery.endpoint_id);
-                            // The map holds one clone, each delivery in hand one.
-                            if Arc::strong_count(&gate) - 1 > limit {
+                            let held = dispatcher.hold(delivery.endpoint_id);
+                            if held.0.in_hand.load(Ordering::Relaxed) > limit {
                                 over.push(delivery.id);
                                 continue;
                             }
                             let dispatcher = dispatcher.clone();
-                            jobs.spawn(async move { dispatcher.deliver(delivery, gate).await });
+                            jobs.spawn(async move { dispatcher.deliver(delivery, held).await });
                         }
-                        // Beyond an endpoint's share: back, uncounted, for
-                        // when it has room (busy endpoints are not claimed).
+                        // Beyond an endpoint's share (another task's claim
+                        // raced this one): back, uncounted.
                         if let Err(err) = db::release(&dispatcher.state.db, &dispatcher.id, &over).await {
                             tracing::warn!(error = %chain(&err), "giving back webhook deliveries failed");
                         }
@@ -198,22 +256,31 @@ impl Dispatcher {
             }
             // Probably more due: claim again while there is room.
             if full && jobs.len() < concurrency {
+                (claim, eager) = (true, true);
                 continue;
             }
-            tokio::select! {
+            // A backlog: the claim was full, or an endpoint had all it may
+            // have in hand (when one of those ends, the next goes at once).
+            let backlog = full || capped;
+            (claim, eager) = tokio::select! {
                 () = &mut shutdown => break,
-                Some(_) = jobs.join_next(), if !jobs.is_empty() => {}
+                Some(_) = jobs.join_next(), if !jobs.is_empty() => (backlog, true),
                 notified = listener.recv() => {
                     if let Err(err) = notified {
                         tracing::warn!(error = %chain(&err), "webhook notifications interrupted");
                         tokio::time::sleep(POLL).await;
                     }
                     while listener.next_buffered().is_some() {}
+                    (true, backlog)
                 }
-                () = tokio::time::sleep(POLL) => {}
-            }
+                () = tokio::time::sleep(POLL) => (true, backlog),
+            };
         }
         while jobs.join_next().await.is_some() {}
+        // The last sender goes with the dispatcher: the recorder stores
+        // what it holds and stops.
+        drop(dispatcher);
+        recorder.await.context("the webhook recorder")?;
         Ok(())
     }
 
@@ -233,37 +300,44 @@ impl Dispatcher {
             return Ok(None);
         };
         let id = delivery.id;
-        self.deliver(delivery, self.gate(endpoint)).await;
+        self.deliver(delivery, self.hold(endpoint)).await;
         Ok(db::finish_test(&self.state.db, id).await?)
     }
 
-    /// Endpoints with `webhooks.per_endpoint_concurrency` deliveries in hand.
-    fn busy_endpoints(&self) -> Vec<Uuid> {
-        let limit = self.settings().per_endpoint_concurrency.max(1);
+    fn per_endpoint(&self) -> usize {
+        self.settings().per_endpoint_concurrency.max(1)
+    }
+
+    /// Endpoints with deliveries in hand, and how many.
+    fn in_hand(&self) -> Vec<(Uuid, i64)> {
         self.gates
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .iter()
-            .filter(|(_, gate)| Arc::strong_count(gate) > limit)
-            .map(|(id, _)| *id)
+            .map(|(id, gate)| (*id, gate.in_hand.load(Ordering::Relaxed) as i64))
+            .filter(|(_, n)| *n > 0)
             .collect()
     }
 
-    fn gate(&self, endpoint: Uuid) -> Arc<Semaphore> {
-        let limit = self.settings().per_endpoint_concurrency.max(1);
+    /// Counts a delivery of `endpoint` in hand until the guard is dropped.
+    fn hold(&self, endpoint: Uuid) -> InHand {
+        let limit = self.per_endpoint();
         let mut gates = self.gates.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        gates.retain(|_, gate| Arc::strong_count(gate) > 1 || gate.available_permits() < limit);
-        gates
-            .entry(endpoint)
-            .or_insert_with(|| Arc::new(Semaphore::new(limit)))
-            .clone()
+        gates.retain(|_, gate| gate.in_hand.load(Ordering::Relaxed) > 0);
+        let gate = gates.entry(endpoint).or_insert_with(|| {
+            Arc::new(Gate {
+                sending: Arc::new(Semaphore::new(limit)),
+                in_hand: AtomicUsize::new(0),
+            })
+        });
+        InHand::new(gate.clone())
     }
 
     /// Sends one delivery and records the attempt.
-    async fn deliver(&self, delivery: ClaimedDelivery, gate: Arc<Semaphore>) {
+    async fn deliver(&self, delivery: ClaimedDelivery, held: InHand) {
         // The endpoint's turn first: a delivery waiting for it holds no slot.
         let permits = async {
-            let endpoint = gate.clone().acquire_owned().await?;
+            let endpoint = held.0.sending.clone().acquire_owned().await?;
             let slot = self.slots.clone().acquire_owned().await?;
             Ok::<_, tokio::sync::AcquireError>((endpoint, slot))
         };
@@ -280,6 +354,19 @@ impl Dispatcher {
                 latency: Duration::ZERO,
             },
         };
+        let success = attempted.http_status.filter(|s| (200..300).contains(s));
+        if let (Some(status), Some(recorder)) = (success, &self.delivered) {
+            let delivered = Delivered {
+                delivery: delivery.id,
+                http_status: i32::from(status),
+                latency_ms: i32::try_from(attempted.latency.as_millis()).unwrap_or(i32::MAX),
+                response_body: attempted.body.unwrap_or_default(),
+            };
+            // Only fails once the recorder is gone: the lease runs out
+            // and the delivery is sent again, with the same id.
+            let _ = recorder.send(delivered).await;
+            return;
+        }
         let record = self.settle(&delivery, &attempted);
         match db::record(&self.state.db, &self.id, &record).await {
             Ok(true) => {}
@@ -307,7 +394,7 @@ impl Dispatcher {
         if let Some(previous) = &delivery.previous_secret {
             keys.push(sealing.open(previous, row)?);
         }
-        let body = serde_json::to_vec(&delivery.payload)?;
+        let body = delivery.payload.clone().into_bytes();
         let timestamp = Utc::now().timestamp();
         let signing = Signing::parse(&delivery.signing).context("the endpoint's signing scheme")?;
         let signatures = signature::signatures(
@@ -401,5 +488,17 @@ impl Dispatcher {
             gone,
             disable_after_secs: self.settings().disable_after_secs as f64,
         }
+    }
+}
+
+/// Stores 2xx answers as they come, as many at once as are waiting.
+async fn record_batches(db: sqlx::PgPool, owner: String, mut delivered: mpsc::Receiver<Delivered>) {
+    let mut batch = Vec::with_capacity(RECORD_BATCH);
+    while delivered.recv_many(&mut batch, RECORD_BATCH).await > 0 {
+        if let Err(err) = db::record_delivered(&db, &owner, &batch).await {
+            tracing::error!(deliveries = batch.len(), error = %chain(&err),
+                "storing webhook deliveries failed; they are sent again when their leases run out");
+        }
+        batch.clear();
     }
 }
