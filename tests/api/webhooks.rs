@@ -953,22 +953,7 @@ async fn a_receiver_down_for_a_while_gets_every_event_once_when_back() {
         .unwrap();
     assert!(refused >= 5, "{refused} refused attempts");
     let receiver = Receiver::start_on(port, &[]).await;
-    let start = std::time::Instant::now();
-    loop {
-        let pending: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM webhook_deliveries WHERE status <> 'delivered'")
-                .fetch_one(&app.db)
-                .await
-                .unwrap();
-        if pending == 0 {
-            break;
-        }
-        assert!(
-            start.elapsed() < std::time::Duration::from_secs(20),
-            "{pending} still pending"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    wait_all_delivered(&app, std::time::Duration::from_secs(20)).await;
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     running.abort();
     let ids: Vec<String> = receiver
@@ -1049,21 +1034,7 @@ async fn a_dispatcher_killed_mid_run_loses_nothing_and_repeats_only_with_the_sam
     }
     first.kill();
     let _second = DispatcherProcess::start(&app, 2);
-    loop {
-        let left: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM webhook_deliveries WHERE status <> 'delivered'")
-                .fetch_one(&app.db)
-                .await
-                .unwrap();
-        if left == 0 {
-            break;
-        }
-        assert!(
-            start.elapsed() < std::time::Duration::from_secs(40),
-            "{left} never delivered"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    wait_all_delivered(&app, std::time::Duration::from_secs(40)).await;
     // Every event arrived; a repeat carries the id (and body) of the first.
     let stored: HashMap<String, Value> =
         sqlx::query_as::<_, (String, Value)>("SELECT event_id, payload FROM webhook_deliveries")
@@ -1089,4 +1060,21 @@ async fn a_dispatcher_killed_mid_run_loses_nothing_and_repeats_only_with_the_sam
     }
     assert_eq!(seen.len(), 40, "events were lost");
     assert!(requests.len() < 60, "{} requests for 40 events", requests.len());
+}
+
+/// Waits until every delivery in the outbox is delivered.
+async fn wait_all_delivered(app: &crate::helpers::TestApp, limit: std::time::Duration) {
+    let start = std::time::Instant::now();
+    loop {
+        let left: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM webhook_deliveries WHERE status <> 'delivered'")
+                .fetch_one(&app.db)
+                .await
+                .unwrap();
+        if left == 0 {
+            return;
+        }
+        assert!(start.elapsed() < limit, "{left} not delivered after {limit:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 }
