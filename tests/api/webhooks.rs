@@ -356,7 +356,14 @@ async fn a_sent_message_reaches_the_endpoint_signed_as_standard_webhooks() {
     stale.insert("webhook-timestamp".into(), old.to_string());
     stale.insert(
         "webhook-signature".into(),
-        tern::webhooks::signature::header([key.as_slice()], &headers["webhook-id"], old, body.as_bytes()),
+        tern::webhooks::signature::signatures(
+            tern::webhooks::signature::Signing::Hmac,
+            [key.as_slice()],
+            &headers["webhook-id"],
+            old,
+            body.as_bytes(),
+        )
+        .unwrap(),
     );
     assert!(
         !verifies(secret, &stale, body),
