@@ -50,6 +50,14 @@ ensure_command() {
   apt_install "$package"
 }
 
+# swaks with STARTTLS (its TLS needs Perl's Net::SSLeay).
+ensure_swaks() {
+  ensure_command swaks swaks
+  perl -MNet::SSLeay -e 1 2>/dev/null && return 0
+  log "installing libnet-ssleay-perl (swaks --tls)"
+  apt_install libnet-ssleay-perl libio-socket-ssl-perl
+}
+
 # .venv with the Python test peers (dkimpy, openapi-spec-validator).
 ensure_python_venv() {
   local requirements="tests/support/requirements.txt"

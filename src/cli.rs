@@ -1,5 +1,6 @@
 //! The `tern` command line.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -8,6 +9,7 @@ use clap::{Parser, Subcommand};
 use crate::bootstrap;
 use crate::config::Settings;
 use crate::delivery::worker::Worker;
+use crate::inbound::SmtpServer;
 use crate::observability::logs;
 use crate::startup::{Application, connect_and_migrate};
 use crate::state::AppState;
@@ -27,8 +29,9 @@ pub struct Cli {
 pub enum Command {
     /// Apply migrations, then serve the API and docs and/or deliver mail.
     Serve {
-        /// `all` (API, a delivery worker and the webhook dispatcher), `api`,
-        /// `worker` or `webhooks`.
+        /// `all` (API, a delivery worker, the webhook dispatcher, and the
+        /// SMTP server when `smtp.listen` is set), `api`, `worker`,
+        /// `webhooks` or `smtp`.
         #[arg(long, value_enum, default_value_t = ProcessRole::All)]
         role: ProcessRole,
     },
@@ -55,6 +58,9 @@ pub enum ProcessRole {
     Worker,
     /// The webhook dispatcher alone.
     Webhooks,
+    /// The inbound SMTP server alone (on 127.0.0.1:2525 unless
+    /// `smtp.listen` says otherwise).
+    Smtp,
 }
 
 #[derive(Debug, Subcommand)]
@@ -109,7 +115,7 @@ pub async fn run() -> anyhow::Result<()> {
                 tasks.spawn(worker.run(until_stopped()));
             }
             // Only a process that signs holds the secrets key.
-            let state = if role == ProcessRole::Worker {
+            let state = if matches!(role, ProcessRole::Worker | ProcessRole::Smtp) {
                 AppState::without_sealing(pool, settings).await?
             } else {
                 AppState::new(pool, settings).await?
@@ -118,6 +124,14 @@ pub async fn run() -> anyhow::Result<()> {
                 let dispatcher = crate::webhooks::dispatcher::Dispatcher::new(state.clone())?;
                 tracing::info!("webhook dispatcher started");
                 tasks.spawn(dispatcher.run(until_stopped()));
+            }
+            if role == ProcessRole::Smtp
+                || (role == ProcessRole::All && !state.settings.smtp.listen.is_empty())
+            {
+                let fallback = (role == ProcessRole::Smtp).then(|| SocketAddr::from(([127, 0, 0, 1], 2525)));
+                let server = SmtpServer::bind(state.clone(), fallback).await?;
+                tracing::info!(addrs = ?server.local_addrs(), "SMTP server listening");
+                tasks.spawn(server.run(until_stopped()));
             }
             if let Some(ops) = Application::build_ops(state.clone()).await? {
                 tracing::info!(addr = %ops.local_addr()?, "probes and metrics listening");

@@ -28,6 +28,76 @@ pub struct Settings {
     pub secrets: SecretsSettings,
     #[serde(default)]
     pub webhooks: WebhookSettings,
+    #[serde(default)]
+    pub smtp: SmtpSettings,
+}
+
+/// The inbound SMTP server (`tern serve --role smtp`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmtpSettings {
+    /// Addresses to listen on. Plain `tern serve` runs the SMTP server only
+    /// when this is set; `--role smtp` falls back to 127.0.0.1:2525.
+    pub listen: Vec<SocketAddr>,
+    /// Name in the greeting and the `Authentication-Results` authserv-id
+    /// (default: `public_hostname`).
+    pub hostname: Option<String>,
+    /// PEM certificate chain and private key for STARTTLS. Without them a
+    /// self-signed certificate is made on first start and kept in
+    /// `self_signed_dir`.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub self_signed_dir: PathBuf,
+    /// Largest message taken (announced with SIZE, enforced while reading).
+    pub max_message_bytes: usize,
+    /// Recipients of one transaction (RFC 5321 §4.5.3.1.8 asks for 100).
+    pub max_recipients: usize,
+    /// Longest line of a message, CRLF included (RFC 5321 §4.5.3.1.6:
+    /// 1000). A longer one refuses the message; nothing is truncated.
+    pub max_line_bytes: usize,
+    /// Longest command line, CRLF included (512 in RFC 5321 §4.5.3.1.4,
+    /// more for extensions' parameters).
+    pub max_command_bytes: usize,
+    /// Wait for the next command, in seconds (RFC 5321 §4.5.3.2.7: 5 min).
+    pub command_timeout_secs: u64,
+    /// Wait for the whole of a message's DATA, in seconds.
+    pub data_timeout_secs: u64,
+    /// Longest session, in seconds.
+    pub session_timeout_secs: u64,
+    /// Refused commands before the server hangs up.
+    pub max_errors: u32,
+    /// Sessions at once, in all and from one client address.
+    pub max_sessions: usize,
+    pub max_sessions_per_ip: usize,
+    /// Transactions (messages) in one session.
+    pub max_transactions: u32,
+    /// Attachments of a `parsed` payload larger than this are left out,
+    /// with a link to fetch them through the API.
+    pub max_payload_attachment_bytes: usize,
+}
+
+impl Default for SmtpSettings {
+    fn default() -> Self {
+        SmtpSettings {
+            listen: Vec::new(),
+            hostname: None,
+            tls_cert: None,
+            tls_key: None,
+            self_signed_dir: "tern-smtp-tls".into(),
+            max_message_bytes: 25 * 1024 * 1024,
+            max_recipients: 100,
+            max_line_bytes: 1000,
+            max_command_bytes: 2048,
+            command_timeout_secs: 300,
+            data_timeout_secs: 600,
+            session_timeout_secs: 1800,
+            max_errors: 10,
+            max_sessions: 1000,
+            max_sessions_per_ip: 20,
+            max_transactions: 100,
+            max_payload_attachment_bytes: 10 * 1024 * 1024,
+        }
+    }
 }
 
 /// Webhook endpoints and their delivery.
@@ -383,6 +453,7 @@ impl Default for Settings {
             },
             secrets: SecretsSettings::default(),
             webhooks: WebhookSettings::default(),
+            smtp: SmtpSettings::default(),
         }
     }
 }
@@ -465,6 +536,26 @@ impl Settings {
         if self.limits.max_message_bytes > 50 * 1024 * 1024 {
             return invalid("limits.max_message_bytes", "must be at most 50 MiB");
         }
+        let smtp = [
+            ("smtp.max_message_bytes", self.smtp.max_message_bytes),
+            ("smtp.max_recipients", self.smtp.max_recipients),
+            ("smtp.max_sessions", self.smtp.max_sessions),
+            ("smtp.max_sessions_per_ip", self.smtp.max_sessions_per_ip),
+        ];
+        for (key, value) in smtp {
+            if value == 0 {
+                return invalid(key, "must be at least 1");
+            }
+        }
+        if self.smtp.max_line_bytes < 1000 {
+            return invalid("smtp.max_line_bytes", "must be at least 1000 (RFC 5321)");
+        }
+        if self.smtp.max_command_bytes < 512 {
+            return invalid("smtp.max_command_bytes", "must be at least 512 (RFC 5321)");
+        }
+        if self.smtp.tls_cert.is_some() != self.smtp.tls_key.is_some() {
+            return invalid("smtp.tls_cert", "smtp.tls_cert and smtp.tls_key go together");
+        }
         if self.delivery.lease_secs < 10 {
             return invalid("delivery.lease_secs", "must be at least 10");
         }
@@ -528,6 +619,11 @@ impl Settings {
             .spf_include
             .clone()
             .unwrap_or_else(|| format!("_spf.{}", self.public_hostname))
+    }
+
+    /// The SMTP server's name (greeting, authserv-id).
+    pub fn smtp_hostname(&self) -> &str {
+        self.smtp.hostname.as_deref().unwrap_or(&self.public_hostname)
     }
 
     /// Where each domain's return-path host points (CNAME target).

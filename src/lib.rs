@@ -17,6 +17,7 @@ pub mod db;
 pub mod delivery;
 pub mod dns;
 pub mod domain;
+pub mod inbound;
 pub mod mail;
 pub mod observability;
 pub mod sealing;

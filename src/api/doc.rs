@@ -33,6 +33,7 @@ with a stable `code`.",
         (name = "domains", description = "Sending domains, DKIM keys and DNS records"),
         (name = "api-keys", description = "Server API keys"),
         (name = "webhooks", description = "Webhook endpoints and their signing secrets"),
+        (name = "routes", description = "Inbound routes: addresses that receive mail, and where it goes"),
         (name = "health", description = "Probes and metrics"),
     ),
     components(schemas(
@@ -46,6 +47,7 @@ with a stable `code`.",
         events::MessageSuppressedEvent,
         events::WebhookDisabledEvent,
         events::WebhookTestEvent,
+        events::InboundReceivedEvent,
     ))
 )]
 pub struct ApiDoc;

@@ -10,6 +10,7 @@ pub mod extract;
 pub mod health;
 pub mod messages;
 pub mod organizations;
+pub mod routes;
 pub mod send;
 pub mod servers;
 pub mod webhooks;
@@ -81,6 +82,12 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(webhooks::retry_webhook_delivery))
         .routes(routes!(webhooks::test_webhook))
         .routes(routes!(webhooks::replay_webhook))
+        .routes(routes!(routes::list_routes, routes::create_route))
+        .routes(routes!(
+            routes::get_route,
+            routes::update_route,
+            routes::delete_route
+        ))
         .routes(routes!(send::send_message, messages::list_messages))
         .routes(routes!(send::send_raw_message))
         .routes(routes!(messages::get_message))

@@ -168,16 +168,16 @@ pub struct WebhookWithSecret {
 }
 
 /// A new signing key of an endpoint.
-struct NewKey {
+pub(super) struct NewKey {
     /// The secret to show once (HMAC only).
-    shown: Option<String>,
+    pub shown: Option<String>,
     /// Sealed to the endpoint: the HMAC secret or the Ed25519 seed.
-    sealed: Vec<u8>,
+    pub sealed: Vec<u8>,
     /// The Ed25519 public key.
-    public_key: Option<Vec<u8>>,
+    pub public_key: Option<Vec<u8>>,
 }
 
-fn new_key(state: &AppState, endpoint: Uuid, signing: Signing) -> Result<NewKey, ApiError> {
+pub(super) fn new_key(state: &AppState, endpoint: Uuid, signing: Signing) -> Result<NewKey, ApiError> {
     let sealing = state.sealing()?;
     Ok(match signing {
         Signing::Hmac => {

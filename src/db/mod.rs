@@ -5,9 +5,11 @@
 pub mod api_keys;
 pub mod domains;
 pub mod idempotency;
+pub mod inbound;
 pub mod messages;
 pub mod organizations;
 pub mod queue;
+pub mod routes;
 pub mod secrets;
 pub mod servers;
 pub mod users;

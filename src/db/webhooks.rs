@@ -65,7 +65,8 @@ macro_rules! select_visible {
                       w.disabled_reason, w.created_at, w.updated_at, m.role AS "role: Role"
                FROM webhook_endpoints w
                JOIN servers s ON s.id = w.server_id
-               JOIN memberships m ON m.organization_id = s.organization_id AND m.user_id = $1 "#
+               JOIN memberships m ON m.organization_id = s.organization_id AND m.user_id = $1
+               WHERE w.purpose = 'events' AND "#
                 + $tail
             $(, $arg)*
         )
@@ -85,7 +86,7 @@ pub async fn create(
         "INSERT INTO webhook_endpoints (id, server_id, url, description, event_types, enabled, secret,
                                         signing, public_key)
          SELECT $1, $2, $3, $4, $5, $6, $7, $9, $10
-         WHERE (SELECT count(*) FROM webhook_endpoints WHERE server_id = $2) < $8",
+         WHERE (SELECT count(*) FROM webhook_endpoints WHERE server_id = $2 AND purpose = 'events') < $8",
         new.id,
         new.server_id,
         new.url,
@@ -107,16 +108,14 @@ pub async fn create(
 
 #[tracing::instrument(level = "debug", skip(pool))]
 pub async fn list(pool: &PgPool, user: Uuid, server: Uuid) -> sqlx::Result<Vec<WebhookRow>> {
-    select_visible!("WHERE w.server_id = $2 ORDER BY w.created_at, w.id", user, server)
+    select_visible!("w.server_id = $2 ORDER BY w.created_at, w.id", user, server)
         .fetch_all(pool)
         .await
 }
 
 #[tracing::instrument(level = "debug", skip(pool))]
 pub async fn get_for_user(pool: &PgPool, user: Uuid, id: Uuid) -> sqlx::Result<Option<WebhookRow>> {
-    select_visible!("WHERE w.id = $2", user, id)
-        .fetch_optional(pool)
-        .await
+    select_visible!("w.id = $2", user, id).fetch_optional(pool).await
 }
 
 /// Changes an endpoint. Turning it on clears its failure record; turning
@@ -283,6 +282,8 @@ pub struct ClaimedDelivery {
     pub secret: Vec<u8>,
     /// Sealed; still signs alongside (only returned while valid).
     pub previous_secret: Option<Vec<u8>>,
+    /// `events` (a webhook) or `route` (an inbound route's endpoint).
+    pub purpose: String,
 }
 
 /// Claims up to `batch` due deliveries of enabled endpoints for `owner`
@@ -335,7 +336,7 @@ pub async fn claim(
            FROM due, webhook_endpoints w
            WHERE d.id = due.id AND w.id = d.endpoint_id
            RETURNING d.id, d.endpoint_id, d.event_id, d.payload::text AS "payload!", d.attempts, w.url,
-                     w.signing, w.secret,
+                     w.signing, w.secret, w.purpose,
                      CASE WHEN w.previous_secret_expires_at > now() THEN w.previous_secret END
                          AS "previous_secret?""#,
         owner,
@@ -469,6 +470,7 @@ pub async fn record(pool: &PgPool, owner: &str, record: &AttemptRecord<'_>) -> s
                                                'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')))
               FROM health h
               JOIN webhook_endpoints o ON o.server_id = h.server_id AND o.id <> h.id AND o.enabled
+                  AND o.purpose = 'events'
                   AND (cardinality(o.event_types) = 0 OR 'webhook.disabled' = ANY (o.event_types))
               WHERE h.off
            )
@@ -599,7 +601,8 @@ pub async fn claim_test_event(
                      (SELECT secret FROM webhook_endpoints WHERE id = $1) AS "secret!",
                      (SELECT previous_secret FROM webhook_endpoints
                       WHERE id = $1 AND previous_secret_expires_at > now()) AS "previous_secret?",
-                     (SELECT url FROM webhook_endpoints WHERE id = $1) AS "url!""#,
+                     (SELECT url FROM webhook_endpoints WHERE id = $1) AS "url!",
+                     (SELECT purpose FROM webhook_endpoints WHERE id = $1) AS "purpose!""#,
         endpoint,
         owner,
         event_id,

@@ -5,3 +5,4 @@ pub mod build;
 pub mod dkim;
 pub mod keys;
 pub mod raw;
+pub mod received;

@@ -5,7 +5,9 @@
 //! anything else is retried along `webhooks.retry_schedule_secs` (a
 //! `Retry-After` that asks for longer is honoured up to a day), then failed.
 //! An endpoint failing for `webhooks.disable_after_secs` is turned off too
-//! (and the server's other endpoints told, `webhook.disabled`).
+//! (and the server's other endpoints told, `webhook.disabled`). An inbound
+//! route's endpoint (`inbound.received`) is never turned off, and a 4xx
+//! other than 408 and 429 from it fails the delivery at once.
 //! A dispatcher that dies leaves leases that expire: the delivery is sent
 //! again with the same `webhook-id`, which receivers use to drop the copy.
 
@@ -48,6 +50,9 @@ const POLL: Duration = Duration::from_secs(1);
 const LINGER: Duration = Duration::from_millis(10);
 /// The longest `Retry-After` honoured.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
+/// "Failing for longer than this turns it off", for endpoints never turned
+/// off: about 30,000 years, within PostgreSQL's interval range.
+const NEVER_DISABLE_SECS: f64 = 1e12;
 
 /// One dispatcher; run several per process or on several machines.
 pub struct Dispatcher {
@@ -459,7 +464,14 @@ impl Dispatcher {
     /// What the attempt means for the delivery.
     fn settle<'a>(&self, delivery: &ClaimedDelivery, attempted: &'a Attempted) -> AttemptRecord<'a> {
         let success = attempted.http_status.is_some_and(|s| (200..300).contains(&s));
-        let gone = attempted.http_status == Some(410);
+        // A route's endpoint is never turned off; like Postal's, a 4xx
+        // other than 408 and 429 means it will never take this message.
+        let route = delivery.purpose == "route";
+        let refused = route
+            && attempted
+                .http_status
+                .is_some_and(|s| (400..500).contains(&s) && s != 408 && s != 429);
+        let gone = !route && attempted.http_status == Some(410);
         let schedule = &self.settings().retry_schedule_secs;
         let retry = usize::try_from(delivery.attempts)
             .ok()
@@ -469,7 +481,7 @@ impl Dispatcher {
                 let asked = attempted.retry_after.unwrap_or_default().min(MAX_RETRY_AFTER);
                 wait.max(asked)
             });
-        let (status, next) = match (success, gone, retry) {
+        let (status, next) = match (success, gone || refused, retry) {
             (true, _, _) => ("delivered", None),
             (false, true, _) | (false, false, None) => ("failed", None),
             (false, false, Some(wait)) => (
@@ -486,7 +498,11 @@ impl Dispatcher {
             status,
             next_attempt_at: next,
             gone,
-            disable_after_secs: self.settings().disable_after_secs as f64,
+            disable_after_secs: if route {
+                NEVER_DISABLE_SECS
+            } else {
+                self.settings().disable_after_secs as f64
+            },
         }
     }
 }

@@ -198,6 +198,177 @@ pub struct WebhookDisabledData {
     pub failing_since: Option<DateTime<Utc>>,
 }
 
+/// The outcome of one sender check (RFC 8601 result names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthResult {
+    Pass,
+    Fail,
+    Softfail,
+    Neutral,
+    None,
+    Temperror,
+    Permerror,
+}
+
+/// An SPF check of one identity.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SpfCheck {
+    pub result: AuthResult,
+    /// The domain whose record was checked.
+    #[schema(example = "example.org")]
+    pub domain: String,
+}
+
+/// One DKIM signature's check.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DkimCheck {
+    pub result: AuthResult,
+    /// The signing domain (`d=`), when the signature could be read.
+    pub domain: Option<String>,
+    /// The selector (`s=`).
+    pub selector: Option<String>,
+}
+
+/// The DMARC check of the From domain.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DmarcCheck {
+    pub result: AuthResult,
+    /// The From header's domain.
+    pub domain: String,
+    /// The domain's published policy (`none`, `quarantine`, `reject`), if any.
+    pub policy: Option<String>,
+}
+
+/// The spam scanner's verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SpamVerdict {
+    Ham,
+    Spam,
+    /// No scanner configured, or it did not answer in time.
+    Unknown,
+}
+
+/// What Tern checked of a received message and its sender.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct InboundChecks {
+    /// SPF of the MAIL FROM domain (of the HELO name for a null sender).
+    pub spf: SpfCheck,
+    /// SPF of the HELO name.
+    pub spf_helo: SpfCheck,
+    /// Every DKIM signature, in order.
+    pub dkim: Vec<DkimCheck>,
+    pub dmarc: DmarcCheck,
+    /// The ARC chain (RFC 8617).
+    pub arc: AuthResult,
+    /// Forward-confirmed reverse DNS of the client address.
+    pub fcrdns: AuthResult,
+    /// The client's host name, when FCrDNS passed.
+    pub client_name: Option<String>,
+    pub spam: SpamVerdict,
+    pub spam_score: Option<f64>,
+}
+
+/// The SMTP envelope and connection a message came with.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct InboundEnvelope {
+    /// `MAIL FROM` (empty for bounces).
+    pub mail_from: String,
+    /// The `RCPT TO` addresses that reached this route.
+    pub rcpt_to: Vec<String>,
+    #[schema(example = "192.0.2.10")]
+    pub client_ip: String,
+    pub helo: String,
+    /// Whether the session used STARTTLS.
+    pub tls: bool,
+}
+
+/// How an `inbound.received` payload carries the message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum InboundFormat {
+    /// The whole message, base64, in `raw`.
+    Raw,
+    /// Its parts, decoded, in `parsed`.
+    Parsed,
+}
+
+/// A mailbox of a parsed header.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct InboundMailbox {
+    pub name: Option<String>,
+    pub address: Option<String>,
+}
+
+/// An attachment (or inline part) of a parsed message.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct InboundAttachment {
+    /// Its position among the message's attachments (from 0).
+    pub index: usize,
+    pub filename: Option<String>,
+    #[schema(example = "image/png")]
+    pub content_type: String,
+    /// For inline parts referred to as `cid:` from the HTML.
+    pub content_id: Option<String>,
+    pub inline: bool,
+    /// Decoded size in bytes.
+    pub size: usize,
+    /// Base64 of the decoded content; `null` when over the size limit of
+    /// payloads (then fetch it from `url` with an API key of the server).
+    pub content: Option<String>,
+    /// `GET` it with the server's API key: the raw message, for the parts
+    /// left out.
+    pub url: Option<String>,
+}
+
+/// One header field as received (value unfolded, not decoded).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct InboundHeader {
+    pub name: String,
+    pub value: String,
+}
+
+/// A message taken apart (mail-parser).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct InboundParsed {
+    pub from: Option<InboundMailbox>,
+    pub to: Vec<InboundMailbox>,
+    pub cc: Vec<InboundMailbox>,
+    pub reply_to: Vec<InboundMailbox>,
+    pub subject: Option<String>,
+    pub date: Option<DateTime<Utc>>,
+    /// The `Message-ID` header, without angle brackets.
+    pub message_id: Option<String>,
+    pub in_reply_to: Vec<String>,
+    pub references: Vec<String>,
+    /// The plain-text body (converted from HTML when there is none).
+    pub text: Option<String>,
+    pub html: Option<String>,
+    pub attachments: Vec<InboundAttachment>,
+    pub headers: Vec<InboundHeader>,
+}
+
+/// `inbound.received` data: a message for one of the server's routes.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct InboundReceivedData {
+    /// The stored message (`GET /v1/messages/{message_id}`).
+    pub message_id: Uuid,
+    pub server_id: Uuid,
+    pub route_id: Uuid,
+    pub envelope: InboundEnvelope,
+    pub checks: InboundChecks,
+    /// A check failed that the route's policy accepts but flags.
+    pub flagged: bool,
+    pub format: InboundFormat,
+    /// `raw` format: the message as stored (with Tern's trace headers), base64.
+    pub raw: Option<String>,
+    /// `parsed` format.
+    pub parsed: Option<InboundParsed>,
+    /// Size of the stored message in bytes.
+    pub size: usize,
+}
+
 /// Declares an event's envelope and the one-value type of its `type`.
 macro_rules! event {
     ($(#[doc = $doc:literal])* $event:ident, $kind:ident = $name:literal, $data:ty) => {
@@ -260,6 +431,10 @@ event!(
     MessageSuppressedEvent, MessageSuppressedType = "message.suppressed", MessageSuppressedData
 );
 event!(
+    /// A message arrived for an `endpoint` route.
+    InboundReceivedEvent, InboundReceivedType = "inbound.received", InboundReceivedData
+);
+event!(
     /// Another endpoint of the server was turned off.
     WebhookDisabledEvent, WebhookDisabledType = "webhook.disabled", WebhookDisabledData
 );
@@ -269,7 +444,7 @@ event!(
 );
 
 /// Every event Tern sends today: its type name, summary and schema name.
-pub const DOCUMENTED: [(&str, &str, &str); 8] = [
+pub const DOCUMENTED: [(&str, &str, &str); 9] = [
     (
         "message.held",
         "A message was held (development server)",
@@ -306,6 +481,11 @@ pub const DOCUMENTED: [(&str, &str, &str); 8] = [
         "WebhookDisabledEvent",
     ),
     ("webhook.test", "A test event sent on request", "WebhookTestEvent"),
+    (
+        "inbound.received",
+        "A message arrived for an endpoint route",
+        "InboundReceivedEvent",
+    ),
 ];
 
 #[cfg(test)]

@@ -91,6 +91,31 @@ const RULES: &[Rule] = &[
         ],
         must_not: HTTP,
     },
+    // The SMTP server runs without the HTTP layer; it decodes return paths
+    // with delivery::verp and writes payloads of webhooks::events.
+    Rule {
+        part: "inbound",
+        may_use: &[
+            "inbound",
+            "db",
+            "dns",
+            "domain",
+            "mail",
+            "config",
+            "observability",
+            "state",
+            "delivery",
+            "webhooks",
+        ],
+        must_not: &[
+            "axum",
+            "tower",
+            "tower_http",
+            "utoipa_axum",
+            "utoipa_swagger_ui",
+            "reqwest",
+        ],
+    },
     // Sealing secrets at rest: pure, apart from reading its key file.
     Rule {
         part: "sealing.rs",

@@ -114,6 +114,16 @@ async fn every_operation_answers_only_what_the_document_lists() {
         201,
     )
     .await;
+    let route = json_of(
+        app.post(
+            &format!("/v1/servers/{}/routes", t.server_id),
+            &t.token,
+            &json!({"address": "hold@example.com", "action": "hold"}),
+        )
+        .await,
+        201,
+    )
+    .await;
     let sent = app
         .send(
             &t.key,
@@ -134,6 +144,7 @@ async fn every_operation_answers_only_what_the_document_lists() {
         ("user_id", colleague.to_string()),
         ("webhook_id", webhook["id"].as_str().unwrap().to_string()),
         ("delivery_id", delivery.to_string()),
+        ("route_id", route["id"].as_str().unwrap().to_string()),
     ];
     let fill = |path: &str, value: Option<&str>| {
         ids.iter().fold(path.to_string(), |path, (name, id)| {
@@ -158,7 +169,9 @@ async fn every_operation_answers_only_what_the_document_lists() {
     let rank = |o: &Operation| match (o.method == reqwest::Method::DELETE, o.id()) {
         (false, _) => 0,
         (true, "delete_organization") => 3,
-        (true, "delete_server") => 2,
+                (true, "delete_server") => 2,
+        // Its routes go with it.
+        (true, "delete_domain") => 2,
         (true, _) => 1,
     };
     operations.sort_by_key(|o| rank(o));

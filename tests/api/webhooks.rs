@@ -4,9 +4,8 @@
 //! reach a real HTTP receiver on loopback, signed so that the Standard
 //! Webhooks reference library (Python) verifies them, retried until a 2xx.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
 use tern::delivery::worker::Worker;
@@ -14,6 +13,7 @@ use tern::webhooks::dispatcher::Dispatcher;
 
 use crate::helpers::{Dnsmasq, assert_error, json_of, loopback_route, spawn_app, spawn_app_with};
 use crate::peers::Sink;
+use crate::receiver::{Received, Receiver, verifies};
 
 fn path_of(t: &crate::helpers::Tenant) -> String {
     format!("/v1/servers/{}/webhooks", t.server_id)
@@ -205,86 +205,6 @@ async fn another_tenant_cannot_see_or_touch_endpoints() {
     assert_eq!(own["enabled"], true, "another tenant changed it");
     let listed = json_of(app.get(&path_of(&other), &other.token).await, 200).await;
     assert_eq!(listed["data"], json!([]));
-}
-
-/// A request a receiver got: its headers and body.
-type Received = (HashMap<String, String>, String);
-
-/// An HTTP receiver on loopback: records each request, answers with the
-/// scripted statuses in turn (then 200).
-struct Receiver {
-    url: String,
-    got: Arc<Mutex<Vec<Received>>>,
-}
-
-impl Receiver {
-    async fn start(script: &[u16]) -> Receiver {
-        Receiver::start_slow(script, std::time::Duration::ZERO).await
-    }
-
-    /// On a chosen port of 127.0.0.1.
-    async fn start_on(port: u16, script: &[u16]) -> Receiver {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
-        Receiver::serve(listener, script, std::time::Duration::ZERO)
-    }
-
-    /// Takes `delay` to answer each request.
-    async fn start_slow(script: &[u16], delay: std::time::Duration) -> Receiver {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        Receiver::serve(listener, script, delay)
-    }
-
-    fn serve(listener: tokio::net::TcpListener, script: &[u16], delay: std::time::Duration) -> Receiver {
-        let got = Arc::new(Mutex::new(Vec::new()));
-        let script = Arc::new(Mutex::new(script.iter().copied().collect::<VecDeque<u16>>()));
-        let (log, answers) = (got.clone(), script.clone());
-        let app = axum::Router::new().route(
-            "/hook",
-            axum::routing::post(move |headers: axum::http::HeaderMap, body: String| {
-                let (log, answers) = (log.clone(), answers.clone());
-                async move {
-                    let headers = headers
-                        .iter()
-                        .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or_default().to_string()))
-                        .collect();
-                    log.lock().unwrap().push((headers, body));
-                    tokio::time::sleep(delay).await;
-                    let status = answers.lock().unwrap().pop_front().unwrap_or(200);
-                    axum::http::StatusCode::from_u16(status).unwrap()
-                }
-            }),
-        );
-        let url = format!("http://{}/hook", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        Receiver { url, got }
-    }
-
-    fn requests(&self) -> Vec<Received> {
-        self.got.lock().unwrap().clone()
-    }
-}
-
-/// Whether the reference library verifies `body` with `headers` under `secret`.
-fn verifies(secret: &str, headers: &HashMap<String, String>, body: &str) -> bool {
-    let wanted = ["webhook-id", "webhook-timestamp", "webhook-signature"];
-    let headers: HashMap<&str, &str> = wanted
-        .iter()
-        .map(|k| (*k, headers.get(*k).map(String::as_str).unwrap_or_default()))
-        .collect();
-    let mut child = std::process::Command::new(crate::helpers::python())
-        .args(["tests/support/verify_webhook.py", secret])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("python with standardwebhooks (scripts/test installs it)");
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(json!({"body": body, "headers": headers}).to_string().as_bytes())
-        .unwrap();
-    child.wait().unwrap().success()
 }
 
 async fn create_endpoint(app: &crate::helpers::TestApp, t: &crate::helpers::Tenant, url: &str) -> Value {

@@ -1,0 +1,140 @@
+//! Incoming messages: stored by the SMTP server before it answers `250`.
+
+use sqlx::PgPool;
+use uuid::Uuid;
+
+/// One stored copy of a received message: one per route (or return-path
+/// target) its recipients reached.
+pub struct NewInbound<'a> {
+    pub id: Uuid,
+    pub server_id: Uuid,
+    pub domain_id: Option<Uuid>,
+    /// `route` or `return_path`.
+    pub kind: &'a str,
+    pub route_id: Option<Uuid>,
+    /// `endpoint`, `hold`, or `pending` (return-path mail).
+    pub action: &'a str,
+    pub about_recipient_id: Option<Uuid>,
+    pub about_message_id: Option<Uuid>,
+    pub message_id_header: &'a str,
+    pub mail_from: &'a str,
+    pub from_header: &'a str,
+    pub subject: &'a str,
+    pub raw: &'a [u8],
+    pub client_ip: std::net::IpAddr,
+    pub helo: &'a str,
+    pub tls: bool,
+    pub rcpt_to: &'a [String],
+    pub checks: &'a serde_json::Value,
+    pub flagged: bool,
+    /// The `inbound.received` delivery to queue: endpoint, event id, payload.
+    pub delivery: Option<(Uuid, &'a str, &'a serde_json::Value)>,
+}
+
+/// Stores the copies of one message, all or none.
+#[tracing::instrument(level = "debug", skip_all, fields(copies = copies.len()))]
+pub async fn store(pool: &PgPool, copies: &[NewInbound<'_>]) -> sqlx::Result<()> {
+    let mut tx = pool.begin().await?;
+    let mut notify = false;
+    for copy in copies {
+        let size = i32::try_from(copy.raw.len()).unwrap_or(i32::MAX);
+        let (endpoint, event_id, payload) = match copy.delivery {
+            Some((endpoint, event_id, payload)) => (Some(endpoint), Some(event_id), Some(payload)),
+            None => (None, None, None),
+        };
+        sqlx::query!(
+            "WITH m AS (
+                INSERT INTO messages (id, server_id, domain_id, message_id, mail_from, from_header, subject,
+                                      size, direction)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'incoming')
+                RETURNING id
+             ), s AS (
+                INSERT INTO message_sources (message_id, raw) SELECT id, $9 FROM m
+             ), d AS (
+                INSERT INTO webhook_deliveries (endpoint_id, event_id, event_type, payload)
+                SELECT $20, $21, 'inbound.received', $22 FROM m WHERE $20::uuid IS NOT NULL
+             )
+             INSERT INTO inbound_messages (message_id, kind, route_id, action, about_recipient_id,
+                                           about_message_id, client_ip, helo, tls, mail_from, rcpt_to,
+                                           checks, flagged)
+             SELECT id, $10, $11, $12, $13, $14, $15::text::inet, $16, $17, $5, $18, $19, $23 FROM m",
+            copy.id,
+            copy.server_id,
+            copy.domain_id,
+            copy.message_id_header,
+            copy.mail_from,
+            copy.from_header,
+            copy.subject,
+            size,
+            copy.raw,
+            copy.kind,
+            copy.route_id,
+            copy.action,
+            copy.about_recipient_id,
+            copy.about_message_id,
+            copy.client_ip.to_string(),
+            copy.helo,
+            copy.tls,
+            copy.rcpt_to,
+            copy.checks,
+            endpoint,
+            event_id,
+            payload,
+            copy.flagged
+        )
+        .execute(&mut *tx)
+        .await?;
+        notify |= endpoint.is_some();
+    }
+    if notify {
+        sqlx::query!("SELECT pg_notify('tern_webhooks', '')")
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await
+}
+
+/// The server a return-path address (a VERP token's recipient or message)
+/// belongs to, and the message it is about.
+#[tracing::instrument(level = "debug", skip(pool))]
+pub async fn return_path_owner(
+    pool: &PgPool,
+    recipient: Option<Uuid>,
+    message: Option<Uuid>,
+) -> sqlx::Result<Option<(Uuid, Uuid)>> {
+    let row = sqlx::query!(
+        r#"SELECT m.server_id, m.id
+           FROM messages m
+           WHERE m.id = coalesce((SELECT message_id FROM recipients WHERE id = $1), $2)"#,
+        recipient,
+        message
+    )
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(|r| (r.server_id, r.id)))
+}
+
+/// Whether `host` is a return-path host of some domain.
+#[tracing::instrument(level = "debug", skip(pool))]
+pub async fn is_return_path_host(pool: &PgPool, host: &str) -> sqlx::Result<bool> {
+    sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM domains WHERE lower(return_path_host) = $1) AS "found!""#,
+        host
+    )
+    .fetch_one(pool)
+    .await
+}
+
+/// Whether the admin IP rules block `ip` (a block rule covers it and no
+/// allow rule does).
+#[tracing::instrument(level = "debug", skip(pool))]
+pub async fn client_blocked(pool: &PgPool, ip: std::net::IpAddr) -> sqlx::Result<bool> {
+    sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM smtp_ip_rules WHERE action = 'block' AND network >>= $1::text::inet)
+              AND NOT EXISTS (SELECT 1 FROM smtp_ip_rules WHERE action = 'allow' AND network >>= $1::text::inet)
+              AS "blocked!""#,
+        ip.to_string()
+    )
+    .fetch_one(pool)
+    .await
+}

@@ -1,0 +1,232 @@
+//! The end of DATA: check the message, apply the routes' policies, add
+//! Tern's trace fields, and store a copy per route (or return-path target)
+//! with its `inbound.received` delivery, all before answering `250`.
+
+use std::collections::BTreeMap;
+
+use chrono::Utc;
+use mail_parser::MessageParser;
+use uuid::Uuid;
+
+use super::checks::{self, Checked, Client};
+use super::payload::{self, About};
+use super::recipient::Target;
+use super::reply::Reply;
+use super::session::{Session, Transaction};
+use crate::db;
+use crate::db::inbound::NewInbound;
+use crate::mail::received;
+use crate::webhooks::events::{InboundEnvelope, InboundFormat};
+
+/// Header fields a received message may have.
+const MAX_HEADER_FIELDS: usize = 1000;
+
+/// One stored copy before it is written.
+struct Copy {
+    id: Uuid,
+    target: Target,
+    rcpt_to: Vec<String>,
+    payload: Option<(Uuid, String, serde_json::Value)>,
+}
+
+/// Checks and stores a message; the reply to its DATA.
+pub(super) async fn receive(session: &Session<'_>, transaction: Transaction, raw: Vec<u8>) -> Reply {
+    let ctx = session.ctx;
+    let Some(message) = MessageParser::default().parse_headers(&raw[..]) else {
+        return Reply::new(550, "5.6.0", "The message has no header");
+    };
+    if message.headers().len() > MAX_HEADER_FIELDS {
+        return Reply::new(552, "5.3.4", "Too many header fields");
+    }
+    let helo = session.helo.as_deref().unwrap_or_default();
+    let client = Client {
+        ip: session.peer.ip(),
+        helo,
+        mail_from: &transaction.mail_from,
+    };
+    let Checked {
+        checks,
+        header,
+        dmarc_reject,
+    } = checks::run(&ctx.authenticator, &ctx.hostname, &client, &raw).await;
+    let routes = transaction.recipients.iter().filter_map(|(_, t)| match t {
+        Target::Route(route) => Some(route),
+        Target::ReturnPath { .. } => None,
+    });
+    let mut flagged = false;
+    for route in routes {
+        if dmarc_reject {
+            if route.dmarc_reject == "reject" {
+                return Reply::new(550, "5.7.1", "Rejected by the sender domain's DMARC policy");
+            }
+            flagged = true;
+        }
+    }
+
+    let id = Uuid::now_v7();
+    let trace = format!(
+        "{}Received: from {} ({}[{}])\r\n\tby {} (Tern) with {} id {};\r\n\t{}\r\n",
+        header,
+        sanitize(helo),
+        checks
+            .client_name
+            .as_deref()
+            .map(|n| format!("{} ", sanitize(n)))
+            .unwrap_or_default(),
+        session.peer.ip(),
+        ctx.hostname,
+        if session.tls { "ESMTPS" } else { "ESMTP" },
+        id.simple(),
+        Utc::now().to_rfc2822(),
+    );
+    let stored = received::with_trace(&raw, &message, &ctx.hostname, &trace);
+    drop(message);
+    let Some(message) = MessageParser::default().parse(&stored[..]) else {
+        return Reply::new(550, "5.6.0", "The message cannot be read");
+    };
+
+    // One copy per route or return-path target, with its recipients.
+    let mut copies: BTreeMap<(Uuid, Option<Uuid>), Copy> = BTreeMap::new();
+    for (address, target) in &transaction.recipients {
+        let copy = copies.entry(target.key()).or_insert_with(|| Copy {
+            id: Uuid::now_v7(),
+            target: target.clone(),
+            rcpt_to: Vec::new(),
+            payload: None,
+        });
+        copy.rcpt_to.push(address.clone());
+    }
+    // The first copy takes the id in the Received field.
+    if let Some(first) = copies.values_mut().next() {
+        first.id = id;
+    }
+    let now = Utc::now();
+    for copy in copies.values_mut() {
+        let Target::Route(route) = &copy.target else {
+            continue;
+        };
+        let Some(endpoint) = route.endpoint_id else {
+            continue;
+        };
+        let format = if route.format == "raw" {
+            InboundFormat::Raw
+        } else {
+            InboundFormat::Parsed
+        };
+        let about = About {
+            message_id: copy.id,
+            server_id: route.server_id,
+            route_id: route.route_id,
+            envelope: InboundEnvelope {
+                mail_from: transaction.mail_from.clone(),
+                rcpt_to: copy.rcpt_to.clone(),
+                client_ip: session.peer.ip().to_string(),
+                helo: helo.to_string(),
+                tls: session.tls,
+            },
+            checks: checks.clone(),
+            flagged,
+        };
+        let max_attachment = ctx.state.settings.smtp.max_payload_attachment_bytes;
+        match payload::event(about, format, &stored, &message, max_attachment, now) {
+            Ok(event) => copy.payload = Some((endpoint, format!("evt_{}", Uuid::now_v7().simple()), event)),
+            Err(err) => {
+                tracing::error!(error = %err, "building an inbound payload failed");
+                return Reply::TEMPORARY;
+            }
+        }
+    }
+
+    let checks_json = match serde_json::to_value(&checks) {
+        Ok(json) => json,
+        Err(_) => return Reply::TEMPORARY,
+    };
+    let message_id_header = message
+        .message_id()
+        .map(|id| format!("<{id}>"))
+        .unwrap_or_else(|| format!("<{}@{}>", id.simple(), ctx.hostname));
+    let from_header = message
+        .header_raw("From")
+        .map(|v| v.trim().to_string())
+        .unwrap_or_default();
+    let subject = message.subject().unwrap_or_default();
+    let rows: Vec<NewInbound<'_>> = copies
+        .values()
+        .map(|copy| {
+            let (server_id, domain_id, kind, route_id, action, about_recipient_id, about_message_id) =
+                match &copy.target {
+                    Target::Route(route) => (
+                        route.server_id,
+                        Some(route.domain_id),
+                        "route",
+                        Some(route.route_id),
+                        route.action.as_str(),
+                        None,
+                        None,
+                    ),
+                    Target::ReturnPath {
+                        server_id,
+                        message_id,
+                        recipient_id,
+                    } => (
+                        *server_id,
+                        None,
+                        "return_path",
+                        None,
+                        "pending",
+                        *recipient_id,
+                        Some(*message_id),
+                    ),
+                };
+            NewInbound {
+                id: copy.id,
+                server_id,
+                domain_id,
+                kind,
+                route_id,
+                action,
+                about_recipient_id,
+                about_message_id,
+                message_id_header: &message_id_header,
+                mail_from: &transaction.mail_from,
+                from_header: &from_header,
+                subject,
+                raw: &stored,
+                client_ip: session.peer.ip(),
+                helo,
+                tls: session.tls,
+                rcpt_to: &copy.rcpt_to,
+                checks: &checks_json,
+                flagged,
+                delivery: copy
+                    .payload
+                    .as_ref()
+                    .map(|(endpoint, event_id, event)| (*endpoint, event_id.as_str(), event)),
+            }
+        })
+        .collect();
+    match db::inbound::store(&ctx.state.db, &rows).await {
+        Ok(()) => {
+            tracing::info!(message = %id, copies = rows.len(), size = stored.len(), "message received");
+            Reply::owned(250, "2.0.0", format!("OK queued as {}", id.simple()))
+        }
+        Err(err) => {
+            tracing::error!(error = %err, "storing a received message failed");
+            Reply::TEMPORARY
+        }
+    }
+}
+
+/// A name for a trace field: printable ASCII without parentheses.
+fn sanitize(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_graphic() && c != '(' && c != ')' {
+                c
+            } else {
+                '?'
+            }
+        })
+        .take(255)
+        .collect()
+}

@@ -1,0 +1,23 @@
+//! The inbound SMTP server (`tern serve --role smtp`): receives mail for
+//! the servers' routes and for the return path (bounces and feedback
+//! reports), checks the sender, and stores each message before it answers
+//! `250`. Never a relay: a recipient is accepted only for a route's address
+//! or a signed return path, everything else is refused in the dialogue.
+//!
+//! Data flow: `server` (accept, session limits, IP rules) → `session` (the
+//! command state machine, reading with `wire`) → `recipient` (RCPT TO:
+//! routes and return paths) → `message` (end of DATA: `checks`, policy,
+//! trace fields, `payload`, then `db::inbound::store`). The dispatcher
+//! (`webhooks`) delivers `inbound.received` to route endpoints.
+
+pub mod checks;
+pub mod message;
+pub mod payload;
+pub mod recipient;
+pub mod reply;
+pub mod server;
+pub mod session;
+pub mod tls;
+pub mod wire;
+
+pub use server::SmtpServer;

@@ -1,0 +1,233 @@
+//! The SMTP listeners: accept, admit under the session limits (in all and
+//! per client address), refuse blocked clients at connect, and run each
+//! session (with its STARTTLS upgrade) under the session timeout.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use mail_auth::MessageAuthenticator;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
+use tracing::Instrument;
+
+use super::reply::Reply;
+use super::session::{Ending, Session};
+use crate::db;
+use crate::delivery::verp::Verp;
+use crate::state::AppState;
+
+/// What every session shares.
+pub struct Context {
+    pub state: AppState,
+    /// SPF, DKIM, DMARC, ARC and reverse DNS, over Tern's resolver.
+    pub authenticator: MessageAuthenticator,
+    pub verp: Verp,
+    pub tls: Option<TlsAcceptor>,
+    /// The greeting's name and the authserv-id.
+    pub hostname: String,
+    /// `rp.<public_hostname>`: return paths are accepted there too.
+    pub return_path_target: String,
+}
+
+/// Bound SMTP listeners, ready to serve.
+pub struct SmtpServer {
+    listeners: Vec<TcpListener>,
+    ctx: Arc<Context>,
+}
+
+impl SmtpServer {
+    /// Binds `smtp.listen` (or `fallback` when it is empty) and loads the
+    /// TLS certificate (or makes the self-signed one).
+    pub async fn bind(state: AppState, fallback: Option<SocketAddr>) -> anyhow::Result<SmtpServer> {
+        let settings = &state.settings;
+        let mut addresses = settings.smtp.listen.clone();
+        if addresses.is_empty() {
+            addresses.extend(fallback);
+        }
+        let mut listeners = Vec::new();
+        for address in addresses {
+            let listener = TcpListener::bind(address)
+                .await
+                .with_context(|| format!("binding smtp.listen {address}"))?;
+            listeners.push(listener);
+        }
+        let key = db::secrets::get_or_create(&state.db, "verp_hmac", 32)
+            .await
+            .context("loading the VERP key")?;
+        let tls = super::tls::acceptor(&settings.smtp, settings.smtp_hostname())?;
+        let resolver = crate::dns::resolver::build(&settings.dns).context("building the DNS resolver")?;
+        let ctx = Context {
+            authenticator: MessageAuthenticator(resolver),
+            verp: Verp::new(&key),
+            tls: Some(tls),
+            hostname: settings.smtp_hostname().to_string(),
+            return_path_target: settings.return_path_target(),
+            state,
+        };
+        Ok(SmtpServer {
+            listeners,
+            ctx: Arc::new(ctx),
+        })
+    }
+
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.listeners
+            .iter()
+            .filter_map(|l| l.local_addr().ok())
+            .collect()
+    }
+
+    /// Accepts until `shutdown`; sessions under way are left to finish.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+        let limits = Arc::new(Limits {
+            total: Arc::new(Semaphore::new(self.ctx.state.settings.smtp.max_sessions)),
+            per_ip: Mutex::new(HashMap::new()),
+        });
+        let mut accepting = tokio::task::JoinSet::new();
+        for listener in self.listeners {
+            accepting.spawn(accept_loop(listener, self.ctx.clone(), limits.clone()));
+        }
+        shutdown.await;
+        accepting.abort_all();
+        Ok(())
+    }
+}
+
+/// Sessions open, in all and per client address.
+struct Limits {
+    total: Arc<Semaphore>,
+    per_ip: Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// A client's place in the per-address count, given back on drop.
+struct PerIp {
+    limits: Arc<Limits>,
+    ip: IpAddr,
+}
+
+impl Drop for PerIp {
+    fn drop(&mut self) {
+        let mut counts = self.limits.per_ip.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = counts.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                counts.remove(&self.ip);
+            }
+        }
+    }
+}
+
+impl Limits {
+    fn admit_ip(self: &Arc<Self>, ip: IpAddr, max: usize) -> Option<PerIp> {
+        let mut counts = self.per_ip.lock().unwrap_or_else(|e| e.into_inner());
+        let n = counts.entry(ip).or_insert(0);
+        if *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(PerIp {
+            limits: self.clone(),
+            ip,
+        })
+    }
+}
+
+async fn accept_loop(listener: TcpListener, ctx: Arc<Context>, limits: Arc<Limits>) {
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(err) => {
+                tracing::warn!(error = %err, "accepting an SMTP connection failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let ctx = ctx.clone();
+        let limits = limits.clone();
+        let session = async move {
+            if let Err(err) = admit_and_serve(stream, peer, &ctx, &limits).await {
+                tracing::debug!(error = %err, "SMTP session ended with an error");
+            }
+        };
+        tokio::spawn(session.instrument(tracing::info_span!("smtp", client = %peer)));
+    }
+}
+
+async fn admit_and_serve(
+    stream: TcpStream,
+    peer: SocketAddr,
+    ctx: &Context,
+    limits: &Arc<Limits>,
+) -> std::io::Result<()> {
+    let settings = &ctx.state.settings.smtp;
+    let Ok(_slot) = limits.total.clone().try_acquire_owned() else {
+        return refuse(
+            stream,
+            Reply::new(421, "4.7.0", "Too many connections, try again later"),
+        )
+        .await;
+    };
+    let Some(_per_ip) = limits.admit_ip(peer.ip(), settings.max_sessions_per_ip) else {
+        return refuse(
+            stream,
+            Reply::new(421, "4.7.0", "Too many connections from your address"),
+        )
+        .await;
+    };
+    match db::inbound::client_blocked(&ctx.state.db, peer.ip()).await {
+        Ok(true) => {
+            return refuse(stream, Reply::new(554, "5.7.1", "Your address is blocked")).await;
+        }
+        Ok(false) => {}
+        Err(err) => {
+            tracing::error!(error = %err, "reading the SMTP IP rules failed");
+            return refuse(
+                stream,
+                Reply::new(421, "4.3.0", "Temporary failure, try again later"),
+            )
+            .await;
+        }
+    }
+    let _ = stream.set_nodelay(true);
+    let session_timeout = Duration::from_secs(settings.session_timeout_secs);
+    match tokio::time::timeout(session_timeout, serve(stream, peer, ctx)).await {
+        Ok(result) => result,
+        Err(_) => Ok(()),
+    }
+}
+
+async fn serve(stream: TcpStream, peer: SocketAddr, ctx: &Context) -> std::io::Result<()> {
+    let mut session = Session::new(ctx, peer);
+    let greeting = Reply::owned(220, "", format!("{} ESMTP Tern", ctx.hostname));
+    let Ending::StartTls(stream) = session.run(stream, Some(greeting)).await? else {
+        return Ok(());
+    };
+    let Some(acceptor) = &ctx.tls else {
+        return Ok(());
+    };
+    let timeout = Duration::from_secs(ctx.state.settings.smtp.command_timeout_secs);
+    let tls = match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
+        Ok(Ok(tls)) => tls,
+        Ok(Err(err)) => {
+            tracing::debug!(client = %peer, error = %err, "TLS handshake failed");
+            return Ok(());
+        }
+        Err(_) => return Ok(()),
+    };
+    session.secured();
+    session.run(tls, None).await.map(|_| ())
+}
+
+async fn refuse(mut stream: TcpStream, reply: Reply) -> std::io::Result<()> {
+    let mut out = Vec::new();
+    reply.write_to(&mut out);
+    stream.write_all(&out).await?;
+    let _ = stream.shutdown().await;
+    Ok(())
+}

@@ -1,0 +1,635 @@
+//! Inbound mail (issue 10): routes managed through the API and invisible
+//! to other tenants; the SMTP server on loopback, driven by swaks (Debian)
+//! and by a plain TCP client for the dialogues swaks cannot script
+//! (pipelining, bare LF, silence); messages reach a real HTTP receiver as
+//! signed `inbound.received` events in both formats.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde_json::{Value, json};
+use tern::inbound::SmtpServer;
+use tern::state::AppState;
+use tern::webhooks::dispatcher::Dispatcher;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+use crate::helpers::{Tenant, TestApp, assert_error, json_of, spawn_app_with};
+use crate::receiver::{Receiver, verifies};
+
+/// Test settings for the SMTP server: loopback, a fresh certificate dir.
+fn smtp_settings(settings: &mut tern::config::Settings) {
+    settings.smtp.listen = vec!["127.0.0.1:0".parse().unwrap()];
+    settings.smtp.self_signed_dir = std::env::temp_dir().join(format!("tern-smtp-{}", uuid::Uuid::new_v4()));
+}
+
+/// Starts the SMTP server of `app` in this process.
+async fn start_smtp(app: &TestApp) -> SocketAddr {
+    let state = AppState::without_sealing(app.db.clone(), app.settings.clone())
+        .await
+        .unwrap();
+    let server = SmtpServer::bind(state, None).await.unwrap();
+    let addr = server.local_addrs()[0];
+    tokio::spawn(server.run(std::future::pending()));
+    addr
+}
+
+async fn dispatcher(app: &TestApp) -> Dispatcher {
+    let state = AppState::new(app.db.clone(), app.settings.clone()).await.unwrap();
+    Dispatcher::new(state).unwrap()
+}
+
+/// Runs the dispatcher until `receiver` has `n` requests.
+async fn deliver(app: &TestApp, receiver: &Receiver, n: usize) {
+    let dispatcher = dispatcher(app).await;
+    for _ in 0..200 {
+        if receiver.requests().len() >= n {
+            return;
+        }
+        dispatcher.run_once().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("the receiver got {} of {n} requests", receiver.requests().len());
+}
+
+/// Creates a route; `local_part` in `body` becomes the address at the
+/// tenant's domain.
+async fn create_route(app: &TestApp, t: &Tenant, body: Value) -> Value {
+    let mut body = body;
+    let local = body.as_object_mut().unwrap().remove("local_part").unwrap();
+    body["address"] = json!(format!("{}@{}", local.as_str().unwrap(), t.domain));
+    json_of(
+        app.post(&format!("/v1/servers/{}/routes", t.server_id), &t.token, &body)
+            .await,
+        201,
+    )
+    .await
+}
+
+/// Runs swaks against `addr`; returns whether it succeeded and its output.
+async fn swaks(addr: SocketAddr, args: &[&str]) -> (bool, String) {
+    let output = tokio::process::Command::new("swaks")
+        .args([
+            "--server",
+            &addr.ip().to_string(),
+            "--port",
+            &addr.port().to_string(),
+        ])
+        .args(["--helo", "client.test", "--timeout", "30"])
+        .args(args)
+        .output()
+        .await
+        .expect("swaks (scripts/test installs it)");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
+/// A plain SMTP client: one line out, one (possibly multi-line) reply in.
+struct Client {
+    stream: BufReader<TcpStream>,
+}
+
+impl Client {
+    async fn connect(addr: SocketAddr) -> (Client, String) {
+        let stream = TcpStream::connect(addr).await.unwrap();
+        let mut client = Client {
+            stream: BufReader::new(stream),
+        };
+        let greeting = client.reply().await;
+        (client, greeting)
+    }
+
+    async fn send(&mut self, bytes: &[u8]) {
+        self.stream.get_mut().write_all(bytes).await.unwrap();
+    }
+
+    /// The next reply, all its lines; empty when the server closed.
+    async fn reply(&mut self) -> String {
+        let mut all = String::new();
+        loop {
+            let mut line = String::new();
+            let read = tokio::time::timeout(Duration::from_secs(10), self.stream.read_line(&mut line))
+                .await
+                .expect("a reply within 10 s")
+                .unwrap_or(0);
+            if read == 0 {
+                return all;
+            }
+            all.push_str(&line);
+            if line.as_bytes().get(3) != Some(&b'-') {
+                return all;
+            }
+        }
+    }
+
+    async fn command(&mut self, line: &str) -> String {
+        self.send(format!("{line}\r\n").as_bytes()).await;
+        self.reply().await
+    }
+
+    /// Whether the server has closed the connection.
+    async fn closed(&mut self) -> bool {
+        let mut rest = Vec::new();
+        matches!(
+            tokio::time::timeout(
+                Duration::from_secs(5),
+                tokio::io::AsyncReadExt::read_to_end(&mut self.stream, &mut rest)
+            )
+            .await,
+            Ok(Ok(_))
+        )
+    }
+}
+
+fn code(reply: &str) -> &str {
+    reply.get(..3).unwrap_or(reply)
+}
+
+#[tokio::test]
+async fn routes_are_managed_per_server_and_invisible_to_other_tenants() {
+    let app = spawn_app_with(smtp_settings).await;
+    let owner = app
+        .tenant("routes-owner@example.com", "in.example.com", "live", "ed25519")
+        .await;
+    let other = app
+        .tenant("routes-other@example.com", "other.example.com", "live", "ed25519")
+        .await;
+    let path = format!("/v1/servers/{}/routes", owner.server_id);
+
+    let created = create_route(
+        &app,
+        &owner,
+        json!({"local_part": "Support", "action": "endpoint", "url": "http://127.0.0.1:9/in"}),
+    )
+    .await;
+    assert_eq!(created["address"], "support@in.example.com");
+    assert_eq!(created["format"], "parsed");
+    assert_eq!(created["dmarc_reject"], "reject");
+    assert!(created["secret"].as_str().unwrap().starts_with("whsec_"));
+    assert_eq!(created["mx_record"]["value"], "tern.test");
+    assert_eq!(created["mx_record"]["priority"], 10);
+    let id = created["id"].as_str().unwrap();
+    let hold = create_route(&app, &owner, json!({"local_part": "*", "action": "hold"})).await;
+    assert!(hold.get("secret").is_none());
+
+    let duplicate = app
+        .post(
+            &path,
+            &owner.token,
+            &json!({"address": "SUPPORT@in.example.com", "action": "hold"}),
+        )
+        .await;
+    assert_error(duplicate, 409, "route_exists").await;
+    for (body, code) in [
+        (
+            json!({"address": "a\"b@in.example.com", "action": "hold"}),
+            "invalid_address",
+        ),
+        (
+            json!({"address": "x%y@in.example.com", "action": "hold"}),
+            "invalid_address",
+        ),
+        (
+            json!({"address": "in.example.com", "action": "hold"}),
+            "invalid_address",
+        ),
+        (
+            json!({"address": "x@in.example.com", "action": "endpoint"}),
+            "missing_url",
+        ),
+        (
+            json!({"address": "x@in.example.com", "action": "hold", "url": "https://a.example/"}),
+            "unexpected_url",
+        ),
+        (
+            json!({"address": "x@in.example.com", "action": "reject", "reject_code": 250}),
+            "invalid_reject_code",
+        ),
+        (
+            json!({"address": "x@other.example.com", "action": "hold"}),
+            "unknown_domain",
+        ),
+    ] {
+        assert_error(app.post(&path, &owner.token, &body).await, 422, code).await;
+    }
+
+    let listed = json_of(app.get(&path, &owner.token).await, 200).await;
+    assert_eq!(listed["data"].as_array().unwrap().len(), 2);
+    // A route's endpoint is not one of the server's webhooks.
+    let hooks = json_of(
+        app.get(&format!("/v1/servers/{}/webhooks", owner.server_id), &owner.token)
+            .await,
+        200,
+    )
+    .await;
+    assert_eq!(hooks["data"], json!([]));
+
+    let changed = json_of(
+        app.patch(
+            &format!("/v1/routes/{id}"),
+            &owner.token,
+            &json!({"format": "raw", "spam_threshold": 7.5}),
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(changed["format"], "raw");
+    assert_eq!(changed["spam_threshold"], 7.5);
+
+    // The other tenant sees nothing and changes nothing.
+    let item = format!("/v1/routes/{id}");
+    assert_eq!(app.get(&item, &other.token).await.status(), 404);
+    assert_eq!(
+        app.patch(&item, &other.token, &json!({"format": "parsed"}))
+            .await
+            .status(),
+        404
+    );
+    assert_eq!(app.delete(&item, &other.token).await.status(), 404);
+    assert_eq!(app.get(&path, &other.token).await.status(), 404);
+
+    assert_eq!(app.delete(&item, &owner.token).await.status(), 204);
+    assert_eq!(app.get(&item, &owner.token).await.status(), 404);
+    assert_eq!(
+        app.count("webhook_endpoints").await,
+        0,
+        "the route's endpoint goes with it"
+    );
+}
+
+/// A message with a UTF-8 subject, an inline image and a large attachment.
+fn rich_message(to: &str, attachment: &[u8]) -> Vec<u8> {
+    let image = b"\x89PNG\r\n\x1a\n not really a png".to_vec();
+    mail_builder::MessageBuilder::new()
+        .from(("Ada", "ada@sender.test"))
+        .to(to)
+        .subject("Grüße aus Köln 🐦")
+        .message_id("rich-1@sender.test")
+        .text_body("Hello in text")
+        .html_body("<p>Hello in <b>HTML</b> <img src=\"cid:logo\"></p>")
+        .inline("image/png", "logo", image)
+        .attachment("application/octet-stream", "big.bin", attachment.to_vec())
+        .write_to_vec()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_message_reaches_its_route_endpoint_signed_in_both_formats() {
+    let app = spawn_app_with(smtp_settings).await;
+    let t = app
+        .tenant("inbound-both@example.com", "in.example.com", "live", "ed25519")
+        .await;
+    let parsed_receiver = Receiver::start(&[]).await;
+    let raw_receiver = Receiver::start(&[]).await;
+    let parsed_route = create_route(
+        &app,
+        &t,
+        json!({"local_part": "support", "action": "endpoint", "url": parsed_receiver.url}),
+    )
+    .await;
+    let raw_route = create_route(
+        &app,
+        &t,
+        json!({"local_part": "archive", "action": "endpoint", "url": raw_receiver.url, "format": "raw"}),
+    )
+    .await;
+    let smtp = start_smtp(&app).await;
+
+    let attachment: Vec<u8> = (0..5 * 1024 * 1024).map(|i| (i % 251) as u8).collect();
+    let message = rich_message("support@in.example.com", &attachment);
+    let file = std::env::temp_dir().join(format!("tern-inbound-{}.eml", uuid::Uuid::new_v4()));
+    std::fs::write(&file, &message).unwrap();
+    let data = format!("@{}", file.display());
+    let (ok, output) = swaks(
+        smtp,
+        &[
+            "--from",
+            "ada@sender.test",
+            "--to",
+            "support+ticket-7@in.example.com,archive@in.example.com",
+            "--data",
+            &data,
+        ],
+    )
+    .await;
+    assert!(ok, "{output}");
+    assert!(output.contains("250 2.0.0 OK queued as"), "{output}");
+
+    deliver(&app, &parsed_receiver, 1).await;
+    deliver(&app, &raw_receiver, 1).await;
+
+    let (headers, body) = parsed_receiver.requests().remove(0);
+    assert!(verifies(
+        parsed_route["secret"].as_str().unwrap(),
+        &headers,
+        &body
+    ));
+    let event: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(event["type"], "inbound.received");
+    let data = &event["data"];
+    assert_eq!(data["route_id"], parsed_route["id"]);
+    assert_eq!(data["format"], "parsed");
+    assert_eq!(data["envelope"]["mail_from"], "ada@sender.test");
+    assert_eq!(
+        data["envelope"]["rcpt_to"],
+        json!(["support+ticket-7@in.example.com"])
+    );
+    assert_eq!(data["envelope"]["helo"], "client.test");
+    let parsed = &data["parsed"];
+    assert_eq!(parsed["subject"], "Grüße aus Köln 🐦");
+    assert_eq!(parsed["from"]["address"], "ada@sender.test");
+    assert_eq!(parsed["message_id"], "rich-1@sender.test");
+    assert_eq!(parsed["text"], "Hello in text");
+    assert!(parsed["html"].as_str().unwrap().contains("<b>HTML</b>"));
+    let attachments = parsed["attachments"].as_array().unwrap();
+    let logo = attachments
+        .iter()
+        .find(|a| a["content_id"] == "logo")
+        .expect("the inline image");
+    assert_eq!(logo["inline"], true);
+    assert_eq!(logo["content_type"], "image/png");
+    let big = attachments
+        .iter()
+        .find(|a| a["filename"] == "big.bin")
+        .expect("the attachment");
+    assert_eq!(big["size"], attachment.len());
+    assert_eq!(
+        STANDARD.decode(big["content"].as_str().unwrap()).unwrap(),
+        attachment
+    );
+    assert!(
+        parsed["headers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|h| h["name"] == "Authentication-Results"),
+        "Tern's results are among the headers"
+    );
+
+    let (headers, body) = raw_receiver.requests().remove(0);
+    assert!(verifies(raw_route["secret"].as_str().unwrap(), &headers, &body));
+    let event: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(event["data"]["format"], "raw");
+    assert_eq!(
+        event["data"]["envelope"]["rcpt_to"],
+        json!(["archive@in.example.com"])
+    );
+    let raw = STANDARD.decode(event["data"]["raw"].as_str().unwrap()).unwrap();
+    let text = String::from_utf8_lossy(&raw);
+    assert!(
+        text.starts_with("Authentication-Results: tern.test;"),
+        "{}",
+        &text[..200]
+    );
+    assert!(text.contains("Received: from client.test"));
+    // swaks ends DATA with CRLF . CRLF after the message's own last CRLF.
+    assert!(
+        raw.trim_ascii_end()
+            .ends_with(&message.trim_ascii_end()[message.len() - 200..]),
+        "the message is stored as sent"
+    );
+
+    crate::helpers::schema_check(&[
+        json!({"schema": "InboundReceivedEvent", "valid": true,
+               "body": serde_json::from_str::<Value>(&parsed_receiver.requests()[0].1).unwrap()}),
+        json!({"schema": "InboundReceivedEvent", "valid": true, "body": event}),
+    ])
+    .unwrap();
+
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM messages WHERE direction = 'incoming'")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(stored, 2, "one copy per route");
+    let _ = std::fs::remove_file(file);
+}
+
+#[tokio::test]
+async fn relay_attempts_are_refused_at_rcpt_and_nothing_is_stored() {
+    let app = spawn_app_with(smtp_settings).await;
+    let t = app
+        .tenant("relay-a@example.com", "in.example.com", "live", "ed25519")
+        .await;
+    let other = app
+        .tenant("relay-b@example.com", "b.example.com", "live", "ed25519")
+        .await;
+    create_route(&app, &t, json!({"local_part": "support", "action": "hold"})).await;
+    create_route(&app, &other, json!({"local_part": "sales", "action": "hold"})).await;
+    create_route(
+        &app,
+        &t,
+        json!({"local_part": "gone", "action": "reject", "reject_code": 550, "reject_message": "Moved away"}),
+    )
+    .await;
+    let smtp = start_smtp(&app).await;
+
+    let (mut client, greeting) = Client::connect(smtp).await;
+    assert_eq!(code(&greeting), "220");
+    assert_eq!(code(&client.command("EHLO relay.test").await), "250");
+    assert_eq!(
+        code(&client.command("MAIL FROM:<spammer@relay.test>").await),
+        "250"
+    );
+    for (rcpt, expected) in [
+        ("<someone@gmail.test>", "550 5.7.1"),
+        ("<nobody@b.example.com>", "550 5.1.1"),
+        ("<support%gmail.test@in.example.com>", "550 5.7.1"),
+        ("<gmail.test!support@in.example.com>", "550 5.7.1"),
+        ("<\"support@gmail.test\"@in.example.com>", "550 5.7.1"),
+        ("<@in.example.com,@b.example.com:someone@gmail.test>", "550 5.7.1"),
+        ("<support@[127.0.0.1]>", "550 5.7.1"),
+        ("<gone@in.example.com>", "550 5.7.1 Moved away"),
+    ] {
+        let reply = client.command(&format!("RCPT TO:{rcpt}")).await;
+        assert!(
+            reply.starts_with(expected) || (expected.starts_with("550") && reply.starts_with("501")),
+            "{rcpt}: {reply}"
+        );
+    }
+    assert_eq!(code(&client.command("DATA").await), "554");
+    assert_eq!(code(&client.command("QUIT").await), "221");
+    assert_eq!(app.count("messages").await, 0);
+
+    // swaks, a real client, is refused the same way.
+    let (ok, output) = swaks(smtp, &["--from", "a@relay.test", "--to", "victim@gmail.test"]).await;
+    assert!(!ok);
+    assert!(output.contains("550 5.7.1"), "{output}");
+    assert_eq!(app.count("messages").await, 0);
+}
+
+#[tokio::test]
+async fn limits_smuggling_pipelining_and_timeouts_get_their_replies() {
+    let app = spawn_app_with(|s| {
+        smtp_settings(s);
+        s.smtp.max_recipients = 3;
+        s.smtp.max_message_bytes = 64 * 1024;
+        s.smtp.command_timeout_secs = 1;
+    })
+    .await;
+    let t = app
+        .tenant("limits@example.com", "in.example.com", "live", "ed25519")
+        .await;
+    create_route(&app, &t, json!({"local_part": "*", "action": "hold"})).await;
+    let smtp = start_smtp(&app).await;
+
+    let (mut c, _) = Client::connect(smtp).await;
+    let ehlo = c.command("EHLO limits.test").await;
+    for keyword in [
+        "PIPELINING",
+        "SIZE 65536",
+        "8BITMIME",
+        "SMTPUTF8",
+        "ENHANCEDSTATUSCODES",
+        "STARTTLS",
+    ] {
+        assert!(ehlo.contains(keyword), "{keyword} in {ehlo}");
+    }
+    assert!(
+        c.command("MAIL FROM:<a@limits.test> SIZE=100000")
+            .await
+            .starts_with("552 5.3.4")
+    );
+    assert_eq!(code(&c.command("MAIL FROM:<a@limits.test>").await), "250");
+    for i in 0..3 {
+        assert_eq!(
+            code(&c.command(&format!("RCPT TO:<u{i}@in.example.com>")).await),
+            "250"
+        );
+    }
+    assert!(
+        c.command("RCPT TO:<u4@in.example.com>")
+            .await
+            .starts_with("452 4.5.3")
+    );
+    assert_eq!(code(&c.command("DATA").await), "354");
+    let long = "x".repeat(1200);
+    c.send(format!("Subject: long\r\n\r\n{long}\r\n.\r\n").as_bytes())
+        .await;
+    assert!(c.reply().await.starts_with("550 5.6.0"));
+    // The session goes on: too big a body is read through and refused.
+    assert_eq!(code(&c.command("MAIL FROM:<a@limits.test>").await), "250");
+    assert_eq!(code(&c.command("RCPT TO:<u@in.example.com>").await), "250");
+    assert_eq!(code(&c.command("DATA").await), "354");
+    let line = format!("{}\r\n", "y".repeat(900));
+    c.send(format!("Subject: big\r\n\r\n{}.\r\n", line.repeat(100)).as_bytes())
+        .await;
+    assert!(c.reply().await.starts_with("552 5.3.4"));
+
+    // Pipelined: three commands in one write, three replies in order.
+    c.send(b"MAIL FROM:<a@limits.test>\r\nRCPT TO:<p@in.example.com>\r\nDATA\r\n")
+        .await;
+    assert_eq!(code(&c.reply().await), "250");
+    assert_eq!(code(&c.reply().await), "250");
+    assert_eq!(code(&c.reply().await), "354");
+    c.send(b"Subject: pipelined\r\n\r\nhello\r\n.\r\nQUIT\r\n").await;
+    assert!(c.reply().await.starts_with("250 2.0.0"));
+    assert_eq!(code(&c.reply().await), "221");
+    assert_eq!(app.count("messages").await, 1);
+
+    // Smuggling: a bare LF (or CR) ends the session; what follows it is
+    // never read as a second transaction.
+    for payload in [
+        &b"Subject: a\r\n\r\nhi\n.\nMAIL FROM:<evil@limits.test>\r\nRCPT TO:<s@in.example.com>\r\nDATA\r\nSubject: smuggled\r\n\r\nx\r\n.\r\n"[..],
+        &b"Subject: a\r\n\r\nhi\r\n\r.\r\nMAIL FROM:<evil@limits.test>\r\nRCPT TO:<s@in.example.com>\r\nDATA\r\nSubject: smuggled\r\n\r\nx\r\n.\r\n"[..],
+    ] {
+        let (mut c, _) = Client::connect(smtp).await;
+        c.command("EHLO smuggle.test").await;
+        c.command("MAIL FROM:<a@limits.test>").await;
+        c.command("RCPT TO:<s@in.example.com>").await;
+        assert_eq!(code(&c.command("DATA").await), "354");
+        c.send(payload).await;
+        assert!(c.reply().await.starts_with("550 5.6.0"));
+        assert!(c.closed().await, "the session ends");
+    }
+    assert_eq!(app.count("messages").await, 1, "nothing smuggled in");
+
+    // A client that says nothing is timed out.
+    let (mut silent, _) = Client::connect(smtp).await;
+    assert!(silent.reply().await.starts_with("421 4.4.2"));
+
+    // STARTTLS, then EHLO again over TLS (swaks), and the server still
+    // serves others after all of the above.
+    let (ok, output) = swaks(
+        smtp,
+        &["--tls", "--from", "a@limits.test", "--to", "tls@in.example.com"],
+    )
+    .await;
+    assert!(ok, "{output}");
+    assert!(output.contains("220 2.0.0 Ready to start TLS"), "{output}");
+    let tls: bool = sqlx::query_scalar(
+        "SELECT i.tls FROM inbound_messages i WHERE 'tls@in.example.com' = ANY (i.rcpt_to)",
+    )
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    assert!(tls);
+}
+
+#[tokio::test]
+async fn a_message_accepted_before_a_kill_is_delivered_after_restart() {
+    let app = spawn_app_with(smtp_settings).await;
+    let t = app
+        .tenant("crash-in@example.com", "in.example.com", "live", "ed25519")
+        .await;
+    let receiver = Receiver::start(&[]).await;
+    create_route(
+        &app,
+        &t,
+        json!({"local_part": "support", "action": "endpoint", "url": receiver.url}),
+    )
+    .await;
+    let port = crate::helpers::free_port();
+    let config = std::env::temp_dir().join(format!("tern-smtp-{}.toml", uuid::Uuid::new_v4()));
+    std::fs::write(
+        &config,
+        format!(
+            "public_hostname = \"tern.test\"\n\
+             [database]\nurl = \"{}\"\nmax_connections = 4\n\
+             [dns]\nnameservers = [\"127.0.0.1:9\"]\ntimeout_ms = 300\n\
+             [log]\nfilter = \"warn\"\n\
+             [smtp]\nlisten = [\"127.0.0.1:{port}\"]\nself_signed_dir = \"{}\"\n",
+            app.settings.database.url.expose(),
+            app.settings.smtp.self_signed_dir.display(),
+        ),
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tern"))
+        .arg("--config")
+        .arg(&config)
+        .args(["serve", "--role", "smtp"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start tern --role smtp");
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    for _ in 0..100 {
+        if TcpStream::connect(addr).await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (ok, output) = swaks(
+        addr,
+        &["--from", "a@sender.test", "--to", "support@in.example.com"],
+    )
+    .await;
+    assert!(ok, "{output}");
+    let _ = child.kill(); // SIGKILL, right after the 250
+    let _ = child.wait();
+    let _ = std::fs::remove_file(config);
+
+    assert_eq!(app.count("messages").await, 1, "stored before the 250");
+    deliver(&app, &receiver, 1).await;
+    let event: Value = serde_json::from_str(&receiver.requests()[0].1).unwrap();
+    assert_eq!(
+        event["data"]["envelope"]["rcpt_to"],
+        json!(["support@in.example.com"])
+    );
+}
