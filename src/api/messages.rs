@@ -15,6 +15,7 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::extract::{ApiPath, ApiQuery};
+use super::webhooks::WebhookAttempt;
 use crate::api::error::{ApiError, ErrorBody};
 use crate::auth::ServerAuth;
 use crate::db;
@@ -22,6 +23,7 @@ use crate::db::messages::{ListFilter, MessageRow};
 use crate::domain::{RecipientKind, RecipientStatus};
 use crate::mail::raw::header_fields;
 use crate::state::AppState;
+use crate::webhooks::events::{InboundChecks, InboundEnvelope};
 
 /// A recipient of a message and its delivery state.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -95,10 +97,53 @@ pub struct HeaderView {
     pub value: String,
 }
 
+/// Which way a message went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// Sent through the API.
+    Outgoing,
+    /// Received by Tern's SMTP server.
+    Incoming,
+}
+
+impl Direction {
+    fn as_str(self) -> &'static str {
+        match self {
+            Direction::Outgoing => "outgoing",
+            Direction::Incoming => "incoming",
+        }
+    }
+}
+
+/// What Tern's SMTP server recorded of a received message.
+#[derive(Serialize, ToSchema)]
+pub struct InboundDetail {
+    /// `route` (mail for a route) or `return_path` (a bounce or feedback
+    /// report for a message this server sent).
+    #[schema(example = "route")]
+    pub kind: String,
+    pub route_id: Option<Uuid>,
+    /// `endpoint`, `hold`, or for return-path mail `pending` (until the
+    /// bounce processor reads it).
+    #[schema(example = "endpoint")]
+    pub action: String,
+    /// Return-path mail: the message (and recipient) it is about.
+    pub about_message_id: Option<Uuid>,
+    pub about_recipient_id: Option<Uuid>,
+    pub envelope: InboundEnvelope,
+    pub checks: Option<InboundChecks>,
+    /// A check failed that the route's policy accepted with a flag.
+    pub flagged: bool,
+    /// Attempts to deliver it to the route's endpoint, oldest first.
+    pub endpoint_attempts: Vec<WebhookAttempt>,
+}
+
 /// A message as listed.
 #[derive(Serialize, ToSchema)]
 pub struct MessageSummary {
     pub id: Uuid,
+    pub direction: Direction,
     /// The `Message-ID` header, without angle brackets.
     pub message_id: String,
     /// The `From` header.
@@ -123,6 +168,9 @@ pub struct MessageDetail {
     /// Every event, oldest first.
     pub events: Vec<Event>,
     pub headers: Vec<HeaderView>,
+    /// Received messages: the connection, the checks and the route.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inbound: Option<InboundDetail>,
     /// Base64 of the stored (signed) source, with `?include=raw`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub raw: Option<String>,
@@ -154,6 +202,8 @@ pub struct GetParams {
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ListParams {
+    /// Only sent (`outgoing`) or received (`incoming`) messages.
+    pub direction: Option<Direction>,
     /// Messages with at least one recipient in this status.
     pub status: Option<RecipientStatus>,
     /// Messages to this address (case-insensitive).
@@ -176,6 +226,11 @@ pub struct ListParams {
 fn summary(row: MessageRow, recipients: Vec<Recipient>) -> MessageSummary {
     MessageSummary {
         id: row.id,
+        direction: if row.direction == "incoming" {
+            Direction::Incoming
+        } else {
+            Direction::Outgoing
+        },
         message_id: row.message_id,
         from: row.from_header,
         mail_from: row.mail_from,
@@ -233,12 +288,63 @@ pub async fn get_message(
         })
         .collect();
     let raw = (params.include.as_deref() == Some("raw")).then(|| STANDARD.encode(&source));
+    let inbound = match db::inbound::get(&state.db, id).await? {
+        Some(row) => Some(inbound_detail(&state, row).await?),
+        None => None,
+    };
     Ok(Json(MessageDetail {
         summary: summary(row, recipients.into_iter().map(Recipient::from).collect()),
         events: events.into_iter().map(Event::from).collect(),
         headers,
+        inbound,
         raw,
     }))
+}
+
+async fn inbound_detail(state: &AppState, row: db::inbound::InboundRow) -> Result<InboundDetail, ApiError> {
+    let attempts = match row.delivery_id {
+        Some(delivery) => db::webhooks::delivery_attempts(&state.db, delivery).await?,
+        None => Vec::new(),
+    };
+    Ok(InboundDetail {
+        kind: row.kind,
+        route_id: row.route_id,
+        action: row.action,
+        about_message_id: row.about_message_id,
+        about_recipient_id: row.about_recipient_id,
+        envelope: InboundEnvelope {
+            mail_from: row.mail_from,
+            rcpt_to: row.rcpt_to,
+            client_ip: row.client_ip,
+            helo: row.helo,
+            tls: row.tls,
+        },
+        checks: serde_json::from_value(row.checks).ok(),
+        flagged: row.flagged,
+        endpoint_attempts: attempts.into_iter().map(WebhookAttempt::from).collect(),
+    })
+}
+
+/// One attachment of a stored message, decoded: the parts a `parsed`
+/// inbound payload left out for their size are fetched here.
+#[utoipa::path(get, path = "/v1/messages/{message_id}/attachments/{index}", operation_id = "get_message_attachment", tag = "messages",
+    security(("api_key" = [])), params(("message_id" = Uuid, Path), ("index" = usize, Path, description = "The attachment's `index` in the payload (from 0)")),
+    responses((status = 200, description = "The attachment's decoded content, with its own content type", content_type = "application/octet-stream", body = MessageSource), (status = 401, description = "Missing or invalid credentials", body = ErrorBody), (status = 404, description = "Not found (or not visible to you)", body = ErrorBody)))]
+pub async fn get_message_attachment(
+    State(state): State<AppState>,
+    auth: ServerAuth,
+    ApiPath((id, index)): ApiPath<(Uuid, usize)>,
+) -> Result<impl IntoResponse, ApiError> {
+    visible(&state, &auth, id).await?;
+    let source = db::messages::source(&state.db, id).await?;
+    let message = mail_parser::MessageParser::default()
+        .parse(&source[..])
+        .ok_or_else(|| ApiError::not_found("attachment"))?;
+    let part = message
+        .attachment(u32::try_from(index).unwrap_or(u32::MAX))
+        .ok_or_else(|| ApiError::not_found("attachment"))?;
+    let content_type = crate::inbound::payload::content_type(part);
+    Ok(([(CONTENT_TYPE, content_type)], part.contents().to_vec()))
 }
 
 /// The stored, signed source as `message/rfc822`.
@@ -278,6 +384,7 @@ pub async fn list_messages(
         return Err(ApiError::bad_request("invalid_query", "filter value too long"));
     }
     let filter = ListFilter {
+        direction: params.direction.map(Direction::as_str),
         status: params.status,
         recipient: params.recipient,
         tag: params.tag,

@@ -92,6 +92,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(send::send_raw_message))
         .routes(routes!(messages::get_message))
         .routes(routes!(messages::get_message_source))
+        .routes(routes!(messages::get_message_attachment))
 }
 
 /// The OpenAPI document, as served at `/openapi.json`.

@@ -27,8 +27,9 @@ pub struct NewInbound<'a> {
     pub rcpt_to: &'a [String],
     pub checks: &'a serde_json::Value,
     pub flagged: bool,
-    /// The `inbound.received` delivery to queue: endpoint, event id, payload.
-    pub delivery: Option<(Uuid, &'a str, &'a serde_json::Value)>,
+    /// The `inbound.received` delivery to queue: its id, endpoint, event id
+    /// and payload.
+    pub delivery: Option<(Uuid, Uuid, &'a str, &'a serde_json::Value)>,
 }
 
 /// Stores the copies of one message, all or none.
@@ -38,9 +39,11 @@ pub async fn store(pool: &PgPool, copies: &[NewInbound<'_>]) -> sqlx::Result<()>
     let mut notify = false;
     for copy in copies {
         let size = i32::try_from(copy.raw.len()).unwrap_or(i32::MAX);
-        let (endpoint, event_id, payload) = match copy.delivery {
-            Some((endpoint, event_id, payload)) => (Some(endpoint), Some(event_id), Some(payload)),
-            None => (None, None, None),
+        let (delivery, endpoint, event_id, payload) = match copy.delivery {
+            Some((delivery, endpoint, event_id, payload)) => {
+                (Some(delivery), Some(endpoint), Some(event_id), Some(payload))
+            }
+            None => (None, None, None, None),
         };
         sqlx::query!(
             "WITH m AS (
@@ -51,13 +54,13 @@ pub async fn store(pool: &PgPool, copies: &[NewInbound<'_>]) -> sqlx::Result<()>
              ), s AS (
                 INSERT INTO message_sources (message_id, raw) SELECT id, $9 FROM m
              ), d AS (
-                INSERT INTO webhook_deliveries (endpoint_id, event_id, event_type, payload)
-                SELECT $20, $21, 'inbound.received', $22 FROM m WHERE $20::uuid IS NOT NULL
+                                INSERT INTO webhook_deliveries (id, endpoint_id, event_id, event_type, payload)
+                SELECT $24, $20, $21, 'inbound.received', $22 FROM m WHERE $20::uuid IS NOT NULL
              )
              INSERT INTO inbound_messages (message_id, kind, route_id, action, about_recipient_id,
                                            about_message_id, client_ip, helo, tls, mail_from, rcpt_to,
-                                           checks, flagged)
-             SELECT id, $10, $11, $12, $13, $14, $15::text::inet, $16, $17, $5, $18, $19, $23 FROM m",
+                                                                                      checks, flagged, delivery_id)
+             SELECT id, $10, $11, $12, $13, $14, $15::text::inet, $16, $17, $5, $18, $19, $23, $24 FROM m",
             copy.id,
             copy.server_id,
             copy.domain_id,
@@ -79,8 +82,9 @@ pub async fn store(pool: &PgPool, copies: &[NewInbound<'_>]) -> sqlx::Result<()>
             copy.checks,
             endpoint,
             event_id,
-            payload,
-            copy.flagged
+                        payload,
+            copy.flagged,
+            delivery
         )
         .execute(&mut *tx)
         .await?;
@@ -136,5 +140,38 @@ pub async fn client_blocked(pool: &PgPool, ip: std::net::IpAddr) -> sqlx::Result
         ip.to_string()
     )
     .fetch_one(pool)
+    .await
+}
+
+/// What the SMTP server recorded of an incoming message.
+#[derive(Debug, Clone)]
+pub struct InboundRow {
+    pub kind: String,
+    pub route_id: Option<Uuid>,
+    pub action: String,
+    pub about_recipient_id: Option<Uuid>,
+    pub about_message_id: Option<Uuid>,
+    pub client_ip: String,
+    pub helo: String,
+    pub tls: bool,
+    pub mail_from: String,
+    pub rcpt_to: Vec<String>,
+    pub checks: serde_json::Value,
+    pub flagged: bool,
+    pub delivery_id: Option<Uuid>,
+    pub processed_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+#[tracing::instrument(level = "debug", skip(pool))]
+pub async fn get(pool: &PgPool, message: Uuid) -> sqlx::Result<Option<InboundRow>> {
+    sqlx::query_as!(
+        InboundRow,
+        r#"SELECT kind, route_id, action, about_recipient_id, about_message_id,
+                  host(client_ip) AS "client_ip!", helo, tls, mail_from, rcpt_to, checks, flagged,
+                  delivery_id, processed_at
+           FROM inbound_messages WHERE message_id = $1"#,
+        message
+    )
+    .fetch_optional(pool)
     .await
 }

@@ -38,6 +38,8 @@ pub struct MessageRow {
     pub metadata: serde_json::Value,
     pub size: i32,
     pub created_at: DateTime<Utc>,
+    /// `outgoing` (sent through the API) or `incoming` (received over SMTP).
+    pub direction: String,
 }
 
 /// Something that happened to a message or one of its recipients.
@@ -168,13 +170,13 @@ pub async fn insert(
 
 /// The columns of [`MessageRow`], for the dynamic list query.
 const MESSAGE_COLUMNS: &str = "SELECT id, message_id, mail_from, from_header, subject, tag, metadata,
-    size, created_at FROM messages m";
+    size, created_at, direction FROM messages m";
 
 #[tracing::instrument(level = "debug", skip(pool))]
 pub async fn get(pool: &PgPool, server: Uuid, id: Uuid) -> sqlx::Result<Option<MessageRow>> {
     sqlx::query_as!(
         MessageRow,
-        "SELECT id, message_id, mail_from, from_header, subject, tag, metadata, size, created_at
+        "SELECT id, message_id, mail_from, from_header, subject, tag, metadata, size, created_at, direction
          FROM messages WHERE server_id = $1 AND id = $2",
         server,
         id
@@ -220,6 +222,8 @@ pub async fn events(pool: &PgPool, message: Uuid) -> sqlx::Result<Vec<EventRow>>
 /// Filters for listing messages; all optional and combined with AND.
 #[derive(Debug, Default)]
 pub struct ListFilter {
+    /// `outgoing` or `incoming`.
+    pub direction: Option<&'static str>,
     pub status: Option<RecipientStatus>,
     pub recipient: Option<String>,
     pub tag: Option<String>,
@@ -236,6 +240,9 @@ pub struct ListFilter {
 pub async fn list(pool: &PgPool, server: Uuid, filter: &ListFilter) -> sqlx::Result<Vec<MessageRow>> {
     let mut q: QueryBuilder<Postgres> = QueryBuilder::new(MESSAGE_COLUMNS);
     q.push(" WHERE server_id = ").push_bind(server);
+    if let Some(direction) = filter.direction {
+        q.push(" AND direction = ").push_bind(direction);
+    }
     if let Some(tag) = &filter.tag {
         q.push(" AND tag = ").push_bind(tag.clone());
     }
@@ -259,10 +266,12 @@ pub async fn list(pool: &PgPool, server: Uuid, filter: &ListFilter) -> sqlx::Res
     }
     if let Some(address) = &filter.recipient {
         q.push(
-            " AND EXISTS (SELECT 1 FROM recipients r WHERE r.message_id = m.id AND lower(r.address) = lower(",
+            " AND (EXISTS (SELECT 1 FROM recipients r WHERE r.message_id = m.id AND lower(r.address) = lower(",
         )
         .push_bind(address.clone())
-        .push("))");
+        .push(")) OR EXISTS (SELECT 1 FROM inbound_messages i, unnest(i.rcpt_to) AS t(a) WHERE i.message_id = m.id AND lower(t.a) = lower(")
+        .push_bind(address.clone())
+        .push(")))");
     }
     q.push(" ORDER BY created_at DESC, id DESC LIMIT ")
         .push_bind(filter.limit);

@@ -532,6 +532,23 @@ pub async fn attempts(
     .await
 }
 
+/// Every attempt of one delivery, oldest first.
+#[tracing::instrument(level = "debug", skip(pool))]
+pub async fn delivery_attempts(pool: &PgPool, delivery: Uuid) -> sqlx::Result<Vec<AttemptRow>> {
+    sqlx::query_as!(
+        AttemptRow,
+        "SELECT a.id, a.delivery_id, d.event_id, d.event_type, d.status AS delivery_status,
+                a.attempted_at, a.http_status, a.latency_ms, a.response_body, a.error
+         FROM webhook_attempts a
+         JOIN webhook_deliveries d ON d.id = a.delivery_id
+         WHERE d.id = $1
+         ORDER BY a.id",
+        delivery
+    )
+    .fetch_all(pool)
+    .await
+}
+
 /// Makes a delivery of `endpoint` due now again, whatever became of it;
 /// returns whether there was one.
 #[tracing::instrument(level = "debug", skip(pool))]

@@ -26,7 +26,8 @@ struct Copy {
     id: Uuid,
     target: Target,
     rcpt_to: Vec<String>,
-    payload: Option<(Uuid, String, serde_json::Value)>,
+    /// The delivery's id, endpoint, event id and payload.
+    payload: Option<(Uuid, Uuid, String, serde_json::Value)>,
 }
 
 /// Checks and stores a message; the reply to its DATA.
@@ -129,7 +130,10 @@ pub(super) async fn receive(session: &Session<'_>, transaction: Transaction, raw
         };
         let max_attachment = ctx.state.settings.smtp.max_payload_attachment_bytes;
         match payload::event(about, format, &stored, &message, max_attachment, now) {
-            Ok(event) => copy.payload = Some((endpoint, format!("evt_{}", Uuid::now_v7().simple()), event)),
+            Ok(event) => {
+                let event_id = format!("evt_{}", Uuid::now_v7().simple());
+                copy.payload = Some((Uuid::now_v7(), endpoint, event_id, event));
+            }
             Err(err) => {
                 tracing::error!(error = %err, "building an inbound payload failed");
                 return Reply::TEMPORARY;
@@ -201,7 +205,9 @@ pub(super) async fn receive(session: &Session<'_>, transaction: Transaction, raw
                 delivery: copy
                     .payload
                     .as_ref()
-                    .map(|(endpoint, event_id, event)| (*endpoint, event_id.as_str(), event)),
+                    .map(|(delivery, endpoint, event_id, event)| {
+                        (*delivery, *endpoint, event_id.as_str(), event)
+                    }),
             }
         })
         .collect();

@@ -6,7 +6,7 @@
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use chrono::{DateTime, Utc};
-use mail_parser::{Address, HeaderValue, Message, MimeHeaders};
+use mail_parser::{Address, HeaderValue, Message, MessagePart, MimeHeaders};
 use uuid::Uuid;
 
 use crate::webhooks::events::{
@@ -71,13 +71,7 @@ pub fn parsed(message: &Message<'_>, message_id: Uuid, max_attachment: usize) ->
             InboundAttachment {
                 index,
                 filename: part.attachment_name().map(str::to_string),
-                content_type: part
-                    .content_type()
-                    .map(|ct| match ct.subtype() {
-                        Some(sub) => format!("{}/{}", ct.ctype(), sub),
-                        None => ct.ctype().to_string(),
-                    })
-                    .unwrap_or_else(|| "application/octet-stream".to_string()),
+                content_type: content_type(part),
                 content_id: part
                     .content_id()
                     .map(|id| id.trim_matches(['<', '>']).to_string()),
@@ -113,6 +107,18 @@ pub fn parsed(message: &Message<'_>, message_id: Uuid, max_attachment: usize) ->
             })
             .collect(),
     }
+}
+
+/// A part's media type (`type/subtype`), `application/octet-stream` when
+/// it has none or one that is not a valid header value.
+pub fn content_type(part: &MessagePart<'_>) -> String {
+    part.content_type()
+        .map(|ct| match ct.subtype() {
+            Some(sub) => format!("{}/{}", ct.ctype(), sub),
+            None => ct.ctype().to_string(),
+        })
+        .filter(|ct| ct.bytes().all(|b| b.is_ascii_graphic()))
+        .unwrap_or_else(|| "application/octet-stream".to_string())
 }
 
 fn mailboxes(address: &Address<'_>) -> Vec<InboundMailbox> {

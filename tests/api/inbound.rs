@@ -282,7 +282,12 @@ fn rich_message(to: &str, attachment: &[u8]) -> Vec<u8> {
 
 #[tokio::test]
 async fn a_message_reaches_its_route_endpoint_signed_in_both_formats() {
-    let app = spawn_app_with(smtp_settings).await;
+    let app = spawn_app_with(|s| {
+        smtp_settings(s);
+        // The 5 MB attachment is left out of payloads, linked instead.
+        s.smtp.max_payload_attachment_bytes = 1024 * 1024;
+    })
+    .await;
     let t = app
         .tenant("inbound-both@example.com", "in.example.com", "live", "ed25519")
         .await;
@@ -360,9 +365,13 @@ async fn a_message_reaches_its_route_endpoint_signed_in_both_formats() {
         .find(|a| a["filename"] == "big.bin")
         .expect("the attachment");
     assert_eq!(big["size"], attachment.len());
+    assert!(big["content"].is_null(), "over the payload limit");
+    let fetched = app.get(big["url"].as_str().unwrap(), &t.key).await;
+    assert_eq!(fetched.status(), 200);
+    assert_eq!(fetched.bytes().await.unwrap().to_vec(), attachment);
     assert_eq!(
-        STANDARD.decode(big["content"].as_str().unwrap()).unwrap(),
-        attachment
+        STANDARD.decode(logo["content"].as_str().unwrap()).unwrap().len(),
+        25
     );
     assert!(
         parsed["headers"]
@@ -409,6 +418,47 @@ async fn a_message_reaches_its_route_endpoint_signed_in_both_formats() {
         .unwrap();
     assert_eq!(stored, 2, "one copy per route");
     let _ = std::fs::remove_file(file);
+
+    // The API lists and shows received messages, with the endpoint's log.
+    let listed = json_of(app.get("/v1/messages?direction=incoming", &t.key).await, 200).await;
+    assert_eq!(listed["data"].as_array().unwrap().len(), 2);
+    assert_eq!(listed["data"][0]["direction"], "incoming");
+    let outgoing = json_of(app.get("/v1/messages?direction=outgoing", &t.key).await, 200).await;
+    assert_eq!(outgoing["data"], json!([]));
+    let by_rcpt = json_of(
+        app.get("/v1/messages?recipient=archive@in.example.com", &t.key)
+            .await,
+        200,
+    )
+    .await;
+    assert_eq!(by_rcpt["data"].as_array().unwrap().len(), 1);
+    let id = data["message_id"].as_str().unwrap();
+    let detail = json_of(app.get(&format!("/v1/messages/{id}"), &t.key).await, 200).await;
+    assert_eq!(detail["subject"], "Grüße aus Köln 🐦");
+    let inbound = &detail["inbound"];
+    assert_eq!(inbound["route_id"], parsed_route["id"]);
+    assert_eq!(inbound["envelope"]["helo"], "client.test");
+    // (No DNS server answers in this test.)
+    assert_eq!(inbound["checks"]["spf"]["result"], "temperror");
+    assert_eq!(inbound["endpoint_attempts"][0]["http_status"], 200);
+    assert_eq!(inbound["endpoint_attempts"][0]["event_type"], "inbound.received");
+    // Another tenant's key sees none of it.
+    let other = app
+        .tenant(
+            "inbound-other@example.com",
+            "other.example.com",
+            "live",
+            "ed25519",
+        )
+        .await;
+    assert_eq!(
+        app.get(&format!("/v1/messages/{id}"), &other.key).await.status(),
+        404
+    );
+    assert_eq!(
+        app.get(big["url"].as_str().unwrap(), &other.key).await.status(),
+        404
+    );
 }
 
 #[tokio::test]
@@ -632,4 +682,238 @@ async fn a_message_accepted_before_a_kill_is_delivered_after_restart() {
         event["data"]["envelope"]["rcpt_to"],
         json!(["support@in.example.com"])
     );
+}
+
+/// The stored checks of the received message sent to `rcpt`.
+async fn checks_of(app: &TestApp, rcpt: &str) -> Value {
+    sqlx::query_scalar("SELECT checks FROM inbound_messages WHERE $1 = ANY (rcpt_to)")
+        .bind(rcpt)
+        .fetch_one(&app.db)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn spf_dkim_and_dmarc_are_checked_against_dns_and_dmarc_reject_is_enforced() {
+    let dns_port = crate::helpers::free_udp_port();
+    let app = spawn_app_with(|s| {
+        smtp_settings(s);
+        s.dns.nameservers = vec![format!("127.0.0.1:{dns_port}").parse().unwrap()];
+    })
+    .await;
+    let t = app
+        .tenant("checks@example.com", "in.example.com", "live", "ed25519")
+        .await;
+    let signer = app
+        .tenant("signer@example.com", "signer.test", "development", "ed25519")
+        .await;
+    create_route(&app, &t, json!({"local_part": "*", "action": "hold"})).await;
+    create_route(
+        &app,
+        &t,
+        json!({"local_part": "lenient", "action": "hold", "dmarc_reject": "flag"}),
+    )
+    .await;
+    let domain = json_of(
+        app.get(&format!("/v1/domains/{}", signer.domain_id), &signer.token)
+            .await,
+        200,
+    )
+    .await;
+    let dkim_name = format!(
+        "{}._domainkey.signer.test",
+        domain["dkim_selector"].as_str().unwrap()
+    );
+    let _dns = crate::helpers::Dnsmasq::start(
+        dns_port,
+        &[
+            "--txt-record=pass.test,v=spf1 ip4:127.0.0.2 -all".to_string(),
+            "--txt-record=soft.test,v=spf1 ip4:127.0.0.2 ~all".to_string(),
+            "--txt-record=strict.test,v=spf1 ip4:127.0.0.9 -all".to_string(),
+            "--txt-record=_dmarc.strict.test,v=DMARC1; p=reject".to_string(),
+            "--txt-record=_dmarc.signer.test,v=DMARC1; p=reject".to_string(),
+            format!("--txt-record={dkim_name},{}", crate::dkim::dkim_txt(&domain)),
+        ],
+    );
+    let smtp = start_smtp(&app).await;
+    let send = |from: &'static str, to: &'static str, interface: &'static str| async move {
+        swaks(
+            smtp,
+            &[
+                "--local-interface",
+                interface,
+                "--from",
+                from,
+                "--to",
+                to,
+                "--h-From",
+                from,
+            ],
+        )
+        .await
+    };
+
+    let (ok, output) = send("a@pass.test", "spf-pass@in.example.com", "127.0.0.2").await;
+    assert!(ok, "{output}");
+    let checks = checks_of(&app, "spf-pass@in.example.com").await;
+    assert_eq!(checks["spf"]["result"], "pass", "{checks}");
+    assert_eq!(checks["spf"]["domain"], "pass.test");
+    assert_eq!(checks["spf_helo"]["result"], "none");
+    let (ok, output) = send("a@pass.test", "spf-fail@in.example.com", "127.0.0.3").await;
+    assert!(ok, "{output}");
+    assert_eq!(
+        checks_of(&app, "spf-fail@in.example.com").await["spf"]["result"],
+        "fail"
+    );
+    let (ok, output) = send("a@soft.test", "spf-soft@in.example.com", "127.0.0.3").await;
+    assert!(ok, "{output}");
+    assert_eq!(
+        checks_of(&app, "spf-soft@in.example.com").await["spf"]["result"],
+        "softfail"
+    );
+
+    // A message Tern signed for one tenant verifies when another receives it.
+    let sent = app
+        .send(
+            &signer.key,
+            &json!({"from": "news@signer.test", "to": "dkim@in.example.com", "subject": "Signed", "text": "hi"}),
+        )
+        .await;
+    let source = app.source(&signer.key, sent["id"].as_str().unwrap()).await;
+    let file = std::env::temp_dir().join(format!("tern-signed-{}.eml", uuid::Uuid::new_v4()));
+    std::fs::write(&file, &source).unwrap();
+    let data = format!("@{}", file.display());
+    let (ok, output) = swaks(
+        smtp,
+        &[
+            "--local-interface",
+            "127.0.0.2",
+            "--from",
+            "news@signer.test",
+            "--to",
+            "dkim@in.example.com",
+            "--data",
+            &data,
+        ],
+    )
+    .await;
+    let _ = std::fs::remove_file(&file);
+    assert!(ok, "{output}");
+    let checks = checks_of(&app, "dkim@in.example.com").await;
+    assert_eq!(checks["dkim"][0]["result"], "pass", "{checks}");
+    assert_eq!(checks["dkim"][0]["domain"], "signer.test");
+    assert_eq!(
+        checks["dmarc"]["result"], "pass",
+        "aligned DKIM passes DMARC: {checks}"
+    );
+    let id: uuid::Uuid = sqlx::query_scalar(
+        "SELECT message_id FROM inbound_messages WHERE 'dkim@in.example.com' = ANY (rcpt_to)",
+    )
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    let stored = String::from_utf8(app.source(&t.key, &id.to_string()).await).unwrap();
+    assert!(
+        stored.starts_with("Authentication-Results: tern.test;"),
+        "{stored}"
+    );
+    assert!(stored.contains("dkim=pass"), "{stored}");
+
+    // DMARC p=reject and no aligned pass: refused at the end of DATA,
+    // unless the route only flags it.
+    let before = app.count("messages").await;
+    let (ok, output) = send("a@strict.test", "dmarc@in.example.com", "127.0.0.2").await;
+    assert!(!ok);
+    assert!(output.contains("550 5.7.1"), "{output}");
+    assert_eq!(app.count("messages").await, before, "nothing stored");
+    let (ok, output) = send("a@strict.test", "lenient@in.example.com", "127.0.0.2").await;
+    assert!(ok, "{output}");
+    let flagged: bool = sqlx::query_scalar(
+        "SELECT flagged FROM inbound_messages WHERE 'lenient@in.example.com' = ANY (rcpt_to)",
+    )
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    assert!(flagged);
+    assert_eq!(
+        checks_of(&app, "lenient@in.example.com").await["dmarc"]["policy"],
+        "reject"
+    );
+}
+
+#[tokio::test]
+async fn bounces_to_signed_return_paths_are_taken_and_forged_ones_refused() {
+    let app = spawn_app_with(smtp_settings).await;
+    let t = app
+        .tenant("bounces@example.com", "out.example.com", "development", "ed25519")
+        .await;
+    let smtp = start_smtp(&app).await;
+    let sent = app
+        .send(
+            &t.key,
+            &json!({"from": "a@out.example.com", "to": "gone@far.test", "text": "hi"}),
+        )
+        .await;
+    let message = app.message(&t.key, &sent).await;
+    let recipient: uuid::Uuid = message["recipients"][0]["id"].as_str().unwrap().parse().unwrap();
+    let key: Vec<u8> = sqlx::query_scalar("SELECT value FROM instance_secrets WHERE name = 'verp_hmac'")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    let verp = tern::delivery::verp::Verp::new(&key);
+    let target = tern::delivery::verp::VerpTarget::Recipient(recipient);
+
+    for host in ["rp.tern.test", "rp.out.example.com"] {
+        let address = verp.return_path(target, host);
+        let (ok, output) = swaks(
+            smtp,
+            &[
+                "--from",
+                "",
+                "--to",
+                &address,
+                "--h-Subject",
+                "Undelivered Mail Returned to Sender",
+            ],
+        )
+        .await;
+        assert!(ok, "{address}: {output}");
+    }
+    let rows: Vec<(String, Option<uuid::Uuid>, String, uuid::Uuid)> = sqlx::query_as(
+        "SELECT i.kind, i.about_recipient_id, i.action, m.server_id
+         FROM inbound_messages i JOIN messages m ON m.id = i.message_id",
+    )
+    .fetch_all(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(rows.len(), 2);
+    for (kind, about, action, server) in rows {
+        assert_eq!(kind, "return_path");
+        assert_eq!(about, Some(recipient));
+        assert_eq!(action, "pending");
+        assert_eq!(server, t.server_id, "stored for the server that sent the message");
+    }
+
+    // A token whose signature does not match, or a return path at a host
+    // that is none of ours, is refused at RCPT.
+    let good = verp.return_path(target, "rp.tern.test");
+    let (local, host) = good.split_once('@').unwrap();
+    let mut forged = local.to_string();
+    let last = forged.pop().unwrap();
+    forged.push(if last == 'a' { 'b' } else { 'a' });
+    let (mut c, _) = Client::connect(smtp).await;
+    c.command("EHLO bounce.test").await;
+    c.command("MAIL FROM:<>").await;
+    assert!(
+        c.command(&format!("RCPT TO:<{forged}@{host}>"))
+            .await
+            .starts_with("550 5.1.1")
+    );
+    assert!(
+        c.command(&format!("RCPT TO:<{local}@elsewhere.test>"))
+            .await
+            .starts_with("550 5.7.1")
+    );
+    assert_eq!(code(&c.command("QUIT").await), "221");
+    assert_eq!(app.count("inbound_messages").await, 2);
 }

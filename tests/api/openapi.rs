@@ -127,7 +127,8 @@ async fn every_operation_answers_only_what_the_document_lists() {
     let sent = app
         .send(
             &t.key,
-            &json!({"from": "a@example.com", "to": "b@example.org", "text": "x"}),
+            &json!({"from": "a@example.com", "to": "b@example.org", "text": "x",
+                    "attachments": [{"filename": "a.txt", "content": "eA=="}]}),
         )
         .await;
     // The send (held on this development server) made a webhook delivery.
@@ -145,6 +146,7 @@ async fn every_operation_answers_only_what_the_document_lists() {
         ("webhook_id", webhook["id"].as_str().unwrap().to_string()),
         ("delivery_id", delivery.to_string()),
         ("route_id", route["id"].as_str().unwrap().to_string()),
+        ("index", "0".to_string()),
     ];
     let fill = |path: &str, value: Option<&str>| {
         ids.iter().fold(path.to_string(), |path, (name, id)| {
@@ -169,7 +171,7 @@ async fn every_operation_answers_only_what_the_document_lists() {
     let rank = |o: &Operation| match (o.method == reqwest::Method::DELETE, o.id()) {
         (false, _) => 0,
         (true, "delete_organization") => 3,
-                (true, "delete_server") => 2,
+        (true, "delete_server") => 2,
         // Its routes go with it.
         (true, "delete_domain") => 2,
         (true, _) => 1,
