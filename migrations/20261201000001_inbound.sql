@@ -82,7 +82,9 @@ END;
 $$;
 
 -- Admin IP lists for the SMTP server: 'block' refuses a client at connect,
--- 'allow' exempts it from the DNSBL lookups.
+-- 'allow' exempts it from blocks and from the DNSBL lookups. Managed by
+-- instance administrators only: they apply to every tenant.
+ALTER TABLE users ADD COLUMN instance_admin boolean NOT NULL DEFAULT false;
 CREATE TABLE smtp_ip_rules (
     id          uuid PRIMARY KEY,
     network     cidr NOT NULL UNIQUE,

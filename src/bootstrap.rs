@@ -68,9 +68,12 @@ pub async fn demo(pool: &PgPool, sealing: &SealingKey) -> anyhow::Result<Demo> {
             user
         }
         None => {
-            create_admin(pool, DEMO_EMAIL, "Demo admin", Some(password.clone()))
+            let user = create_admin(pool, DEMO_EMAIL, "Demo admin", Some(password.clone()))
                 .await?
-                .0
+                .0;
+            // The demo's admin is the installation's first operator.
+            db::users::set_instance_admin(pool, user.id, true).await?;
+            user
         }
     };
     let org = match db::organizations::list_for_user(pool, user.id)

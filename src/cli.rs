@@ -74,6 +74,10 @@ pub enum AdminCommand {
         /// Read from the environment rather than the command line where possible.
         #[arg(long, env = "TERN_ADMIN_PASSWORD")]
         password: Option<String>,
+        /// Also an instance administrator: manages installation-wide
+        /// settings (the SMTP server's IP rules), for every tenant.
+        #[arg(long)]
+        instance_admin: bool,
     },
     /// Print a session token for a user (a one-time login for the API).
     Token {
@@ -156,8 +160,12 @@ pub async fn run() -> anyhow::Result<()> {
             email,
             name,
             password,
+            instance_admin,
         }) => {
             let (user, generated) = bootstrap::create_admin(&pool, &email, &name, password).await?;
+            if instance_admin {
+                crate::db::users::set_instance_admin(&pool, user.id, true).await?;
+            }
             println!("created admin user {} ({})", user.email, user.id);
             if let Some(password) = generated {
                 println!("password (shown once): {password}");

@@ -74,6 +74,9 @@ pub struct SmtpSettings {
     /// Attachments of a `parsed` payload larger than this are left out,
     /// with a link to fetch them through the API.
     pub max_payload_attachment_bytes: usize,
+    /// DNS blocklist zones (RFC 5782) asked about each client on connect; a
+    /// listed client is refused with `554 5.7.1`. None by default.
+    pub dnsbl_zones: Vec<String>,
 }
 
 impl Default for SmtpSettings {
@@ -96,6 +99,7 @@ impl Default for SmtpSettings {
             max_sessions_per_ip: 20,
             max_transactions: 100,
             max_payload_attachment_bytes: 10 * 1024 * 1024,
+            dnsbl_zones: Vec::new(),
         }
     }
 }

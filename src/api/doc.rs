@@ -34,6 +34,7 @@ with a stable `code`.",
         (name = "api-keys", description = "Server API keys"),
         (name = "webhooks", description = "Webhook endpoints and their signing secrets"),
         (name = "routes", description = "Inbound routes: addresses that receive mail, and where it goes"),
+        (name = "smtp", description = "The SMTP server's installation-wide settings (instance administrators)"),
         (name = "health", description = "Probes and metrics"),
     ),
     components(schemas(

@@ -13,6 +13,7 @@ pub mod organizations;
 pub mod routes;
 pub mod send;
 pub mod servers;
+pub mod smtp_rules;
 pub mod webhooks;
 
 use std::time::Duration;
@@ -83,6 +84,8 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(webhooks::test_webhook))
         .routes(routes!(webhooks::replay_webhook))
         .routes(routes!(routes::list_routes, routes::create_route))
+        .routes(routes!(smtp_rules::list_ip_rules, smtp_rules::create_ip_rule))
+        .routes(routes!(smtp_rules::delete_ip_rule))
         .routes(routes!(
             routes::get_route,
             routes::update_route,

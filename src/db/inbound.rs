@@ -129,20 +129,6 @@ pub async fn is_return_path_host(pool: &PgPool, host: &str) -> sqlx::Result<bool
     .await
 }
 
-/// Whether the admin IP rules block `ip` (a block rule covers it and no
-/// allow rule does).
-#[tracing::instrument(level = "debug", skip(pool))]
-pub async fn client_blocked(pool: &PgPool, ip: std::net::IpAddr) -> sqlx::Result<bool> {
-    sqlx::query_scalar!(
-        r#"SELECT EXISTS (SELECT 1 FROM smtp_ip_rules WHERE action = 'block' AND network >>= $1::text::inet)
-              AND NOT EXISTS (SELECT 1 FROM smtp_ip_rules WHERE action = 'allow' AND network >>= $1::text::inet)
-              AS "blocked!""#,
-        ip.to_string()
-    )
-    .fetch_one(pool)
-    .await
-}
-
 /// What the SMTP server recorded of an incoming message.
 #[derive(Debug, Clone)]
 pub struct InboundRow {

@@ -12,6 +12,7 @@ pub mod queue;
 pub mod routes;
 pub mod secrets;
 pub mod servers;
+pub mod smtp_rules;
 pub mod users;
 pub mod webhooks;
 

@@ -89,3 +89,24 @@ pub async fn exists(pool: &PgPool, id: Uuid) -> sqlx::Result<bool> {
     .fetch_one(pool)
     .await
 }
+
+/// Makes a user an instance administrator (or not).
+#[tracing::instrument(level = "debug", skip(pool))]
+pub async fn set_instance_admin(pool: &PgPool, id: Uuid, admin: bool) -> sqlx::Result<()> {
+    sqlx::query!("UPDATE users SET instance_admin = $2 WHERE id = $1", id, admin)
+        .execute(pool)
+        .await
+        .map(|_| ())
+}
+
+/// Whether a user administers the whole installation (instance-wide
+/// settings such as the SMTP server's IP rules).
+#[tracing::instrument(level = "debug", skip(pool))]
+pub async fn is_instance_admin(pool: &PgPool, id: Uuid) -> sqlx::Result<bool> {
+    sqlx::query_scalar!(
+        r#"SELECT coalesce((SELECT instance_admin FROM users WHERE id = $1), false) AS "admin!""#,
+        id
+    )
+    .fetch_one(pool)
+    .await
+}

@@ -4,13 +4,14 @@
 //! `250`. Never a relay: a recipient is accepted only for a route's address
 //! or a signed return path, everything else is refused in the dialogue.
 //!
-//! Data flow: `server` (accept, session limits, IP rules) → `session` (the
+//! Data flow: `server` (accept, session limits, IP rules, `dnsbl`) → `session` (the
 //! command state machine, reading with `wire`) → `recipient` (RCPT TO:
 //! routes and return paths) → `message` (end of DATA: `checks`, policy,
 //! trace fields, `payload`, then `db::inbound::store`). The dispatcher
 //! (`webhooks`) delivers `inbound.received` to route endpoints.
 
 pub mod checks;
+pub mod dnsbl;
 pub mod message;
 pub mod payload;
 pub mod recipient;

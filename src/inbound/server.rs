@@ -180,11 +180,11 @@ async fn admit_and_serve(
         )
         .await;
     };
-    match db::inbound::client_blocked(&ctx.state.db, peer.ip()).await {
-        Ok(true) => {
+    let allowed = match db::smtp_rules::verdict(&ctx.state.db, peer.ip()).await {
+        Ok((true, _)) => {
             return refuse(stream, Reply::new(554, "5.7.1", "Your address is blocked")).await;
         }
-        Ok(false) => {}
+        Ok((false, allowed)) => allowed,
         Err(err) => {
             tracing::error!(error = %err, "reading the SMTP IP rules failed");
             return refuse(
@@ -193,6 +193,12 @@ async fn admit_and_serve(
             )
             .await;
         }
+    };
+    if !allowed
+        && let Some(zone) = super::dnsbl::listed(&ctx.authenticator.0, peer.ip(), &settings.dnsbl_zones).await
+    {
+        let text = format!("Your address is listed at {zone}");
+        return refuse(stream, Reply::owned(554, "5.7.1", text)).await;
     }
     let _ = stream.set_nodelay(true);
     let session_timeout = Duration::from_secs(settings.session_timeout_secs);

@@ -97,7 +97,14 @@ struct Client {
 
 impl Client {
     async fn connect(addr: SocketAddr) -> (Client, String) {
-        let stream = TcpStream::connect(addr).await.unwrap();
+        Client::connect_from(addr, "127.0.0.1").await
+    }
+
+    /// From another loopback address (127.0.0.x), as another client.
+    async fn connect_from(addr: SocketAddr, local: &str) -> (Client, String) {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(format!("{local}:0").parse().unwrap()).unwrap();
+        let stream = socket.connect(addr).await.unwrap();
         let mut client = Client {
             stream: BufReader::new(stream),
         };
@@ -916,4 +923,85 @@ async fn bounces_to_signed_return_paths_are_taken_and_forged_ones_refused() {
     );
     assert_eq!(code(&c.command("QUIT").await), "221");
     assert_eq!(app.count("inbound_messages").await, 2);
+}
+
+#[tokio::test]
+async fn ip_rules_and_dns_blocklists_refuse_clients_at_connect() {
+    let dns_port = crate::helpers::free_udp_port();
+    let app = spawn_app_with(|s| {
+        smtp_settings(s);
+        s.dns.nameservers = vec![format!("127.0.0.1:{dns_port}").parse().unwrap()];
+        s.smtp.dnsbl_zones = vec!["bl.test".into()];
+    })
+    .await;
+    let _dns = crate::helpers::Dnsmasq::start(
+        dns_port,
+        &[
+            // 127.0.0.3 is listed.
+            "--address=/3.0.0.127.bl.test/127.0.0.2".to_string(),
+            "--host-record=client.test,127.0.0.2".to_string(),
+        ],
+    );
+    let t = app
+        .tenant("ip-rules@example.com", "in.example.com", "live", "ed25519")
+        .await;
+    create_route(&app, &t, json!({"local_part": "*", "action": "hold"})).await;
+    let smtp = start_smtp(&app).await;
+    let rules = "/v1/smtp/ip-rules";
+
+    // Installation-wide: only instance administrators.
+    assert_error(app.get(rules, &t.token).await, 403, "not_instance_admin").await;
+    let block = json!({"network": "127.0.0.4", "action": "block", "note": "test"});
+    assert_error(app.post(rules, &t.token, &block).await, 403, "not_instance_admin").await;
+    sqlx::query("UPDATE users SET instance_admin = true WHERE id = $1")
+        .bind(t.user_id)
+        .execute(&app.db)
+        .await
+        .unwrap();
+    let created = json_of(app.post(rules, &t.token, &block).await, 201).await;
+    assert_eq!(created["network"], "127.0.0.4/32");
+    assert_error(app.post(rules, &t.token, &block).await, 409, "ip_rule_exists").await;
+    let bad = json!({"network": "127.0.0.4/8", "action": "block"});
+    assert_error(app.post(rules, &t.token, &bad).await, 422, "invalid_network").await;
+
+    let (_, greeting) = Client::connect_from(smtp, "127.0.0.4").await;
+    assert!(greeting.starts_with("554 5.7.1"), "{greeting}");
+    let (_, greeting) = Client::connect_from(smtp, "127.0.0.3").await;
+    assert!(
+        greeting.starts_with("554 5.7.1") && greeting.contains("bl.test"),
+        "{greeting}"
+    );
+    // An allow rule exempts a client from the blocklists.
+    let allow = json!({"network": "127.0.0.3/32", "action": "allow"});
+    json_of(app.post(rules, &t.token, &allow).await, 201).await;
+    let (_, greeting) = Client::connect_from(smtp, "127.0.0.3").await;
+    assert!(greeting.starts_with("220 "), "{greeting}");
+
+    let (ok, output) = swaks(
+        smtp,
+        &[
+            "--local-interface",
+            "127.0.0.2",
+            "--from",
+            "a@client.test",
+            "--to",
+            "fcrdns@in.example.com",
+        ],
+    )
+    .await;
+    assert!(ok, "{output}");
+    // hickory answers reverse lookups of 127.0.0.0/8 itself (RFC 6761:
+    // `localhost`), whatever the DNS server says, and localhost is not
+    // 127.0.0.2: loopback clients never pass FCrDNS.
+    let checks = checks_of(&app, "fcrdns@in.example.com").await;
+    assert_eq!(checks["fcrdns"], "fail", "{checks}");
+    assert_eq!(checks["client_name"], Value::Null);
+
+    let listed = json_of(app.get(rules, &t.token).await, 200).await;
+    assert_eq!(listed["data"].as_array().unwrap().len(), 2);
+    let item = format!("{rules}/{}", created["id"].as_str().unwrap());
+    assert_eq!(app.delete(&item, &t.token).await.status(), 204);
+    assert_eq!(app.delete(&item, &t.token).await.status(), 404);
+    let (_, greeting) = Client::connect_from(smtp, "127.0.0.4").await;
+    assert!(greeting.starts_with("220 "), "{greeting}");
 }

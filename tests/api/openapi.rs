@@ -114,6 +114,22 @@ async fn every_operation_answers_only_what_the_document_lists() {
         201,
     )
     .await;
+    // The operator: instance-wide settings too.
+    sqlx::query("UPDATE users SET instance_admin = true WHERE id = $1")
+        .bind(t.user_id)
+        .execute(&app.db)
+        .await
+        .unwrap();
+    let rule = json_of(
+        app.post(
+            "/v1/smtp/ip-rules",
+            &t.token,
+            &json!({"network": "198.51.100.0/24", "action": "allow"}),
+        )
+        .await,
+        201,
+    )
+    .await;
     let route = json_of(
         app.post(
             &format!("/v1/servers/{}/routes", t.server_id),
@@ -147,6 +163,7 @@ async fn every_operation_answers_only_what_the_document_lists() {
         ("delivery_id", delivery.to_string()),
         ("route_id", route["id"].as_str().unwrap().to_string()),
         ("index", "0".to_string()),
+        ("rule_id", rule["id"].as_str().unwrap().to_string()),
     ];
     let fill = |path: &str, value: Option<&str>| {
         ids.iter().fold(path.to_string(), |path, (name, id)| {
