@@ -58,6 +58,23 @@ ensure_swaks() {
   apt_install libnet-ssleay-perl libio-socket-ssl-perl
 }
 
+# rspamd (the spam scanner the inbound tests score with) answering on
+# 127.0.0.1:11333. Its first start compiles its rules (a minute or two).
+ensure_rspamd() {
+  ensure_command rspamd rspamd
+  if curl -sf -m 2 http://127.0.0.1:11333/ping >/dev/null 2>&1; then return 0; fi
+  log "starting rspamd"
+  mkdir -p /run/rspamd /var/lib/rspamd /var/log/rspamd
+  chown _rspamd:_rspamd /run/rspamd /var/lib/rspamd /var/log/rspamd
+  rspamd -u _rspamd -g _rspamd </dev/null >/dev/null 2>&1
+  for _ in $(seq 1 240); do
+    curl -sf -m 2 http://127.0.0.1:11333/ping >/dev/null 2>&1 && return 0
+    sleep 1
+  done
+  echo "rspamd did not answer on 127.0.0.1:11333" >&2
+  return 1
+}
+
 # .venv with the Python test peers (dkimpy, openapi-spec-validator).
 ensure_python_venv() {
   local requirements="tests/support/requirements.txt"

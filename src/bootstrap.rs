@@ -112,6 +112,32 @@ pub async fn demo(pool: &PgPool, sealing: &SealingKey) -> anyhow::Result<Demo> {
         )
         .await?;
     }
+    // A catch-all route that holds what it receives: a first message to
+    // the SMTP server (scripts/run listens on 127.0.0.1:2525) is stored.
+    if db::routes::list(pool, user.id, server.id).await?.is_empty()
+        && let Some(domain) = db::domains::list(pool, user.id, server.id)
+            .await?
+            .into_iter()
+            .find(|d| d.name == DEMO_DOMAIN)
+    {
+        let route = db::routes::NewRoute {
+            id: Uuid::now_v7(),
+            server_id: server.id,
+            domain_id: domain.id,
+            local_part: "*",
+            action: "hold",
+            endpoint: None,
+            format: "parsed",
+            reject_code: None,
+            reject_message: None,
+            dmarc_reject: "reject",
+            spam_threshold: None,
+            spam_action: "flag",
+        };
+        if let Err(err) = db::routes::create(pool, user.id, route, i64::MAX).await {
+            anyhow::bail!("creating the demo route: {err}");
+        }
+    }
     for old in db::api_keys::list(pool, user.id, server.id).await? {
         if old.name == "demo" && old.revoked_at.is_none() {
             db::api_keys::revoke(pool, old.id).await?;
@@ -155,6 +181,12 @@ Then look at it (use the "id" from the answer):
 
   curl -s {base}/v1/messages/<id> -H 'Authorization: Bearer {key}'
   curl -s {base}/v1/messages/<id>/source -H 'Authorization: Bearer {key}'
+
+Receive one (every address of {domain} is routed to "hold"), when the SMTP
+server listens (smtp.listen; scripts/run uses 127.0.0.1:2525):
+
+  swaks --server 127.0.0.1:2525 --to inbox@{domain} --from you@example.org
+  curl -s '{base}/v1/messages?direction=incoming' -H 'Authorization: Bearer {key}'
 ====================================================
 "#,
             email = self.email,

@@ -77,6 +77,28 @@ pub struct SmtpSettings {
     /// DNS blocklist zones (RFC 5782) asked about each client on connect; a
     /// listed client is refused with `554 5.7.1`. None by default.
     pub dnsbl_zones: Vec<String>,
+    pub spam: SpamSettings,
+}
+
+/// The spam scanner of received mail.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SpamSettings {
+    /// rspamd's normal worker, e.g. `http://127.0.0.1:11333`; none: no
+    /// scanning (verdict `unknown`).
+    pub rspamd_url: Option<String>,
+    /// How long a scan may take, in milliseconds; then the verdict is
+    /// `unknown` and the message goes on.
+    pub timeout_ms: u64,
+}
+
+impl Default for SpamSettings {
+    fn default() -> Self {
+        SpamSettings {
+            rspamd_url: None,
+            timeout_ms: 5000,
+        }
+    }
 }
 
 impl Default for SmtpSettings {
@@ -100,6 +122,7 @@ impl Default for SmtpSettings {
             max_transactions: 100,
             max_payload_attachment_bytes: 10 * 1024 * 1024,
             dnsbl_zones: Vec::new(),
+            spam: SpamSettings::default(),
         }
     }
 }

@@ -13,6 +13,7 @@ use super::payload::{self, About};
 use super::recipient::Target;
 use super::reply::Reply;
 use super::session::{Session, Transaction};
+use super::spam::{self, Scan};
 use crate::db;
 use crate::db::inbound::NewInbound;
 use crate::mail::received;
@@ -45,20 +46,50 @@ pub(super) async fn receive(session: &Session<'_>, transaction: Transaction, raw
         helo,
         mail_from: &transaction.mail_from,
     };
-    let Checked {
-        checks,
-        header,
-        dmarc_reject,
-    } = checks::run(&ctx.authenticator, &ctx.hostname, &client, &raw).await;
+    let rcpt_to: Vec<String> = transaction.recipients.iter().map(|(a, _)| a.clone()).collect();
+    let envelope = spam::Envelope {
+        ip: client.ip,
+        helo,
+        mail_from: &transaction.mail_from,
+        rcpt_to: &rcpt_to,
+    };
+    let scanning = async {
+        match &ctx.scanner {
+            Some(scanner) => scanner.scan(&envelope, &raw).await,
+            None => Scan::UNKNOWN,
+        }
+    };
+    let (
+        Checked {
+            mut checks,
+            header,
+            dmarc_reject,
+        },
+        scan,
+    ) = tokio::join!(
+        checks::run(&ctx.authenticator, &ctx.hostname, &client, &raw),
+        scanning
+    );
+    checks.spam = scan.verdict;
+    checks.spam_score = scan.score;
     let routes = transaction.recipients.iter().filter_map(|(_, t)| match t {
         Target::Route(route) => Some(route),
         Target::ReturnPath { .. } => None,
     });
+    // One reply answers every recipient: the strictest route decides.
     let mut flagged = false;
     for route in routes {
         if dmarc_reject {
             if route.dmarc_reject == "reject" {
                 return Reply::new(550, "5.7.1", "Rejected by the sender domain's DMARC policy");
+            }
+            flagged = true;
+        }
+        if let (Some(threshold), Some(score)) = (route.spam_threshold, scan.score)
+            && score >= f64::from(threshold)
+        {
+            if route.spam_action == "reject" {
+                return Reply::new(550, "5.7.1", "Message refused as spam");
             }
             flagged = true;
         }

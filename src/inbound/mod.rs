@@ -6,7 +6,7 @@
 //!
 //! Data flow: `server` (accept, session limits, IP rules, `dnsbl`) → `session` (the
 //! command state machine, reading with `wire`) → `recipient` (RCPT TO:
-//! routes and return paths) → `message` (end of DATA: `checks`, policy,
+//! routes and return paths) → `message` (end of DATA: `checks`, `spam`, policy,
 //! trace fields, `payload`, then `db::inbound::store`). The dispatcher
 //! (`webhooks`) delivers `inbound.received` to route endpoints.
 
@@ -18,6 +18,7 @@ pub mod recipient;
 pub mod reply;
 pub mod server;
 pub mod session;
+pub mod spam;
 pub mod tls;
 pub mod wire;
 

@@ -27,6 +27,8 @@ pub struct Context {
     pub state: AppState,
     /// SPF, DKIM, DMARC, ARC and reverse DNS, over Tern's resolver.
     pub authenticator: MessageAuthenticator,
+    /// rspamd, when configured.
+    pub scanner: Option<super::spam::Scanner>,
     pub verp: Verp,
     pub tls: Option<TlsAcceptor>,
     /// The greeting's name and the authserv-id.
@@ -64,6 +66,8 @@ impl SmtpServer {
         let resolver = crate::dns::resolver::build(&settings.dns).context("building the DNS resolver")?;
         let ctx = Context {
             authenticator: MessageAuthenticator(resolver),
+            scanner: super::spam::Scanner::new(&settings.smtp.spam)
+                .context("the spam scanner (smtp.spam)")?,
             verp: Verp::new(&key),
             tls: Some(tls),
             hostname: settings.smtp_hostname().to_string(),

@@ -27,9 +27,14 @@ fn smtp_settings(settings: &mut tern::config::Settings) {
 
 /// Starts the SMTP server of `app` in this process.
 async fn start_smtp(app: &TestApp) -> SocketAddr {
-    let state = AppState::without_sealing(app.db.clone(), app.settings.clone())
-        .await
-        .unwrap();
+    start_smtp_with(app, |_| {}).await
+}
+
+/// Starts another SMTP server on `app`'s database, with changed settings.
+async fn start_smtp_with(app: &TestApp, adjust: impl FnOnce(&mut tern::config::Settings)) -> SocketAddr {
+    let mut settings = app.settings.clone();
+    adjust(&mut settings);
+    let state = AppState::without_sealing(app.db.clone(), settings).await.unwrap();
     let server = SmtpServer::bind(state, None).await.unwrap();
     let addr = server.local_addrs()[0];
     tokio::spawn(server.run(std::future::pending()));
@@ -1004,4 +1009,127 @@ async fn ip_rules_and_dns_blocklists_refuse_clients_at_connect() {
     assert_eq!(app.delete(&item, &t.token).await.status(), 404);
     let (_, greeting) = Client::connect_from(smtp, "127.0.0.4").await;
     assert!(greeting.starts_with("220 "), "{greeting}");
+}
+
+/// rspamd's normal worker, which scripts/test starts.
+async fn rspamd_url() -> String {
+    let url = std::env::var("TERN_TEST_RSPAMD_URL").unwrap_or_else(|_| "http://127.0.0.1:11333".into());
+    let ping = reqwest::get(format!("{url}/ping")).await;
+    assert!(
+        ping.is_ok_and(|r| r.status().is_success()),
+        "rspamd must answer at {url} (scripts/test starts it)"
+    );
+    url
+}
+
+/// The GTUBE test string: every rspamd scores it as spam.
+const GTUBE: &str = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X";
+
+#[tokio::test]
+async fn rspamd_scores_messages_and_routes_reject_or_flag_spam_and_a_dead_scanner_stops_nothing() {
+    let url = rspamd_url().await;
+    let app = spawn_app_with(|s| {
+        smtp_settings(s);
+        s.smtp.spam.rspamd_url = Some(url.clone());
+    })
+    .await;
+    let t = app
+        .tenant("spam@example.com", "in.example.com", "live", "ed25519")
+        .await;
+    create_route(
+        &app,
+        &t,
+        json!({"local_part": "strict", "action": "hold", "spam_threshold": 10.0, "spam_action": "reject"}),
+    )
+    .await;
+    create_route(
+        &app,
+        &t,
+        json!({"local_part": "lenient", "action": "hold", "spam_threshold": 10.0}),
+    )
+    .await;
+    create_route(&app, &t, json!({"local_part": "*", "action": "hold"})).await;
+    let smtp = start_smtp(&app).await;
+
+    let (ok, output) = swaks(
+        smtp,
+        &[
+            "--from",
+            "a@spam.test",
+            "--to",
+            "strict@in.example.com",
+            "--body",
+            GTUBE,
+        ],
+    )
+    .await;
+    assert!(!ok);
+    assert!(output.contains("550 5.7.1"), "{output}");
+    let (ok, output) = swaks(
+        smtp,
+        &[
+            "--from",
+            "a@spam.test",
+            "--to",
+            "lenient@in.example.com",
+            "--body",
+            GTUBE,
+        ],
+    )
+    .await;
+    assert!(ok, "{output}");
+    let checks = checks_of(&app, "lenient@in.example.com").await;
+    assert_eq!(checks["spam"], "spam", "{checks}");
+    assert!(checks["spam_score"].as_f64().unwrap() >= 10.0, "{checks}");
+    let flagged: bool = sqlx::query_scalar(
+        "SELECT flagged FROM inbound_messages WHERE 'lenient@in.example.com' = ANY (rcpt_to)",
+    )
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    assert!(flagged);
+    let (ok, output) = swaks(
+        smtp,
+        &[
+            "--from",
+            "a@fine.test",
+            "--to",
+            "plain@in.example.com",
+            "--body",
+            "Hello there",
+        ],
+    )
+    .await;
+    assert!(ok, "{output}");
+    let checks = checks_of(&app, "plain@in.example.com").await;
+    assert_eq!(checks["spam"], "ham", "{checks}");
+    assert!(checks["spam_score"].is_number());
+
+    // A scanner that accepts and never answers, and one that is down: the
+    // verdict is unknown and the message is taken, within the timeout.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent_url = format!("http://{}", silent.local_addr().unwrap());
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = silent.accept().await {
+            held.push(stream);
+        }
+    });
+    for (scanner, rcpt) in [
+        (silent_url, "slow@in.example.com"),
+        ("http://127.0.0.1:9".to_string(), "down@in.example.com"),
+    ] {
+        let smtp = start_smtp_with(&app, |s| {
+            s.smtp.spam.rspamd_url = Some(scanner);
+            s.smtp.spam.timeout_ms = 300;
+        })
+        .await;
+        let started = std::time::Instant::now();
+        let (ok, output) = swaks(smtp, &["--from", "a@spam.test", "--to", rcpt, "--body", GTUBE]).await;
+        assert!(ok, "{output}");
+        assert!(started.elapsed() < Duration::from_secs(10));
+        let checks = checks_of(&app, rcpt).await;
+        assert_eq!(checks["spam"], "unknown", "{checks}");
+        assert!(checks["spam_score"].is_null());
+    }
 }

@@ -92,7 +92,8 @@ const RULES: &[Rule] = &[
         must_not: HTTP,
     },
     // The SMTP server runs without the HTTP layer; it decodes return paths
-    // with delivery::verp and writes payloads of webhooks::events.
+    // with delivery::verp, writes payloads of webhooks::events and asks
+    // rspamd (reqwest) for a spam score.
     Rule {
         part: "inbound",
         may_use: &[
@@ -107,14 +108,7 @@ const RULES: &[Rule] = &[
             "delivery",
             "webhooks",
         ],
-        must_not: &[
-            "axum",
-            "tower",
-            "tower_http",
-            "utoipa_axum",
-            "utoipa_swagger_ui",
-            "reqwest",
-        ],
+        must_not: HTTP,
     },
     // Sealing secrets at rest: pure, apart from reading its key file.
     Rule {
