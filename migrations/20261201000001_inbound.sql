@@ -52,7 +52,7 @@ CREATE TABLE inbound_messages (
     tls                boolean NOT NULL,
     mail_from          text NOT NULL,
     rcpt_to            text[] NOT NULL,
-        checks             jsonb NOT NULL DEFAULT '{}',
+    checks             jsonb NOT NULL DEFAULT '{}',
     -- The inbound.received delivery to the route's endpoint, if any.
     delivery_id        uuid,
     flagged            boolean NOT NULL DEFAULT false,
