@@ -143,3 +143,75 @@ fn ids(value: &HeaderValue<'_>) -> Vec<String> {
 fn unfold(value: &str) -> String {
     value.replace("\r\n", "").replace('\n', "").trim().to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use mail_parser::MessageParser;
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+
+    use super::*;
+
+    const SAMPLE: &[u8] = b"From: \"Ada\" <ada@sender.test>\r\nTo: a@x.test, \"B\" <b@x.test>\r\n\
+        Cc: c@x.test\r\nReply-To: r@x.test\r\nSubject: =?utf-8?q?Gr=C3=BC=C3=9Fe?=\r\n\
+        Date: Mon, 30 Nov 2026 10:00:00 +0000\r\nMessage-ID: <m1@sender.test>\r\n\
+        In-Reply-To: <m0@x.test>\r\nReferences: <a@x.test> <m0@x.test>\r\n\
+        MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n\
+        --b1\r\nContent-Type: multipart/alternative; boundary=\"b2\"\r\n\r\n\
+        --b2\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nHello\r\n\
+        --b2\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<p>Hello</p>\r\n--b2--\r\n\
+        --b1\r\nContent-Type: image/png\r\nContent-ID: <logo>\r\nContent-Disposition: inline\r\n\
+        Content-Transfer-Encoding: base64\r\n\r\niVBORw0KGgo=\r\n\
+        --b1\r\nContent-Type: application/pdf; name=\"a.pdf\"\r\nContent-Disposition: attachment; filename=\"a.pdf\"\r\n\
+        Content-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQK\r\n--b1--\r\n";
+
+    #[test]
+    fn a_message_is_taken_apart() {
+        let message = MessageParser::default().parse(SAMPLE).unwrap();
+        let parsed = parsed(&message, Uuid::nil(), 4);
+        assert_eq!(parsed.subject.as_deref(), Some("Grüße"));
+        assert_eq!(parsed.to.len(), 2);
+        assert_eq!(parsed.references, ["a@x.test", "m0@x.test"]);
+        assert_eq!(parsed.text.as_deref(), Some("Hello"));
+        assert_eq!(parsed.attachments.len(), 2);
+        let logo = &parsed.attachments[0];
+        assert_eq!((logo.content_id.as_deref(), logo.inline), (Some("logo"), true));
+        // 9 bytes: over the limit of 4, so linked rather than included.
+        let pdf = &parsed.attachments[1];
+        assert_eq!(pdf.filename.as_deref(), Some("a.pdf"));
+        assert!(pdf.content.is_none());
+        assert_eq!(pdf.url.as_deref(), Some(attachment_path(Uuid::nil(), 1).as_str()));
+    }
+
+    /// The payload builder's fuzz target, on stable: random mutations of a
+    /// rich message never make it panic.
+    #[test]
+    fn mutated_messages_never_panic() {
+        let runs: u64 = std::env::var("TERN_FUZZ_PAYLOADS")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(2000);
+        let seed: u64 = rand::random();
+        for run in 0..runs {
+            let mut rng = StdRng::seed_from_u64(seed.wrapping_add(run));
+            let mut bytes = SAMPLE.to_vec();
+            for _ in 0..rng.random_range(1..16) {
+                if bytes.is_empty() {
+                    break;
+                }
+                let at = rng.random_range(0..bytes.len());
+                match rng.random_range(0..4) {
+                    0 => bytes[at] = rng.random(),
+                    1 => {
+                        bytes.remove(at);
+                    }
+                    2 => bytes.insert(at, [b'\r', b'\n', b'=', b'"', b';', b'-'][rng.random_range(0..6)]),
+                    _ => bytes.truncate(at.max(1)),
+                }
+            }
+            if let Some(message) = MessageParser::default().parse(&bytes[..]) {
+                let _ = parsed(&message, Uuid::nil(), 8);
+            }
+        }
+    }
+}

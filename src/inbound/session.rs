@@ -202,7 +202,7 @@ impl<'c> Session<'c> {
             Request::Data => return self.data(reader, out).await,
             Request::Bdat { .. } => Reply::new(502, "5.5.1", "CHUNKING is not offered"),
             Request::StartTls => {
-                if self.tls {
+                if self.tls || self.helo.is_none() {
                     Reply::BAD_SEQUENCE
                 } else if self.ctx.tls.is_none() {
                     Reply::new(502, "5.5.1", "STARTTLS is not offered")

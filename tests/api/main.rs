@@ -21,6 +21,7 @@ mod routing;
 mod sealing;
 mod send;
 mod smtp_client;
+mod smtp_fuzz;
 mod tenancy;
 mod tls;
 mod validation;
