@@ -15,6 +15,10 @@
 //! 6. end to end again with the endpoint and the dispatcher running: what
 //!    webhooks cost the send rate.
 //! 7. queue claim cost at each depth of `--claim-depths`.
+//! 8. inbound (benches/delivery/inbound.rs): `smtp-source` sends signed
+//!    messages to a route of `tern serve --role smtp`, a dispatcher POSTs
+//!    them to a receiver; accepted and delivered msg/s, store-to-arrival
+//!    p50/p99, next to `smtp-source` into `smtp-sink`.
 //!
 //! Run with `scripts/bench` (which installs what it needs), or
 //! `cargo bench --bench delivery -- --help`.
@@ -32,6 +36,8 @@ use clap::Parser;
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 
+#[path = "delivery/inbound.rs"]
+mod inbound;
 #[path = "delivery/webhooks.rs"]
 mod webhooks;
 
@@ -66,6 +72,9 @@ struct Args {
     /// (`webhooks.per_endpoint_concurrency`), and wrk's connections.
     #[arg(long, default_value_t = 16)]
     webhook_connections: usize,
+    /// Messages for the inbound phase (0 skips it).
+    #[arg(long, default_value_t = 5000)]
+    inbound_messages: usize,
     /// Queue depths at which to measure the claim query (0 skips).
     #[arg(long, value_delimiter = ',', default_value = "10000,1000000")]
     claim_depths: Vec<i64>,
@@ -99,6 +108,7 @@ struct Bench {
     http: String,
     api_key: String,
     secrets_key: [u8; 32],
+    inbound: Option<inbound::Setup>,
 }
 
 impl Bench {
@@ -119,6 +129,7 @@ impl Bench {
             .context("starting smtp-sink (Debian package postfix)")?;
         let http = format!("127.0.0.1:{}", free_port()?);
         let secrets_key = rand::random::<[u8; 32]>();
+        let inbound = inbound::Setup::start(args.size, free_udp_port()?, free_port()?, &db_name)?;
         let config = std::env::temp_dir().join(format!("{db_name}.toml"));
         std::fs::write(
             &config,
@@ -134,13 +145,15 @@ impl Bench {
                  per_endpoint_concurrency = {hook_connections}\n\
                  [delivery]\nconcurrency = {sessions}\nper_domain_concurrency = {sessions}\n\
                  batch_size = {batch}\n\
-                 [[delivery.transports]]\ndomain = \"bench.test\"\nhost = \"127.0.0.1\"\nport = {sink_port}\n",
+                 [[delivery.transports]]\ndomain = \"bench.test\"\nhost = \"127.0.0.1\"\nport = {sink_port}\n\
+                 {inbound}",
                 pool = args.pool,
                 secrets = base64::engine::general_purpose::STANDARD.encode(secrets_key),
                 max_recipients = args.recipients.max(50),
                 sessions = args.sessions,
                 batch = (args.sessions * 4).max(50),
                 hook_connections = args.webhook_connections,
+                inbound = inbound.config(),
             ),
         )?;
         tern(&config, &["migrate"])?
@@ -169,6 +182,7 @@ impl Bench {
             http,
             api_key: demo.api_key,
             secrets_key,
+            inbound: Some(inbound),
         })
     }
 
@@ -265,6 +279,10 @@ impl Bench {
 
         if args.webhook_events > 0 {
             self.webhooks(args, &client, &body, (e2e_rate, e2e_cpu)).await?;
+        }
+
+        if args.inbound_messages > 0 {
+            self.inbound(args).await?;
         }
 
         for &depth in args.claim_depths.iter().filter(|d| **d > 0) {
@@ -386,6 +404,99 @@ impl Bench {
             100.0 * (rate - e2e_rate) / e2e_rate
         );
         self.stop_tern();
+        Ok(())
+    }
+
+    /// Phase 8.
+    async fn inbound(&mut self, args: &Args) -> anyhow::Result<()> {
+        let n = args.inbound_messages;
+        let (file, smtp_port) = match &self.inbound {
+            Some(setup) => (setup.message.clone(), setup.smtp_port),
+            None => bail!("the inbound setup is missing"),
+        };
+        let receiver = webhooks::Receiver::start().await?;
+        inbound::add_route(&self.db, &self.secrets_key, &receiver.url).await?;
+        self.processes
+            .push(tern(&self.config, &["serve", "--role", "smtp"])?);
+        self.processes
+            .push(tern(&self.config, &["serve", "--role", "webhooks"])?);
+        let start = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", smtp_port)).is_err() {
+            if start.elapsed() > Duration::from_secs(30) {
+                bail!("the SMTP server did not start");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let source = |messages: usize, to: &'static str, port: u16| {
+            let file = file.clone();
+            let sessions = args.sessions;
+            tokio::task::spawn_blocking(move || inbound::smtp_source(&file, sessions, messages, to, port))
+        };
+        // Warm-up: connections, prepared statements, the resolver.
+        let warm_up = 200;
+        source(warm_up, inbound::ROUTE, smtp_port).await??;
+        receiver.wait_for(warm_up, Duration::from_secs(120)).await?;
+
+        let cpu_before: Vec<f64> = self.processes.iter().map(cpu_seconds).collect();
+        let busy_before = machine_busy_seconds();
+        let started = SystemTime::now();
+        let accepted = source(n, inbound::ROUTE, smtp_port).await??;
+        receiver.wait_for(warm_up + n, Duration::from_secs(600)).await?;
+        let arrivals = receiver.arrivals();
+        let last = arrivals.iter().map(|(_, at)| *at).max().unwrap_or(started);
+        let delivered = last.duration_since(started)?;
+        let machine_cpu = (machine_busy_seconds() - busy_before) * 1000.0 / n as f64;
+        let cpu: Vec<String> = ["SMTP server", "dispatcher"]
+            .iter()
+            .zip(self.processes.iter().zip(&cpu_before))
+            .map(|(role, (process, before))| {
+                format!(
+                    "{role} {:.0} µs",
+                    (cpu_seconds(process) - before) * 1e6 / n as f64
+                )
+            })
+            .collect();
+        let passed: (i64, i64) = sqlx::query_as(
+            "SELECT count(*) FILTER (WHERE checks->'dkim'->0->>'result' = 'pass'),
+                    count(*) FILTER (WHERE checks->'spf'->>'result' = 'pass')
+             FROM inbound_messages",
+        )
+        .fetch_one(&self.db)
+        .await?;
+        let recent: Vec<(String, SystemTime)> =
+            arrivals.into_iter().filter(|(_, at)| *at >= started).collect();
+        let (p50, p99) = inbound::latencies(&self.db, &recent).await?;
+        self.stop_tern();
+        let sink_port = self.sink_port;
+        let ceiling = source(n, "r@bench.test", sink_port).await??;
+        let size = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
+        println!(
+            "8a. inbound accepted: {n} DKIM-signed messages of {size} B over {} sessions stored \
+             with SPF, DKIM, DMARC and iprev checked in {:.2} s = {:.0} msg/s",
+            args.sessions,
+            accepted.as_secs_f64(),
+            n as f64 / accepted.as_secs_f64()
+        );
+        println!(
+            "8b. inbound to the endpoint (parsed payloads): all {n} in {:.2} s = {:.0} msg/s; \
+             stored to arrival p50 {p50:.0} ms, p99 {p99:.0} ms",
+            delivered.as_secs_f64(),
+            n as f64 / delivered.as_secs_f64()
+        );
+        println!(
+            "    checks passed: DKIM {} and SPF {} of {} messages; CPU per message: {}; the whole \
+             machine {machine_cpu:.2} ms",
+            passed.0,
+            passed.1,
+            warm_up + n,
+            cpu.join(", ")
+        );
+        println!(
+            "8c. ceiling: smtp-source -> smtp-sink, the same file and sessions: {:.0} msg/s; \
+             Tern accepted / ceiling {:.1}%",
+            n as f64 / ceiling.as_secs_f64(),
+            100.0 * ceiling.as_secs_f64() / accepted.as_secs_f64()
+        );
         Ok(())
     }
 
@@ -595,6 +706,9 @@ impl Bench {
 
     async fn stop(mut self) {
         self.stop_tern();
+        if let Some(setup) = self.inbound.take() {
+            setup.stop();
+        }
         let _ = self.sink.kill();
         let _ = self.sink.wait();
         let _ = std::fs::remove_file(&self.config);
@@ -685,6 +799,10 @@ fn cpu_seconds(process: &Child) -> f64 {
     let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
     // utime and stime are fields 14 and 15; CLK_TCK is 100 on Linux.
     (ticks(11) + ticks(12)) / 100.0
+}
+
+fn free_udp_port() -> anyhow::Result<u16> {
+    Ok(std::net::UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
 fn free_port() -> anyhow::Result<u16> {

@@ -50,7 +50,7 @@ impl Receiver {
         Ok(Receiver { url, arrivals })
     }
 
-    fn arrivals(&self) -> Vec<(String, SystemTime)> {
+    pub fn arrivals(&self) -> Vec<(String, SystemTime)> {
         self.arrivals.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
