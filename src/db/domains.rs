@@ -21,6 +21,8 @@ pub struct DomainRow {
     pub return_path_status: RecordStatus,
     pub dmarc_status: RecordStatus,
     pub mx_status: RecordStatus,
+    /// A route takes (or holds) mail at the domain.
+    pub receiving: bool,
     pub verified_at: Option<DateTime<Utc>>,
     pub last_checked_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
@@ -36,6 +38,7 @@ impl DomainRow {
             dkim_selector: &self.dkim_selector,
             dkim_public_key: &self.dkim_public_key,
             return_path_host: &self.return_path_host,
+            receiving: self.receiving,
             last_check: CheckResult {
                 spf: self.spf_status,
                 dkim: self.dkim_status,
@@ -74,6 +77,8 @@ macro_rules! select_visible {
                       d.return_path_status AS "return_path_status: RecordStatus",
                       d.dmarc_status AS "dmarc_status: RecordStatus",
                       d.mx_status AS "mx_status: RecordStatus",
+                      EXISTS (SELECT 1 FROM routes r WHERE r.domain_id = d.id AND r.action <> 'reject')
+                          AS "receiving!",
                       d.verified_at, d.last_checked_at, d.created_at, m.role AS "role: Role"
                FROM domains d
                JOIN servers s ON s.id = d.server_id

@@ -102,6 +102,13 @@ pub async fn create(
     limit: i64,
 ) -> Result<RouteRow, CreateRouteError> {
     let mut tx = pool.begin().await?;
+    // Creations for one server wait for each other here, so the count holds.
+    sqlx::query!(
+        "SELECT 1 AS one FROM servers WHERE id = $1 FOR UPDATE",
+        new.server_id
+    )
+    .fetch_optional(&mut *tx)
+    .await?;
     let count = sqlx::query_scalar!(
         r#"SELECT count(*) AS "n!" FROM routes WHERE server_id = $1"#,
         new.server_id
@@ -256,18 +263,24 @@ pub enum Lookup {
 }
 
 /// The route for `local@domain` (both lower case): an exact match first,
-/// then `base` (the local part without its `+tag`), then the catch-all. A
-/// domain name several servers have goes to a verified domain's routes
-/// first, then to the oldest route.
+/// then `base` (the local part without its `+tag`), then the catch-all.
+/// When several servers have the domain name, one of them owns its mail: a
+/// verified domain before an unverified one, then the oldest; so a tenant
+/// adding someone else's domain, unverified, receives none of its mail.
 #[tracing::instrument(level = "debug", skip(pool))]
 pub async fn lookup(pool: &PgPool, domain: &str, local: &str, base: &str) -> sqlx::Result<Lookup> {
     let rows = sqlx::query!(
-        r#"SELECT r.id, r.server_id, r.domain_id, r.action, r.endpoint_id, r.format, r.reject_code,
+        r#"WITH owner AS (
+              SELECT d.id FROM domains d
+              WHERE lower(d.name) = $1 AND EXISTS (SELECT 1 FROM routes r WHERE r.domain_id = d.id)
+              ORDER BY (d.verified_at IS NOT NULL) DESC, d.created_at, d.id
+              LIMIT 1
+           )
+           SELECT r.id, r.server_id, r.domain_id, r.action, r.endpoint_id, r.format, r.reject_code,
                   r.reject_message, r.dmarc_reject, r.spam_threshold, r.spam_action,
                   r.local_part IN ($2, $3, '*') AS "matches!"
-           FROM domains d JOIN routes r ON r.domain_id = d.id
-           WHERE lower(d.name) = $1
-           ORDER BY r.local_part IN ($2, $3, '*') DESC, (d.verified_at IS NOT NULL) DESC,
+           FROM owner JOIN routes r ON r.domain_id = owner.id
+           ORDER BY r.local_part IN ($2, $3, '*') DESC,
                     CASE r.local_part WHEN $2 THEN 0 WHEN $3 THEN 1 ELSE 2 END, r.created_at
            LIMIT 1"#,
         domain,

@@ -61,7 +61,7 @@ pub fn for_domain(domain: &DomainDns<'_>, settings: &Settings) -> Vec<DnsRecord>
         publish: purpose != RecordPurpose::Spf,
         status,
     };
-    vec![
+    let mut records = vec![
         // Receivers evaluate SPF for the envelope sender, b+…@<return-path
         // host>; the CNAME below hands that name the TXT record the operator
         // publishes at its target. The domain's own SPF record is left
@@ -98,10 +98,20 @@ pub fn for_domain(domain: &DomainDns<'_>, settings: &Settings) -> Vec<DnsRecord>
             false,
             domain.last_check.dmarc,
         ),
-        // No MX: pointing the tenant's domain at Tern would take all its
-        // mail. That record belongs to inbound routes, when a tenant sets
-        // them up for the domain.
-    ]
+    ];
+    // An MX record only for a domain that receives through a route:
+    // pointing a domain at Tern takes all of its mail.
+    if domain.receiving {
+        records.push(record(
+            RecordPurpose::Mx,
+            "MX",
+            domain.name.to_string(),
+            settings.smtp_hostname().to_string(),
+            false,
+            domain.last_check.mx,
+        ));
+    }
+    records
 }
 
 /// The SPF record the return-path hosts get, published once by the

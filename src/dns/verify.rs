@@ -110,6 +110,22 @@ pub(super) async fn cname(
 }
 
 /// A DMARC record passes when mail-auth parses it (RFC 7489 §6.3).
+/// Whether the domain's MX records lead to `host` (Tern's SMTP server).
+async fn mx(resolver: &TokioResolver, domain: &str, host: &str) -> Result<RecordStatus, LookupError> {
+    let records = resolver::lookup(resolver, domain, RecordType::MX).await?;
+    if records.is_empty() {
+        return Ok(RecordStatus::Missing);
+    }
+    let matches = records
+        .iter()
+        .any(|r| matches!(r, RData::MX(mx) if same_host(&mx.exchange.to_ascii(), host)));
+    Ok(if matches {
+        RecordStatus::Ok
+    } else {
+        RecordStatus::Mismatch
+    })
+}
+
 async fn dmarc(resolver: &TokioResolver, domain: &str) -> Result<RecordStatus, LookupError> {
     let records = resolver::txt(resolver, &format!("_dmarc.{domain}")).await?;
     // Unparseable, or several records (RFC 7489 §6.6.3: none applies).
@@ -126,11 +142,19 @@ async fn dmarc(resolver: &TokioResolver, domain: &str) -> Result<RecordStatus, L
 pub async fn check(resolver: &TokioResolver, domain: &DomainDns<'_>, settings: &Settings) -> CheckResult {
     let dkim_name = format!("{}._domainkey.{}", domain.dkim_selector, domain.name);
     let (include, target) = (settings.spf_include(), settings.return_path_target());
-    let (spf, dkim, return_path, dmarc) = tokio::join!(
+    let receiving = async {
+        if domain.receiving {
+            Some(mx(resolver, domain.name, settings.smtp_hostname()).await)
+        } else {
+            None
+        }
+    };
+    let (spf, dkim, return_path, dmarc, mx) = tokio::join!(
         spf(resolver, domain.return_path_host, &include),
         dkim(resolver, &dkim_name, domain.dkim_public_key),
         cname(resolver, domain.return_path_host, &target),
         dmarc(resolver, domain.name),
+        receiving,
     );
     let (spf, dkim, return_path) = (status(spf), status(dkim), status(return_path));
     CheckResult {
@@ -139,7 +163,7 @@ pub async fn check(resolver: &TokioResolver, domain: &DomainDns<'_>, settings: &
         dkim,
         return_path,
         dmarc: status(dmarc),
-        mx: RecordStatus::Pending,
+        mx: mx.map_or(RecordStatus::Pending, status),
     }
 }
 

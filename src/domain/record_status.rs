@@ -55,5 +55,8 @@ pub struct DomainDns<'a> {
     /// Base64 of the public key, as published in the `p=` tag.
     pub dkim_public_key: &'a str,
     pub return_path_host: &'a str,
+    /// Whether a route receives mail at the domain (it then needs an MX
+    /// record pointing at Tern).
+    pub receiving: bool,
     pub last_check: CheckResult,
 }

@@ -21,6 +21,8 @@ use crate::webhooks::events::{InboundEnvelope, InboundFormat};
 
 /// Header fields a received message may have.
 const MAX_HEADER_FIELDS: usize = 1000;
+/// DKIM signatures (and ARC sets) a received message may have.
+const MAX_SIGNATURES: usize = 10;
 
 /// One stored copy before it is written.
 struct Copy {
@@ -34,11 +36,25 @@ struct Copy {
 /// Checks and stores a message; the reply to its DATA.
 pub(super) async fn receive(session: &Session<'_>, transaction: Transaction, raw: Vec<u8>) -> Reply {
     let ctx = session.ctx;
+    if raw.contains(&0) {
+        return Reply::new(550, "5.6.0", "NUL bytes are not allowed in a message");
+    }
     let Some(message) = MessageParser::default().parse_headers(&raw[..]) else {
         return Reply::new(550, "5.6.0", "The message has no header");
     };
     if message.headers().len() > MAX_HEADER_FIELDS {
         return Reply::new(552, "5.3.4", "Too many header fields");
+    }
+    // Each signature costs a DNS lookup and a verification.
+    for name in ["DKIM-Signature", "ARC-Seal", "ARC-Message-Signature"] {
+        let count = message
+            .headers()
+            .iter()
+            .filter(|h| h.name.as_str().eq_ignore_ascii_case(name))
+            .count();
+        if count > MAX_SIGNATURES {
+            return Reply::owned(550, "5.7.1", format!("More than {MAX_SIGNATURES} {name} fields"));
+        }
     }
     let helo = session.helo.as_deref().unwrap_or_default();
     let client = Client {
@@ -76,9 +92,12 @@ pub(super) async fn receive(session: &Session<'_>, transaction: Transaction, raw
         Target::Route(route) => Some(route),
         Target::ReturnPath { .. } => None,
     });
-    // One reply answers every recipient: the strictest route decides.
-    let mut flagged = false;
+    // One reply answers every recipient (all of one server: see
+    // `session`): the strictest of their routes decides; each copy is
+    // flagged by its own route.
+    let mut flagged_routes = Vec::new();
     for route in routes {
+        let mut flagged = false;
         if dmarc_reject {
             if route.dmarc_reject == "reject" {
                 return Reply::new(550, "5.7.1", "Rejected by the sender domain's DMARC policy");
@@ -93,7 +112,14 @@ pub(super) async fn receive(session: &Session<'_>, transaction: Transaction, raw
             }
             flagged = true;
         }
+        if flagged {
+            flagged_routes.push(route.route_id);
+        }
     }
+    let flagged_for = |target: &Target| match target {
+        Target::Route(route) => flagged_routes.contains(&route.route_id),
+        Target::ReturnPath { .. } => false,
+    };
 
     let id = Uuid::now_v7();
     let trace = format!(
@@ -157,7 +183,7 @@ pub(super) async fn receive(session: &Session<'_>, transaction: Transaction, raw
                 tls: session.tls,
             },
             checks: checks.clone(),
-            flagged,
+            flagged: flagged_for(&copy.target),
         };
         let max_attachment = ctx.state.settings.smtp.max_payload_attachment_bytes;
         match payload::event(about, format, &stored, &message, max_attachment, now) {
@@ -184,7 +210,8 @@ pub(super) async fn receive(session: &Session<'_>, transaction: Transaction, raw
         .header_raw("From")
         .map(|v| v.trim().to_string())
         .unwrap_or_default();
-    let subject = message.subject().unwrap_or_default();
+    // Decoded text may hold a NUL (`=00`), which PostgreSQL's text refuses.
+    let subject = message.subject().unwrap_or_default().replace('\0', "");
     let rows: Vec<NewInbound<'_>> = copies
         .values()
         .map(|copy| {
@@ -225,14 +252,14 @@ pub(super) async fn receive(session: &Session<'_>, transaction: Transaction, raw
                 message_id_header: &message_id_header,
                 mail_from: &transaction.mail_from,
                 from_header: &from_header,
-                subject,
+                subject: &subject,
                 raw: &stored,
                 client_ip: session.peer.ip(),
                 helo,
                 tls: session.tls,
                 rcpt_to: &copy.rcpt_to,
                 checks: &checks_json,
-                flagged,
+                flagged: flagged_for(&copy.target),
                 delivery: copy
                     .payload
                     .as_ref()

@@ -37,7 +37,7 @@ pub fn event(
         InboundFormat::Raw => (Some(STANDARD.encode(stored)), None),
         InboundFormat::Parsed => (None, Some(parsed(message, about.message_id, max_attachment))),
     };
-    serde_json::to_value(InboundReceivedEvent {
+    let mut value = serde_json::to_value(InboundReceivedEvent {
         kind: InboundReceivedType::Value,
         timestamp: at,
         data: InboundReceivedData {
@@ -52,7 +52,20 @@ pub fn event(
             parsed,
             size: stored.len(),
         },
-    })
+    })?;
+    strip_nul(&mut value);
+    Ok(value)
+}
+
+/// Removes NUL characters (decoded from `=00` or base64 parts) from every
+/// string: PostgreSQL's `jsonb` refuses `\u0000`.
+fn strip_nul(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::String(text) if text.contains('\0') => text.retain(|c| c != '\0'),
+        serde_json::Value::Array(items) => items.iter_mut().for_each(strip_nul),
+        serde_json::Value::Object(fields) => fields.values_mut().for_each(strip_nul),
+        _ => {}
+    }
 }
 
 /// The API path of one attachment of a stored message.

@@ -24,6 +24,14 @@ pub enum Target {
 }
 
 impl Target {
+    /// The server the copy is stored for.
+    pub fn server(&self) -> Uuid {
+        match self {
+            Target::Route(route) => route.server_id,
+            Target::ReturnPath { server_id, .. } => *server_id,
+        }
+    }
+
     /// Copies are made per route, or per return-path target.
     pub fn key(&self) -> (Uuid, Option<Uuid>) {
         match self {
@@ -78,7 +86,7 @@ pub async fn accept(ctx: &Context, address: &str) -> Result<Target, Reply> {
     let Some(parts) = split(address) else {
         return Err(Reply::new(550, "5.7.1", "Relaying denied"));
     };
-    if parts.local.starts_with(PREFIX) {
+    if parts.local.starts_with(PREFIX) && is_return_path_host(ctx, &parts.domain).await? {
         return return_path(ctx, &parts).await;
     }
     match db::routes::lookup(&ctx.state.db, &parts.domain, &parts.local, &parts.base).await {
@@ -104,20 +112,24 @@ pub async fn accept(ctx: &Context, address: &str) -> Result<Target, Reply> {
     }
 }
 
-/// A return path: its token must be ours (the HMAC), at a return-path host.
+/// Whether `domain` is Tern's return-path target or a domain's
+/// return-path host.
+async fn is_return_path_host(ctx: &Context, domain: &str) -> Result<bool, Reply> {
+    if domain == ctx.return_path_target {
+        return Ok(true);
+    }
+    db::inbound::is_return_path_host(&ctx.state.db, domain)
+        .await
+        .map_err(|err| {
+            tracing::error!(error = %err, "looking up a return-path host failed");
+            Reply::TEMPORARY
+        })
+}
+
+/// A return path: its token must be ours (the HMAC).
 async fn return_path(ctx: &Context, parts: &Parts) -> Result<Target, Reply> {
     let refused = Reply::new(550, "5.1.1", "No such user here");
     let target = ctx.verp.decode(&parts.local).map_err(|_| refused.clone())?;
-    let host_ok = parts.domain == ctx.return_path_target
-        || db::inbound::is_return_path_host(&ctx.state.db, &parts.domain)
-            .await
-            .map_err(|err| {
-                tracing::error!(error = %err, "looking up a return-path host failed");
-                Reply::TEMPORARY
-            })?;
-    if !host_ok {
-        return Err(Reply::new(550, "5.7.1", "Relaying denied"));
-    }
     let (recipient, message) = match target {
         VerpTarget::Recipient(id) => (Some(id), None),
         VerpTarget::Message(id) => (None, Some(id)),

@@ -22,6 +22,9 @@ use crate::db;
 use crate::delivery::verp::Verp;
 use crate::state::AppState;
 
+/// How long a stopping server waits for its sessions.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
 /// What every session shares.
 pub struct Context {
     pub state: AppState,
@@ -87,10 +90,13 @@ impl SmtpServer {
             .collect()
     }
 
-    /// Accepts until `shutdown`; sessions under way are left to finish.
+    /// Accepts until `shutdown`, then waits (up to `SHUTDOWN_GRACE`) for
+    /// the sessions under way: one cut between its commit and its `250`
+    /// would make the sender send the message again.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+        let max = self.ctx.state.settings.smtp.max_sessions;
         let limits = Arc::new(Limits {
-            total: Arc::new(Semaphore::new(self.ctx.state.settings.smtp.max_sessions)),
+            total: Arc::new(Semaphore::new(max)),
             per_ip: Mutex::new(HashMap::new()),
         });
         let mut accepting = tokio::task::JoinSet::new();
@@ -99,6 +105,13 @@ impl SmtpServer {
         }
         shutdown.await;
         accepting.abort_all();
+        let all = u32::try_from(max).unwrap_or(u32::MAX);
+        if tokio::time::timeout(SHUTDOWN_GRACE, limits.total.acquire_many(all))
+            .await
+            .is_err()
+        {
+            tracing::warn!("SMTP sessions still open at shutdown were cut off");
+        }
         Ok(())
     }
 }
@@ -145,7 +158,9 @@ impl Limits {
 async fn accept_loop(listener: TcpListener, ctx: Arc<Context>, limits: Arc<Limits>) {
     loop {
         let (stream, peer) = match listener.accept().await {
-            Ok(accepted) => accepted,
+            // An IPv4 client of a dual-stack listener as IPv4, for the IP
+            // rules, the blocklists and the checks.
+            Ok((stream, peer)) => (stream, SocketAddr::new(peer.ip().to_canonical(), peer.port())),
             Err(err) => {
                 tracing::warn!(error = %err, "accepting an SMTP connection failed");
                 tokio::time::sleep(Duration::from_millis(50)).await;

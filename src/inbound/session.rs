@@ -250,9 +250,29 @@ impl<'c> Session<'c> {
         }
         match recipient::accept(self.ctx, address).await {
             Ok(target) => {
-                if let Some(transaction) = &mut self.transaction {
-                    transaction.recipients.push((address.to_string(), target));
+                let Some(transaction) = &mut self.transaction else {
+                    return Reply::BAD_SEQUENCE;
+                };
+                // One server's mail per transaction: one DATA reply answers
+                // every recipient, so another tenant's policy must not decide
+                // it. The client sends the rest in another transaction.
+                if let Some((_, first)) = transaction.recipients.first()
+                    && first.server() != target.server()
+                {
+                    return Reply::new(
+                        452,
+                        "4.5.3",
+                        "Send mail for this recipient in another transaction",
+                    );
                 }
+                let known = transaction
+                    .recipients
+                    .iter()
+                    .any(|(_, t)| t.key() == target.key());
+                if !known && copies(&transaction.recipients) >= MAX_COPIES {
+                    return Reply::new(452, "4.5.3", "Too many destinations, send the rest later");
+                }
+                transaction.recipients.push((address.to_string(), target));
                 Reply::new(250, "2.1.5", "Recipient OK")
             }
             Err(reply) => reply,
@@ -314,6 +334,17 @@ impl<'c> Session<'c> {
         self.reply(out, reply);
         Ok(Step::Continue)
     }
+}
+
+/// Copies one message may make (one per route or return-path target): each
+/// holds the message and its payload in memory until it is stored.
+const MAX_COPIES: usize = 10;
+
+fn copies(recipients: &[(String, Target)]) -> usize {
+    let mut keys: Vec<_> = recipients.iter().map(|(_, t)| t.key()).collect();
+    keys.sort();
+    keys.dedup();
+    keys.len()
 }
 
 /// The reply to a command smtp-proto could not parse.

@@ -96,8 +96,11 @@ pub async fn read_data<R: AsyncBufRead + Unpin>(
                 if has_bare_cr(&line, None) || has_bare_cr(chunk, line.last().copied()) {
                     return Ok(Data::BareNewline);
                 }
+                // Keep the line's last two bytes, to see how it ends.
+                let mut tail = line[line.len().saturating_sub(2)..].to_vec();
+                tail.extend_from_slice(chunk);
                 line.clear();
-                line.extend_from_slice(&chunk[chunk.len().saturating_sub(2)..]);
+                line.extend_from_slice(&tail[tail.len().saturating_sub(2)..]);
             }
             reader.consume(take);
             if done {
@@ -188,6 +191,15 @@ mod tests {
         input.extend_from_slice(b".\r\n");
         assert_eq!(data(&input).await, Data::TooBig);
         assert_eq!(data(b"abc\r\n").await, Data::Closed);
+    }
+
+    #[tokio::test]
+    async fn an_over_long_line_split_between_its_cr_and_lf_is_only_too_long() {
+        // One read ends with the line's CR, the next starts with its LF.
+        let mut input = b"012345678901234567890123\r".to_vec();
+        input.extend_from_slice(b"\n.\r\n");
+        let mut reader = tokio::io::BufReader::with_capacity(25, &input[..]);
+        assert_eq!(read_data(&mut reader, 100, 20).await.unwrap(), Data::LineTooLong);
     }
 
     #[tokio::test]

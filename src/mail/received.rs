@@ -18,14 +18,31 @@ fn forged(message: &Message<'_>, raw: &[u8], authserv_id: &str) -> Vec<Range<usi
         .filter_map(|h| {
             let value = raw.get(h.offset_start as usize..h.offset_end as usize)?;
             let id_end = value.iter().position(|&b| b == b';').unwrap_or(value.len());
-            // The authserv-id may be followed by a version number.
-            let id = value[..id_end]
-                .split(|b| b.is_ascii_whitespace())
-                .find(|p| !p.is_empty())?;
-            id.eq_ignore_ascii_case(authserv_id.as_bytes())
+            (authserv_id_of(&value[..id_end]).eq_ignore_ascii_case(authserv_id.as_bytes()))
                 .then_some(h.offset_field as usize..h.offset_end as usize)
         })
         .collect()
+}
+
+/// The authserv-id of the part of a field's value before its first `;`:
+/// without comments (`(...)`), quotes, and a version number after it.
+fn authserv_id_of(head: &[u8]) -> Vec<u8> {
+    let mut plain = Vec::with_capacity(head.len());
+    let mut depth = 0usize;
+    for &b in head {
+        match b {
+            b'(' => depth += 1,
+            b')' => depth = depth.saturating_sub(1),
+            b'"' => {}
+            _ if depth == 0 => plain.push(b),
+            _ => {}
+        }
+    }
+    plain
+        .split(|b| b.is_ascii_whitespace())
+        .find(|p| !p.is_empty())
+        .unwrap_or_default()
+        .to_vec()
 }
 
 /// The message as stored: `prepend` (Tern's trace fields), then `raw`
@@ -49,6 +66,8 @@ mod tests {
             From: a@example.org\r\nSubject: folded\r\n  line\r\n\
             Authentication-Results: other.example; spf=pass\r\n\
             Authentication-Results:  TERN.TEST 1;\r\n  spf=pass\r\n\
+            Authentication-Results: \"tern.test\"; dkim=pass\r\n\
+            Authentication-Results: (forged) tern.test (really); dmarc=pass\r\n\
             \r\nbody\r\n";
         let message = MessageParser::default().parse(&raw[..]).unwrap();
         let stored = with_trace(raw, &message, "tern.test", "Received: x\r\n");

@@ -517,6 +517,22 @@ async fn relay_attempts_are_refused_at_rcpt_and_nothing_is_stored() {
     }
     assert_eq!(code(&client.command("DATA").await), "554");
     assert_eq!(code(&client.command("QUIT").await), "221");
+    // One server's mail per transaction: another tenant's recipient waits
+    // for the next one, so no tenant's policy decides another's mail.
+    let (mut client, _) = Client::connect(smtp).await;
+    assert_eq!(code(&client.command("EHLO relay.test").await), "250");
+    assert_eq!(code(&client.command("MAIL FROM:<a@relay.test>").await), "250");
+    assert_eq!(
+        code(&client.command("RCPT TO:<support@in.example.com>").await),
+        "250"
+    );
+    assert!(
+        client
+            .command("RCPT TO:<sales@b.example.com>")
+            .await
+            .starts_with("452 4.5.3")
+    );
+    assert_eq!(code(&client.command("QUIT").await), "221");
     assert_eq!(app.count("messages").await, 0);
 
     // swaks, a real client, is refused the same way.
@@ -744,10 +760,43 @@ async fn spf_dkim_and_dmarc_are_checked_against_dns_and_dmarc_reject_is_enforced
             "--txt-record=strict.test,v=spf1 ip4:127.0.0.9 -all".to_string(),
             "--txt-record=_dmarc.strict.test,v=DMARC1; p=reject".to_string(),
             "--txt-record=_dmarc.signer.test,v=DMARC1; p=reject".to_string(),
+            "--mx-host=in.example.com,tern.test,10".to_string(),
             format!("--txt-record={dkim_name},{}", crate::dkim::dkim_txt(&domain)),
         ],
     );
     let smtp = start_smtp(&app).await;
+
+    // A receiving domain is asked for its MX record, and the check finds it.
+    let checked = json_of(
+        app.post(
+            &format!("/v1/domains/{}/verify", t.domain_id),
+            &t.token,
+            &json!({}),
+        )
+        .await,
+        200,
+    )
+    .await;
+    let mx = checked["dns_records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["purpose"] == "mx")
+        .expect("an MX record for a receiving domain");
+    assert_eq!(
+        (mx["value"].as_str(), mx["status"].as_str()),
+        (Some("tern.test"), Some("ok")),
+        "{mx}"
+    );
+    let sender_records = &domain["dns_records"];
+    assert!(
+        sender_records
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["purpose"] != "mx"),
+        "no MX record for a domain that only sends"
+    );
     let send = |from: &'static str, to: &'static str, interface: &'static str| async move {
         swaks(
             smtp,
@@ -906,6 +955,15 @@ async fn bounces_to_signed_return_paths_are_taken_and_forged_ones_refused() {
         assert_eq!(server, t.server_id, "stored for the server that sent the message");
     }
 
+    // `b+` at a domain that is no return-path host is an ordinary address.
+    create_route(&app, &t, json!({"local_part": "*", "action": "hold"})).await;
+    let (ok, output) = swaks(smtp, &["--from", "a@x.test", "--to", "b+news@out.example.com"]).await;
+    assert!(ok, "{output}");
+    sqlx::query("DELETE FROM messages WHERE direction = 'incoming' AND NOT EXISTS (SELECT 1 FROM inbound_messages i WHERE i.message_id = messages.id AND i.kind = 'return_path')")
+        .execute(&app.db)
+        .await
+        .unwrap();
+
     // A token whose signature does not match, or a return path at a host
     // that is none of ours, is refused at RCPT.
     let good = verp.return_path(target, "rp.tern.test");
@@ -921,11 +979,8 @@ async fn bounces_to_signed_return_paths_are_taken_and_forged_ones_refused() {
             .await
             .starts_with("550 5.1.1")
     );
-    assert!(
-        c.command(&format!("RCPT TO:<{local}@elsewhere.test>"))
-            .await
-            .starts_with("550 5.7.1")
-    );
+    let elsewhere = c.command(&format!("RCPT TO:<{local}@elsewhere.test>")).await;
+    assert!(elsewhere.starts_with("550 5.7.1"), "{elsewhere}");
     assert_eq!(code(&c.command("QUIT").await), "221");
     assert_eq!(app.count("inbound_messages").await, 2);
 }
