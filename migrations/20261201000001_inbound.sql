@@ -7,6 +7,10 @@
 ALTER TABLE webhook_endpoints
     ADD COLUMN purpose text NOT NULL DEFAULT 'events' CHECK (purpose IN ('events', 'route'));
 
+-- Inbound payloads carry whole messages: lz4 compresses them at a fraction
+-- of pglz's cost (new values only; nothing is rewritten).
+ALTER TABLE webhook_deliveries ALTER COLUMN payload SET COMPRESSION lz4;
+
 CREATE TABLE routes (
     id              uuid PRIMARY KEY,
     server_id       uuid NOT NULL REFERENCES servers (id) ON DELETE CASCADE,

@@ -52,6 +52,9 @@ impl Setup {
                 "--address=/#/",
             ])
             .arg(format!("--port={dns_port}"))
+            // Records live five minutes, as real ones do (and longer): the
+            // resolver caches them.
+            .args(["--local-ttl=300", "--neg-ttl=300"])
             .arg(format!("--txt-record={SENDER_DOMAIN},v=spf1 ip4:127.0.0.1 -all"))
             .arg(format!(
                 "--txt-record={SELECTOR}._domainkey.{SENDER_DOMAIN},{record}"

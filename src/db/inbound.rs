@@ -32,70 +32,77 @@ pub struct NewInbound<'a> {
     pub delivery: Option<(Uuid, Uuid, &'a str, &'a serde_json::Value)>,
 }
 
-/// Stores the copies of one message, all or none.
+/// Stores the copies of one message, all or none: one statement for the
+/// usual single copy, a transaction around several.
 #[tracing::instrument(level = "debug", skip_all, fields(copies = copies.len()))]
 pub async fn store(pool: &PgPool, copies: &[NewInbound<'_>]) -> sqlx::Result<()> {
-    let mut tx = pool.begin().await?;
-    let mut notify = false;
-    for copy in copies {
-        let size = i32::try_from(copy.raw.len()).unwrap_or(i32::MAX);
-        let (delivery, endpoint, event_id, payload) = match copy.delivery {
-            Some((delivery, endpoint, event_id, payload)) => {
-                (Some(delivery), Some(endpoint), Some(event_id), Some(payload))
-            }
-            None => (None, None, None, None),
-        };
-        sqlx::query!(
-            "WITH m AS (
-                INSERT INTO messages (id, server_id, domain_id, message_id, mail_from, from_header, subject,
-                                      size, direction)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'incoming')
-                RETURNING id
-             ), s AS (
-                INSERT INTO message_sources (message_id, raw) SELECT id, $9 FROM m
-             ), d AS (
-                                INSERT INTO webhook_deliveries (id, endpoint_id, event_id, event_type, payload)
-                SELECT $24, $20, $21, 'inbound.received', $22 FROM m WHERE $20::uuid IS NOT NULL
-             )
-             INSERT INTO inbound_messages (message_id, kind, route_id, action, about_recipient_id,
-                                           about_message_id, client_ip, helo, tls, mail_from, rcpt_to,
-                                                                                      checks, flagged, delivery_id)
-             SELECT id, $10, $11, $12, $13, $14, $15::text::inet, $16, $17, $5, $18, $19, $23, $24 FROM m",
-            copy.id,
-            copy.server_id,
-            copy.domain_id,
-            copy.message_id_header,
-            copy.mail_from,
-            copy.from_header,
-            copy.subject,
-            size,
-            copy.raw,
-            copy.kind,
-            copy.route_id,
-            copy.action,
-            copy.about_recipient_id,
-            copy.about_message_id,
-            copy.client_ip.to_string(),
-            copy.helo,
-            copy.tls,
-            copy.rcpt_to,
-            copy.checks,
-            endpoint,
-            event_id,
-                        payload,
-            copy.flagged,
-            delivery
-        )
-        .execute(&mut *tx)
-        .await?;
-        notify |= endpoint.is_some();
+    if let [copy] = copies {
+        let mut conn = pool.acquire().await?;
+        return insert(&mut conn, copy).await;
     }
-    if notify {
-        sqlx::query!("SELECT pg_notify('tern_webhooks', '')")
-            .execute(&mut *tx)
-            .await?;
+    let mut tx = pool.begin().await?;
+    for copy in copies {
+        insert(&mut tx, copy).await?;
     }
     tx.commit().await
+}
+
+/// One copy: message, source, outbox row (and its notification) and record.
+async fn insert(conn: &mut sqlx::PgConnection, copy: &NewInbound<'_>) -> sqlx::Result<()> {
+    let size = i32::try_from(copy.raw.len()).unwrap_or(i32::MAX);
+    let (delivery, endpoint, event_id, payload) = match copy.delivery {
+        Some((delivery, endpoint, event_id, payload)) => {
+            (Some(delivery), Some(endpoint), Some(event_id), Some(payload))
+        }
+        None => (None, None, None, None),
+    };
+    sqlx::query!(
+        r#"WITH m AS (
+              INSERT INTO messages (id, server_id, domain_id, message_id, mail_from, from_header, subject,
+                                    size, direction)
+              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'incoming')
+              RETURNING id
+           ), s AS (
+              INSERT INTO message_sources (message_id, raw) SELECT id, $9 FROM m
+           ), d AS (
+              INSERT INTO webhook_deliveries (id, endpoint_id, event_id, event_type, payload)
+              SELECT $24, $20, $21, 'inbound.received', $22 FROM m WHERE $20::uuid IS NOT NULL
+              RETURNING 1
+           ), i AS (
+              INSERT INTO inbound_messages (message_id, kind, route_id, action, about_recipient_id,
+                                            about_message_id, client_ip, helo, tls, mail_from, rcpt_to,
+                                            checks, flagged, delivery_id)
+              SELECT id, $10, $11, $12, $13, $14, $15::text::inet, $16, $17, $5, $18, $19, $23, $24 FROM m
+           )
+           SELECT count(pg_notify('tern_webhooks', '')) AS "notified!" FROM d"#,
+        copy.id,
+        copy.server_id,
+        copy.domain_id,
+        copy.message_id_header,
+        copy.mail_from,
+        copy.from_header,
+        copy.subject,
+        size,
+        copy.raw,
+        copy.kind,
+        copy.route_id,
+        copy.action,
+        copy.about_recipient_id,
+        copy.about_message_id,
+        copy.client_ip.to_string(),
+        copy.helo,
+        copy.tls,
+        copy.rcpt_to,
+        copy.checks,
+        endpoint,
+        event_id,
+        payload,
+        copy.flagged,
+        delivery
+    )
+    .fetch_one(&mut *conn)
+    .await
+    .map(|_| ())
 }
 
 /// The server a return-path address (a VERP token's recipient or message)

@@ -376,7 +376,9 @@ pub async fn record_delivered(pool: &PgPool, owner: &str, delivered: &[Delivered
               UPDATE webhook_deliveries d
               SET status = 'delivered', last_status = o.http_status, last_error = NULL,
                   lease_owner = NULL, lease_expires_at = NULL, delivered_at = now()
-              FROM o WHERE d.id = o.id AND d.lease_owner = $1
+              -- `= ANY` as well as the join: the generic plan then looks the
+              -- rows up by id instead of scanning the table.
+              FROM o WHERE d.id = ANY($2::uuid[]) AND d.id = o.id AND d.lease_owner = $1
               RETURNING d.id, d.endpoint_id, o.http_status, o.latency_ms, o.body
            ), a AS (
               INSERT INTO webhook_attempts (delivery_id, http_status, latency_ms, response_body)

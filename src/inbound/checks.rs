@@ -9,8 +9,8 @@ use std::net::IpAddr;
 use mail_auth::dmarc::Policy;
 use mail_auth::spf::verify::SpfParameters;
 use mail_auth::{
-    AuthenticatedMessage, AuthenticationResults, DkimResult, DmarcResult, IprevResult, MessageAuthenticator,
-    SpfResult,
+    AuthenticatedMessage, AuthenticationResults, DkimResult, DmarcResult, IprevOutput, IprevResult,
+    MessageAuthenticator, SpfOutput, SpfResult,
 };
 
 use crate::webhooks::events::{AuthResult, DkimCheck, DmarcCheck, InboundChecks, SpamVerdict, SpfCheck};
@@ -31,18 +31,47 @@ pub struct Client<'a> {
     pub mail_from: &'a str,
 }
 
+/// What depends only on the client and its HELO name, checked once per
+/// session (or per HELO) rather than per message.
+#[derive(Default)]
+pub struct SessionChecks {
+    /// The HELO name the results are for, and the results.
+    helo: Option<(String, SpfOutput, IprevOutput)>,
+}
+
+impl SessionChecks {
+    async fn get(
+        &mut self,
+        authenticator: &MessageAuthenticator,
+        authserv_id: &str,
+        ip: IpAddr,
+        helo: &str,
+    ) -> (SpfOutput, IprevOutput) {
+        if let Some((name, spf, iprev)) = &self.helo
+            && name == helo
+        {
+            return (spf.clone(), iprev.clone());
+        }
+        let (spf, iprev) = tokio::join!(
+            authenticator.verify_spf(SpfParameters::verify_ehlo(ip, helo, authserv_id)),
+            authenticator.verify_iprev(ip),
+        );
+        self.helo = Some((helo.to_string(), spf.clone(), iprev.clone()));
+        (spf, iprev)
+    }
+}
+
 /// Runs every check on `raw` (the message as received).
 pub async fn run(
     authenticator: &MessageAuthenticator,
     authserv_id: &str,
+    session: &mut SessionChecks,
     client: &Client<'_>,
     raw: &[u8],
 ) -> Checked {
     let helo = client.helo;
     let ip = client.ip;
-    let spf_helo = authenticator
-        .verify_spf(SpfParameters::verify_ehlo(ip, helo, authserv_id))
-        .await;
+    let (spf_helo, iprev) = session.get(authenticator, authserv_id, ip, helo).await;
     let spf = if client.mail_from.is_empty() {
         spf_helo.clone()
     } else {
@@ -55,7 +84,6 @@ pub async fn run(
             ))
             .await
     };
-    let iprev = authenticator.verify_iprev(ip).await;
     let mail_from_domain = client
         .mail_from
         .rsplit_once('@')

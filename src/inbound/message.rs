@@ -34,7 +34,7 @@ struct Copy {
 }
 
 /// Checks and stores a message; the reply to its DATA.
-pub(super) async fn receive(session: &Session<'_>, transaction: Transaction, raw: Vec<u8>) -> Reply {
+pub(super) async fn receive(session: &mut Session<'_>, transaction: Transaction, raw: Vec<u8>) -> Reply {
     let ctx = session.ctx;
     if raw.contains(&0) {
         return Reply::new(550, "5.6.0", "NUL bytes are not allowed in a message");
@@ -83,7 +83,13 @@ pub(super) async fn receive(session: &Session<'_>, transaction: Transaction, raw
         },
         scan,
     ) = tokio::join!(
-        checks::run(&ctx.authenticator, &ctx.hostname, &client, &raw),
+        checks::run(
+            &ctx.authenticator,
+            &ctx.hostname,
+            &mut session.checks,
+            &client,
+            &raw
+        ),
         scanning
     );
     checks.spam = scan.verdict;

@@ -20,6 +20,8 @@ pub struct Session<'c> {
     pub(super) peer: SocketAddr,
     pub(super) helo: Option<String>,
     pub(super) tls: bool,
+    /// Check results that hold for the whole session.
+    pub(super) checks: super::checks::SessionChecks,
     transaction: Option<Transaction>,
     transactions: u32,
     errors: u32,
@@ -53,6 +55,7 @@ impl<'c> Session<'c> {
             peer,
             helo: None,
             tls: false,
+            checks: Default::default(),
             transaction: None,
             transactions: 0,
             errors: 0,
