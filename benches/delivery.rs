@@ -18,7 +18,8 @@
 //! 8. inbound (benches/delivery/inbound.rs): `smtp-source` sends signed
 //!    messages to a route of `tern serve --role smtp`, a dispatcher POSTs
 //!    them to a receiver; accepted and delivered msg/s, store-to-arrival
-//!    p50/p99, next to `smtp-source` into `smtp-sink`.
+//!    p50/p99, next to `smtp-source` into `smtp-sink` and into a Postfix
+//!    `smtpd` delivering to a maildir.
 //!
 //! Run with `scripts/bench` (which installs what it needs), or
 //! `cargo bench --bench delivery -- --help`.
@@ -496,6 +497,35 @@ impl Bench {
              Tern accepted / ceiling {:.1}%",
             n as f64 / ceiling.as_secs_f64(),
             100.0 * ceiling.as_secs_f64() / accepted.as_secs_f64()
+        );
+        let postfix = inbound::Postfix::start(free_port()?, &self.db_name)?;
+        let started = Instant::now();
+        let to = "inbox@bench-in.test";
+        let queued = source(n, to, postfix.port).await;
+        let queued = match queued {
+            Ok(Ok(took)) => took,
+            Ok(Err(err)) => {
+                postfix.stop();
+                return Err(err);
+            }
+            Err(err) => {
+                postfix.stop();
+                return Err(err.into());
+            }
+        };
+        while postfix.delivered() < n && started.elapsed() < Duration::from_secs(600) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let delivered = started.elapsed();
+        let count = postfix.delivered();
+        postfix.stop();
+        println!(
+            "8d. Postfix smtpd (no SPF/DKIM/DMARC checks), the same file and sessions: {n} queued in \
+             {:.2} s = {:.0} msg/s, {count} delivered into a maildir in {:.2} s = {:.0} msg/s",
+            queued.as_secs_f64(),
+            n as f64 / queued.as_secs_f64(),
+            delivered.as_secs_f64(),
+            count as f64 / delivered.as_secs_f64()
         );
         Ok(())
     }

@@ -196,3 +196,89 @@ pub async fn latencies(db: &PgPool, arrivals: &[(String, SystemTime)]) -> anyhow
     let at = |q: f64| waits[((waits.len() as f64 * q) as usize).min(waits.len() - 1)];
     Ok((at(0.5), at(0.99)))
 }
+
+/// A Postfix instance of its own (config and queue in a temporary
+/// directory): `smtpd` on loopback taking mail for one domain and
+/// delivering it into a maildir (`virtual`), the reference the inbound
+/// phase is compared with. No SPF, DKIM or DMARC checks: Postfix does
+/// those only with milters or policy services.
+pub struct Postfix {
+    dir: PathBuf,
+    master: Child,
+    pub port: u16,
+}
+
+/// The domain the Postfix peer takes mail for.
+pub const POSTFIX_DOMAIN: &str = "bench-in.test";
+
+impl Postfix {
+    pub fn start(port: u16, tag: &str) -> anyhow::Result<Postfix> {
+        let dir = std::env::temp_dir().join(format!("{tag}-postfix"));
+        let conf = dir.join("conf");
+        let mail = dir.join("mail");
+        for sub in [&conf, &dir.join("queue"), &mail] {
+            std::fs::create_dir_all(sub)?;
+        }
+        let nobody = |flag: &str| -> anyhow::Result<String> {
+            let out = Command::new("id").args([flag, "nobody"]).output()?;
+            Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+        };
+        let (uid, gid) = (nobody("-u")?, nobody("-g")?);
+        Command::new("chown").arg(&uid).arg(&mail).status()?;
+        let master = std::fs::read_to_string("/etc/postfix/master.cf")
+            .context("reading /etc/postfix/master.cf (Debian package postfix)")?
+            .lines()
+            .map(|line| {
+                if line.starts_with("smtp ") && line.contains("inet") {
+                    format!("127.0.0.1:{port} inet n - n - - smtpd")
+                } else {
+                    line.to_string()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        std::fs::write(conf.join("master.cf"), master + "\n")?;
+        std::fs::write(
+            conf.join("main.cf"),
+            format!(
+                "compatibility_level = 3.6\nqueue_directory = {queue}\ndata_directory = {queue}/data\n\
+                 myhostname = pfbench.test\nmydestination =\ninet_interfaces = 127.0.0.1\ninet_protocols = ipv4\n\
+                 mynetworks = 127.0.0.0/8\nalias_maps =\nalias_database =\nmaillog_file = /dev/stdout\n\
+                 smtpd_relay_restrictions = permit_mynetworks reject\nbounce_queue_lifetime = 0\n\
+                 virtual_mailbox_domains = {POSTFIX_DOMAIN}\nvirtual_mailbox_base = {mail}\n\
+                 virtual_mailbox_maps = static:inbox/\nvirtual_uid_maps = static:{uid}\n\
+                 virtual_gid_maps = static:{gid}\ndefault_process_limit = 100\n",
+                queue = dir.join("queue").display(),
+                mail = mail.display(),
+            ),
+        )?;
+        let master = Command::new("postfix")
+            .arg("-c")
+            .arg(&conf)
+            .arg("start-fg")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting Postfix (Debian package postfix)")?;
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if started.elapsed() > Duration::from_secs(30) {
+                bail!("Postfix's smtpd did not start");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Ok(Postfix { dir, master, port })
+    }
+
+    /// Messages delivered into the maildir so far.
+    pub fn delivered(&self) -> usize {
+        std::fs::read_dir(self.dir.join("mail/inbox/new")).map_or(0, |entries| entries.count())
+    }
+
+    pub fn stop(mut self) {
+        let conf = self.dir.join("conf");
+        let _ = Command::new("postfix").arg("-c").arg(&conf).arg("stop").status();
+        let _ = self.master.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
