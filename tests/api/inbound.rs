@@ -712,6 +712,15 @@ async fn a_message_accepted_before_a_kill_is_delivered_after_restart() {
     );
 }
 
+/// Whether the received message sent to `rcpt` was flagged.
+async fn flagged_of(app: &TestApp, rcpt: &str) -> bool {
+    sqlx::query_scalar("SELECT flagged FROM inbound_messages WHERE $1 = ANY (rcpt_to)")
+        .bind(rcpt)
+        .fetch_one(&app.db)
+        .await
+        .unwrap()
+}
+
 /// The stored checks of the received message sent to `rcpt`.
 async fn checks_of(app: &TestApp, rcpt: &str) -> Value {
     sqlx::query_scalar("SELECT checks FROM inbound_messages WHERE $1 = ANY (rcpt_to)")
@@ -889,13 +898,7 @@ async fn spf_dkim_and_dmarc_are_checked_against_dns_and_dmarc_reject_is_enforced
     assert_eq!(app.count("messages").await, before, "nothing stored");
     let (ok, output) = send("a@strict.test", "lenient@in.example.com", "127.0.0.2").await;
     assert!(ok, "{output}");
-    let flagged: bool = sqlx::query_scalar(
-        "SELECT flagged FROM inbound_messages WHERE 'lenient@in.example.com' = ANY (rcpt_to)",
-    )
-    .fetch_one(&app.db)
-    .await
-    .unwrap();
-    assert!(flagged);
+    assert!(flagged_of(&app, "lenient@in.example.com").await);
     assert_eq!(
         checks_of(&app, "lenient@in.example.com").await["dmarc"]["policy"],
         "reject"
@@ -1136,13 +1139,7 @@ async fn rspamd_scores_messages_and_routes_reject_or_flag_spam_and_a_dead_scanne
     let checks = checks_of(&app, "lenient@in.example.com").await;
     assert_eq!(checks["spam"], "spam", "{checks}");
     assert!(checks["spam_score"].as_f64().unwrap() >= 10.0, "{checks}");
-    let flagged: bool = sqlx::query_scalar(
-        "SELECT flagged FROM inbound_messages WHERE 'lenient@in.example.com' = ANY (rcpt_to)",
-    )
-    .fetch_one(&app.db)
-    .await
-    .unwrap();
-    assert!(flagged);
+    assert!(flagged_of(&app, "lenient@in.example.com").await);
     let (ok, output) = swaks(
         smtp,
         &[
