@@ -84,6 +84,8 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(webhooks::test_webhook))
         .routes(routes!(webhooks::replay_webhook))
         .routes(routes!(routes::list_routes, routes::create_route))
+        .routes(routes!(routes::list_route_deliveries))
+        .routes(routes!(routes::retry_route_delivery))
         .routes(routes!(smtp_rules::list_ip_rules, smtp_rules::create_ip_rule))
         .routes(routes!(smtp_rules::delete_ip_rule))
         .routes(routes!(

@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use super::extract::{ApiJson, ApiPath, UserSession, require_write};
 use super::servers::visible as visible_server;
+use super::webhooks::{LogParams, WebhookAttemptList};
 use crate::api::error::{ApiError, ErrorBody};
 use crate::db;
 use crate::db::routes::{CreateRouteError, NewRoute, NewRouteEndpoint, RouteChange, RouteRow};
@@ -503,4 +504,42 @@ pub async fn delete_route(
     require_write(visible(&state, session.user_id, id).await?.role)?;
     db::routes::delete(&state.db, id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The endpoint of an `endpoint` route.
+fn endpoint_of(route: &RouteRow) -> Result<Uuid, ApiError> {
+    route
+        .endpoint_id
+        .ok_or_else(|| ApiError::not_found("endpoint of this route (it is not an `endpoint` route)"))
+}
+
+/// The delivery log of an `endpoint` route: every attempt to POST its
+/// messages (`inbound.received`), newest first.
+#[utoipa::path(get, path = "/v1/routes/{route_id}/deliveries", operation_id = "list_route_deliveries", tag = "routes",
+    security(("session" = [])), params(("route_id" = Uuid, Path), LogParams),
+    responses((status = 200, description = "OK", body = WebhookAttemptList)))]
+pub async fn list_route_deliveries(
+    State(state): State<AppState>,
+    session: UserSession,
+    ApiPath(id): ApiPath<Uuid>,
+    super::extract::ApiQuery(params): super::extract::ApiQuery<LogParams>,
+) -> Result<Json<WebhookAttemptList>, ApiError> {
+    let endpoint = endpoint_of(&visible(&state, session.user_id, id).await?)?;
+    super::webhooks::delivery_log(&state, endpoint, &params).await
+}
+
+/// Sends one of the route's deliveries again (owner or admin).
+#[utoipa::path(post, path = "/v1/routes/{route_id}/deliveries/{route_delivery_id}/retry", operation_id = "retry_route_delivery", tag = "routes",
+    security(("session" = [])), params(("route_id" = Uuid, Path), ("route_delivery_id" = Uuid, Path, description = "A delivery of the route's log (`delivery_id` there)")),
+    responses((status = 202, description = "Queued to be sent again"),
+        (status = 403, description = "Your role does not allow this", body = ErrorBody),
+        (status = 409, description = "The delivery is being sent right now (`delivery_in_progress`)", body = ErrorBody)))]
+pub async fn retry_route_delivery(
+    State(state): State<AppState>,
+    session: UserSession,
+    ApiPath((id, delivery)): ApiPath<(Uuid, Uuid)>,
+) -> Result<StatusCode, ApiError> {
+    let route = visible(&state, session.user_id, id).await?;
+    require_write(route.role)?;
+    super::webhooks::retry_delivery(&state, endpoint_of(&route)?, delivery).await
 }

@@ -496,6 +496,15 @@ pub async fn list_webhook_deliveries(
     super::extract::ApiQuery(params): super::extract::ApiQuery<LogParams>,
 ) -> Result<Json<WebhookAttemptList>, ApiError> {
     visible(&state, session.user_id, id).await?;
+    delivery_log(&state, id, &params).await
+}
+
+/// A page of an endpoint's attempts (a webhook's or a route's).
+pub(super) async fn delivery_log(
+    state: &AppState,
+    id: Uuid,
+    params: &LogParams,
+) -> Result<Json<WebhookAttemptList>, ApiError> {
     let limit = super::extract::page_limit(params.limit)?;
     let before = match &params.cursor {
         Some(cursor) => Some(cursor.parse::<i64>().ok().filter(|n| *n > 0).ok_or_else(|| {
@@ -530,6 +539,15 @@ pub async fn retry_webhook_delivery(
     ApiPath((id, delivery)): ApiPath<(Uuid, Uuid)>,
 ) -> Result<StatusCode, ApiError> {
     require_write(visible(&state, session.user_id, id).await?.role)?;
+    retry_delivery(&state, id, delivery).await
+}
+
+/// Makes one of an endpoint's deliveries due again.
+pub(super) async fn retry_delivery(
+    state: &AppState,
+    id: Uuid,
+    delivery: Uuid,
+) -> Result<StatusCode, ApiError> {
     if db::webhooks::retry(&state.db, id, delivery).await? {
         return Ok(StatusCode::ACCEPTED);
     }

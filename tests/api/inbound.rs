@@ -454,6 +454,26 @@ async fn a_message_reaches_its_route_endpoint_signed_in_both_formats() {
     assert_eq!(inbound["checks"]["spf"]["result"], "temperror");
     assert_eq!(inbound["endpoint_attempts"][0]["http_status"], 200);
     assert_eq!(inbound["endpoint_attempts"][0]["event_type"], "inbound.received");
+    // The route's delivery log, and a delivery sent again (same id).
+    let log = json_of(
+        app.get(
+            &format!("/v1/routes/{}/deliveries", parsed_route["id"].as_str().unwrap()),
+            &t.token,
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(log["data"][0]["event_type"], "inbound.received");
+    let delivery = log["data"][0]["delivery_id"].as_str().unwrap();
+    let retry = format!(
+        "/v1/routes/{}/deliveries/{delivery}/retry",
+        parsed_route["id"].as_str().unwrap()
+    );
+    assert_eq!(app.post(&retry, &t.token, &json!({})).await.status(), 202);
+    deliver(&app, &parsed_receiver, 2).await;
+    let requests = parsed_receiver.requests();
+    assert_eq!(requests[1].0["webhook-id"], requests[0].0["webhook-id"]);
     // Another tenant's key sees none of it.
     let other = app
         .tenant(

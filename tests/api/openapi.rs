@@ -134,12 +134,22 @@ async fn every_operation_answers_only_what_the_document_lists() {
         app.post(
             &format!("/v1/servers/{}/routes", t.server_id),
             &t.token,
-            &json!({"address": "hold@example.com", "action": "hold"}),
+            &json!({"address": "in@example.com", "action": "endpoint", "url": "https://hooks.example.com/in"}),
         )
         .await,
         201,
     )
     .await;
+    // A delivery in the route's log, as if a message had come in.
+    let route_delivery: uuid::Uuid = sqlx::query_scalar(
+        "INSERT INTO webhook_deliveries (endpoint_id, event_id, event_type, payload)
+         SELECT endpoint_id, 'evt_in', 'inbound.received', '{}' FROM routes WHERE id = $1::text::uuid
+         RETURNING id",
+    )
+    .bind(route["id"].as_str().unwrap())
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
     let sent = app
         .send(
             &t.key,
@@ -148,10 +158,11 @@ async fn every_operation_answers_only_what_the_document_lists() {
         )
         .await;
     // The send (held on this development server) made a webhook delivery.
-    let delivery: uuid::Uuid = sqlx::query_scalar("SELECT id FROM webhook_deliveries")
-        .fetch_one(&app.db)
-        .await
-        .unwrap();
+    let delivery: uuid::Uuid =
+        sqlx::query_scalar("SELECT id FROM webhook_deliveries WHERE event_type <> 'inbound.received'")
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
     let ids = [
         ("organization_id", t.org_id.to_string()),
         ("server_id", t.server_id.to_string()),
@@ -162,6 +173,7 @@ async fn every_operation_answers_only_what_the_document_lists() {
         ("webhook_id", webhook["id"].as_str().unwrap().to_string()),
         ("delivery_id", delivery.to_string()),
         ("route_id", route["id"].as_str().unwrap().to_string()),
+        ("route_delivery_id", route_delivery.to_string()),
         ("index", "0".to_string()),
         ("rule_id", rule["id"].as_str().unwrap().to_string()),
     ];
