@@ -9,7 +9,7 @@ use mail_parser::MessageParser;
 use uuid::Uuid;
 
 use super::checks::{self, Checked, Client};
-use super::payload::{self, About};
+use super::payload;
 use super::recipient::Target;
 use super::reply::Reply;
 use super::session::{Session, Transaction};
@@ -17,7 +17,7 @@ use super::spam::{self, Scan};
 use crate::db;
 use crate::db::inbound::NewInbound;
 use crate::mail::received;
-use crate::webhooks::events::{InboundEnvelope, InboundFormat};
+use crate::webhooks::events::{InboundEnvelope, InboundFormat, InboundReceivedData};
 
 /// Header fields a received message may have.
 const MAX_HEADER_FIELDS: usize = 1000;
@@ -177,7 +177,7 @@ pub(super) async fn receive(session: &mut Session<'_>, transaction: Transaction,
         } else {
             InboundFormat::Parsed
         };
-        let about = About {
+        let data = InboundReceivedData {
             message_id: copy.id,
             server_id: route.server_id,
             route_id: route.route_id,
@@ -190,9 +190,13 @@ pub(super) async fn receive(session: &mut Session<'_>, transaction: Transaction,
             },
             checks: checks.clone(),
             flagged: flagged_for(&copy.target),
+            format,
+            raw: None,
+            parsed: None,
+            size: 0,
         };
         let max_attachment = ctx.state.settings.smtp.max_payload_attachment_bytes;
-        match payload::event(about, format, &stored, &message, max_attachment, now) {
+        match payload::event(data, &stored, &message, max_attachment, now) {
             Ok(event) => {
                 let event_id = format!("evt_{}", Uuid::now_v7().simple());
                 copy.payload = Some((Uuid::now_v7(), endpoint, event_id, event));

@@ -10,48 +10,28 @@ use mail_parser::{Address, HeaderValue, Message, MessagePart, MimeHeaders};
 use uuid::Uuid;
 
 use crate::webhooks::events::{
-    InboundAttachment, InboundChecks, InboundEnvelope, InboundFormat, InboundHeader, InboundMailbox,
-    InboundParsed, InboundReceivedData, InboundReceivedEvent, InboundReceivedType,
+    InboundAttachment, InboundFormat, InboundHeader, InboundMailbox, InboundParsed, InboundReceivedData,
+    InboundReceivedEvent, InboundReceivedType,
 };
 
-/// What the payload is about, beside the message itself.
-pub struct About {
-    pub message_id: Uuid,
-    pub server_id: Uuid,
-    pub route_id: Uuid,
-    pub envelope: InboundEnvelope,
-    pub checks: InboundChecks,
-    pub flagged: bool,
-}
-
-/// The whole event, ready to store in the outbox.
+/// The whole event, ready to store in the outbox: `data` completed with
+/// the message in its `format` (`raw` or `parsed`) and its size.
 pub fn event(
-    about: About,
-    format: InboundFormat,
+    mut data: InboundReceivedData,
     stored: &[u8],
     message: &Message<'_>,
     max_attachment: usize,
     at: DateTime<Utc>,
 ) -> serde_json::Result<serde_json::Value> {
-    let (raw, parsed) = match format {
-        InboundFormat::Raw => (Some(STANDARD.encode(stored)), None),
-        InboundFormat::Parsed => (None, Some(parsed(message, about.message_id, max_attachment))),
-    };
+    match data.format {
+        InboundFormat::Raw => data.raw = Some(STANDARD.encode(stored)),
+        InboundFormat::Parsed => data.parsed = Some(parsed(message, data.message_id, max_attachment)),
+    }
+    data.size = stored.len();
     let mut value = serde_json::to_value(InboundReceivedEvent {
         kind: InboundReceivedType::Value,
         timestamp: at,
-        data: InboundReceivedData {
-            message_id: about.message_id,
-            server_id: about.server_id,
-            route_id: about.route_id,
-            envelope: about.envelope,
-            checks: about.checks,
-            flagged: about.flagged,
-            format,
-            raw,
-            parsed,
-            size: stored.len(),
-        },
+        data,
     })?;
     strip_nul(&mut value);
     Ok(value)

@@ -66,9 +66,10 @@ impl SmtpServer {
             .await
             .context("loading the VERP key")?;
         let tls = super::tls::acceptor(&settings.smtp, settings.smtp_hostname())?;
-        let resolver = crate::dns::resolver::build(&settings.dns).context("building the DNS resolver")?;
+
         let ctx = Context {
-            authenticator: MessageAuthenticator(resolver),
+            // The process's resolver (and its cache), as `dns.*` configures it.
+            authenticator: MessageAuthenticator(state.resolver.clone()),
             scanner: super::spam::Scanner::new(&settings.smtp.spam)
                 .context("the spam scanner (smtp.spam)")?,
             verp: Verp::new(&key),

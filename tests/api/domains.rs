@@ -7,7 +7,8 @@ use serde_json::{Value, json};
 
 use crate::helpers::{Dnsmasq, assert_error, json_of, spawn_app_with};
 
-fn record<'a>(domain: &'a Value, purpose: &str) -> &'a Value {
+/// A domain's DNS record with `purpose`, as the API shows it.
+pub fn record<'a>(domain: &'a Value, purpose: &str) -> &'a Value {
     domain["dns_records"]
         .as_array()
         .unwrap()

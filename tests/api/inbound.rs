@@ -806,12 +806,7 @@ async fn spf_dkim_and_dmarc_are_checked_against_dns_and_dmarc_reject_is_enforced
         200,
     )
     .await;
-    let mx = checked["dns_records"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["purpose"] == "mx")
-        .expect("an MX record for a receiving domain");
+    let mx = crate::domains::record(&checked, "mx");
     assert_eq!(
         (mx["value"].as_str(), mx["status"].as_str()),
         (Some("tern.test"), Some("ok")),
