@@ -86,7 +86,17 @@ pub async fn demo(pool: &PgPool, sealing: &SealingKey) -> anyhow::Result<Demo> {
     };
     let server = match db::servers::list(pool, user.id, org.id).await?.into_iter().next() {
         Some(server) => server,
-        None => db::servers::create(pool, user.id, org.id, "Demo server", ServerMode::Development).await?,
+        None => {
+            db::servers::create(
+                pool,
+                user.id,
+                org.id,
+                "Demo server",
+                ServerMode::Development,
+                false,
+            )
+            .await?
+        }
     };
     if !db::domains::list(pool, user.id, server.id)
         .await?

@@ -30,6 +30,44 @@ pub struct Settings {
     pub webhooks: WebhookSettings,
     #[serde(default)]
     pub smtp: SmtpSettings,
+    #[serde(default)]
+    pub suppression: SuppressionSettings,
+}
+
+/// How long each kind of suppression entry lasts (days; none: for ever),
+/// unless an entry is given its own expiry.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SuppressionSettings {
+    pub hard_bounce_days: Option<u32>,
+    pub complaint_days: Option<u32>,
+    pub unsubscribe_days: Option<u32>,
+    pub manual_days: Option<u32>,
+}
+
+impl Default for SuppressionSettings {
+    fn default() -> Self {
+        SuppressionSettings {
+            hard_bounce_days: Some(30),
+            complaint_days: None,
+            unsubscribe_days: None,
+            manual_days: None,
+        }
+    }
+}
+
+impl SuppressionSettings {
+    /// The default lifetime of an entry with `reason`, in seconds.
+    pub fn lifetime_secs(&self, reason: crate::domain::SuppressionReason) -> Option<f64> {
+        use crate::domain::SuppressionReason as R;
+        let days = match reason {
+            R::HardBounce => self.hard_bounce_days,
+            R::Complaint => self.complaint_days,
+            R::Unsubscribe => self.unsubscribe_days,
+            R::Manual => self.manual_days,
+        };
+        days.map(|d| f64::from(d) * 86_400.0)
+    }
 }
 
 /// The inbound SMTP server (`tern serve --role smtp`).
@@ -77,6 +115,10 @@ pub struct SmtpSettings {
     /// DNS blocklist zones (RFC 5782) asked about each client on connect; a
     /// listed client is refused with `554 5.7.1`. None by default.
     pub dnsbl_zones: Vec<String>,
+    /// Feedback-loop addresses (`fbl@rp.example.com`) that take ARF
+    /// complaint reports from mailbox providers; the report names the
+    /// message. Return paths take reports without being listed here.
+    pub feedback_addresses: Vec<String>,
     pub spam: SpamSettings,
 }
 
@@ -122,6 +164,7 @@ impl Default for SmtpSettings {
             max_transactions: 100,
             max_payload_attachment_bytes: 10 * 1024 * 1024,
             dnsbl_zones: Vec::new(),
+            feedback_addresses: Vec::new(),
             spam: SpamSettings::default(),
         }
     }
@@ -481,6 +524,7 @@ impl Default for Settings {
             secrets: SecretsSettings::default(),
             webhooks: WebhookSettings::default(),
             smtp: SmtpSettings::default(),
+            suppression: SuppressionSettings::default(),
         }
     }
 }

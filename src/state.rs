@@ -15,6 +15,7 @@ use crate::auth::throttle::LoginThrottle;
 use crate::config::Settings;
 use crate::domain::Redacted;
 use crate::mail::dkim::SignerCache;
+use crate::mail::verp::Verp;
 use crate::sealing::SealingKey;
 use crate::{db, dns, observability};
 
@@ -34,6 +35,8 @@ pub struct AppInner {
     pub sealing: Option<SealingKey>,
     pub login_throttle: LoginThrottle,
     pub send_limits: SendLimits,
+    /// Signs and checks return-path and unsubscribe tokens.
+    pub verp: Verp,
 }
 
 impl Deref for AppState {
@@ -76,7 +79,11 @@ impl AppState {
         let sessions = SessionKeys::new(&secret, settings.auth.session_ttl_secs);
         observability::metrics::handle();
         let resolver = dns::resolver::build(&settings.dns).context("building the DNS resolver")?;
+        let verp_key = db::secrets::get_or_create(&db, "verp_hmac", 32)
+            .await
+            .context("loading the VERP key")?;
         Ok(AppState(Arc::new(AppInner {
+            verp: Verp::new(&verp_key),
             db,
             sessions,
             resolver,

@@ -14,6 +14,8 @@ pub mod routes;
 pub mod send;
 pub mod servers;
 pub mod smtp_rules;
+pub mod suppressions;
+pub mod unsubscribe;
 pub mod webhooks;
 
 use std::time::Duration;
@@ -93,6 +95,24 @@ fn routes() -> OpenApiRouter<AppState> {
             routes::update_route,
             routes::delete_route
         ))
+        .routes(routes!(
+            suppressions::list_suppressions,
+            suppressions::import_suppressions
+        ))
+        .routes(routes!(
+            suppressions::get_suppression,
+            suppressions::put_suppression,
+            suppressions::delete_suppression
+        ))
+        .routes(routes!(
+            suppressions::list_server_suppressions,
+            suppressions::import_server_suppressions
+        ))
+        .routes(routes!(
+            suppressions::get_server_suppression,
+            suppressions::put_server_suppression,
+            suppressions::delete_server_suppression
+        ))
         .routes(routes!(send::send_message, messages::list_messages))
         .routes(routes!(send::send_raw_message))
         .routes(routes!(messages::get_message))
@@ -155,6 +175,11 @@ pub fn router(state: AppState) -> Router {
             timeout,
         ));
     api.merge(SwaggerUi::new("/docs").url("/openapi.json", document))
+        // Not part of the JSON API: pages for recipients.
+        .route(
+            "/u/{token}",
+            axum::routing::get(unsubscribe::unsubscribe_page).post(unsubscribe::unsubscribe),
+        )
         .fallback(health::not_found)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(middleware)

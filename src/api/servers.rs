@@ -25,6 +25,9 @@ pub struct Server {
     #[schema(example = "Transactional")]
     pub name: String,
     pub mode: ServerMode,
+    /// Messages with one recipient get `List-Unsubscribe` (a one-click
+    /// URL and a `mailto:`) unless a send says otherwise.
+    pub list_unsubscribe: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -36,6 +39,7 @@ impl From<db::servers::ServerRow> for Server {
             organization_id: row.organization_id,
             name: row.name,
             mode: row.mode,
+            list_unsubscribe: row.list_unsubscribe,
             created_at: row.created_at,
             updated_at: row.updated_at,
         }
@@ -58,6 +62,9 @@ pub struct CreateServer {
     /// Defaults to `development`: nothing is delivered until you switch.
     #[serde(default = "development")]
     pub mode: ServerMode,
+    /// Default `false`.
+    #[serde(default)]
+    pub list_unsubscribe: bool,
 }
 
 fn development() -> ServerMode {
@@ -77,6 +84,7 @@ pub struct UpdateServer {
     )]
     pub name: Option<String>,
     pub mode: Option<ServerMode>,
+    pub list_unsubscribe: Option<bool>,
 }
 
 /// Servers of an organization.
@@ -120,7 +128,15 @@ pub async fn create_server(
 ) -> Result<(StatusCode, Json<Server>), ApiError> {
     require_write(visible_org(&state, session.user_id, org).await?.role)?;
     let name = valid_name("name", &input.name)?;
-    let server = db::servers::create(&state.db, session.user_id, org, &name, input.mode).await?;
+    let server = db::servers::create(
+        &state.db,
+        session.user_id,
+        org,
+        &name,
+        input.mode,
+        input.list_unsubscribe,
+    )
+    .await?;
     Ok((StatusCode::CREATED, Json(server.into())))
 }
 
@@ -152,7 +168,14 @@ pub async fn update_server(
         Some(name) => valid_name("name", name)?,
         None => server.name,
     };
-    db::servers::update(&state.db, id, &name, input.mode.unwrap_or(server.mode)).await?;
+    db::servers::update(
+        &state.db,
+        id,
+        &name,
+        input.mode.unwrap_or(server.mode),
+        input.list_unsubscribe.unwrap_or(server.list_unsubscribe),
+    )
+    .await?;
     Ok(Json(visible(&state, session.user_id, id).await?.into()))
 }
 

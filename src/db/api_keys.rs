@@ -135,8 +135,11 @@ pub struct SendLookup {
     /// Sealed (`crate::sealing`).
     pub sealed_dkim_key: Option<Redacted<Vec<u8>>>,
     pub domain_verified: Option<bool>,
-    /// Which of the given recipients are on the suppression list now.
-    pub suppressed: Vec<String>,
+    /// The server adds `List-Unsubscribe` by default.
+    pub list_unsubscribe: bool,
+    /// Which of the given recipients (lower case) are on the suppression
+    /// list now, and why.
+    pub suppressed: Vec<crate::domain::SuppressedAddress>,
 }
 
 impl SendLookup {
@@ -166,14 +169,16 @@ pub async fn authenticate_for_sending(
         r#"SELECT k.id AS key_id, k.server_id, s.mode AS "mode: ServerMode",
                   k.revoked_at IS NOT NULL AS "revoked!",
                   (k.last_used_at IS NULL OR k.last_used_at < now() - interval '1 minute')
-                      AS "needs_touch!",
+                      AS "needs_touch!", s.list_unsubscribe,
                   d.id AS "domain_id?", d.name AS "domain_name?",
                   d.dkim_algorithm AS "dkim_algorithm?: DkimAlgorithm",
                   d.dkim_selector AS "dkim_selector?", d.dkim_private_key AS "dkim_private_key?",
                   d.verified_at IS NOT NULL AS "domain_verified?",
-                  ARRAY(SELECT x.address FROM suppressions x
-                        WHERE x.server_id = k.server_id AND x.address = ANY($3)
-                          AND (x.expires_at IS NULL OR x.expires_at > now())) AS "suppressed!"
+                  (SELECT jsonb_agg(jsonb_build_object('address', x.address, 'reason', x.reason,
+                                                       'since', x.created_at, 'expires_at', x.expires_at))
+                   FROM suppressions x
+                   WHERE x.server_id = k.server_id AND x.address = ANY($3)
+                     AND (x.expires_at IS NULL OR x.expires_at > now())) AS suppressed
            FROM api_keys k
            JOIN servers s ON s.id = k.server_id
            LEFT JOIN domains d ON d.server_id = k.server_id AND d.name = $2
@@ -194,12 +199,16 @@ pub async fn authenticate_for_sending(
         },
         // A domain that is not found has no id; then none of its columns count.
         domain_verified: r.domain_id.and(r.domain_verified),
+        list_unsubscribe: r.list_unsubscribe,
         domain_id: r.domain_id,
         domain_name: r.domain_name,
         dkim_algorithm: r.dkim_algorithm,
         dkim_selector: r.dkim_selector,
         sealed_dkim_key: r.dkim_private_key.map(Redacted::new),
-        suppressed: r.suppressed,
+        suppressed: r
+            .suppressed
+            .and_then(|json| serde_json::from_value(json).ok())
+            .unwrap_or_default(),
     }))
 }
 

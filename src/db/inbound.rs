@@ -3,6 +3,8 @@
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use super::reports::{self, Effect};
+
 /// One stored copy of a received message: one per route (or return-path
 /// target) its recipients reached.
 pub struct NewInbound<'a> {
@@ -30,19 +32,29 @@ pub struct NewInbound<'a> {
     /// The `inbound.received` delivery to queue: its id, endpoint, event id
     /// and payload.
     pub delivery: Option<(Uuid, Uuid, &'a str, &'a serde_json::Value)>,
+    /// Return-path mail: what it was found to be (`mail::report`).
+    pub report: Option<&'a serde_json::Value>,
+    /// Return-path mail: what it does to the recipients it is about,
+    /// applied in the same transaction.
+    pub effects: &'a [Effect],
 }
 
 /// Stores the copies of one message, all or none: one statement for the
 /// usual single copy, a transaction around several.
 #[tracing::instrument(level = "debug", skip_all, fields(copies = copies.len()))]
 pub async fn store(pool: &PgPool, copies: &[NewInbound<'_>]) -> sqlx::Result<()> {
-    if let [copy] = copies {
+    if let [copy] = copies
+        && copy.effects.is_empty()
+    {
         let mut conn = pool.acquire().await?;
         return insert(&mut conn, copy).await;
     }
     let mut tx = pool.begin().await?;
     for copy in copies {
         insert(&mut tx, copy).await?;
+        for effect in copy.effects {
+            reports::apply(&mut tx, Some(copy.id), effect).await?;
+        }
     }
     tx.commit().await
 }
@@ -71,8 +83,9 @@ async fn insert(conn: &mut sqlx::PgConnection, copy: &NewInbound<'_>) -> sqlx::R
            ), i AS (
               INSERT INTO inbound_messages (message_id, kind, route_id, action, about_recipient_id,
                                             about_message_id, client_ip, helo, tls, mail_from, rcpt_to,
-                                            checks, flagged, delivery_id)
-              SELECT id, $10, $11, $12, $13, $14, $15::text::inet, $16, $17, $5, $18, $19, $23, $24 FROM m
+                                            checks, flagged, delivery_id, report, processed_at)
+              SELECT id, $10, $11, $12, $13, $14, $15::text::inet, $16, $17, $5, $18, $19, $23, $24,
+                     $25, CASE WHEN $10 = 'return_path' THEN now() END FROM m
            )
            SELECT count(pg_notify('tern_webhooks', '')) AS "notified!" FROM d"#,
         copy.id,
@@ -98,7 +111,8 @@ async fn insert(conn: &mut sqlx::PgConnection, copy: &NewInbound<'_>) -> sqlx::R
         event_id,
         payload,
         copy.flagged,
-        delivery
+        delivery,
+        copy.report
     )
     .fetch_one(&mut *conn)
     .await
@@ -153,6 +167,7 @@ pub struct InboundRow {
     pub flagged: bool,
     pub delivery_id: Option<Uuid>,
     pub processed_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub report: Option<serde_json::Value>,
 }
 
 #[tracing::instrument(level = "debug", skip(pool))]
@@ -161,7 +176,7 @@ pub async fn get(pool: &PgPool, message: Uuid) -> sqlx::Result<Option<InboundRow
         InboundRow,
         r#"SELECT kind, route_id, action, about_recipient_id, about_message_id,
                   host(client_ip) AS "client_ip!", helo, tls, mail_from, rcpt_to, checks, flagged,
-                  delivery_id, processed_at
+                  delivery_id, processed_at, report
            FROM inbound_messages WHERE message_id = $1"#,
         message
     )

@@ -61,6 +61,8 @@ pub struct NewRecipient {
     pub domain: String,
     pub kind: RecipientKind,
     pub status: RecipientStatus,
+    /// Why a `suppressed` recipient is (not stored: the answer's).
+    pub suppression: Option<crate::domain::SuppressionNote>,
 }
 
 /// A message to insert, with its signed source and its recipients.
@@ -276,4 +278,15 @@ pub async fn list(pool: &PgPool, server: Uuid, filter: &ListFilter) -> sqlx::Res
     q.push(" ORDER BY created_at DESC, id DESC LIMIT ")
         .push_bind(filter.limit);
     q.build_query_as().fetch_all(pool).await
+}
+
+/// Whether a recipient of an outgoing message exists.
+#[tracing::instrument(level = "debug", skip(pool))]
+pub async fn recipient_exists(pool: &PgPool, id: Uuid) -> sqlx::Result<bool> {
+    sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM recipients WHERE id = $1) AS "found!""#,
+        id
+    )
+    .fetch_one(pool)
+    .await
 }

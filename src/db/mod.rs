@@ -9,10 +9,12 @@ pub mod inbound;
 pub mod messages;
 pub mod organizations;
 pub mod queue;
+pub mod reports;
 pub mod routes;
 pub mod secrets;
 pub mod servers;
 pub mod smtp_rules;
+pub mod suppressions;
 pub mod users;
 pub mod webhooks;
 

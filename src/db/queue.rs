@@ -162,6 +162,9 @@ pub struct Outcome {
     pub tls: Option<bool>,
     /// Event detail: host, TLS, reply code… (`attempt` is added).
     pub detail: serde_json::Value,
+    /// A hard bounce about the address: suppress it, for this many seconds
+    /// (`Some(None)`: for ever).
+    pub suppress: Option<Option<f64>>,
 }
 
 /// Records attempts and their events in one statement (so the recipients of
@@ -176,18 +179,35 @@ pub async fn complete(pool: &PgPool, worker: &str, outcomes: &[Outcome]) -> sqlx
     let hosts: Vec<Option<&str>> = outcomes.iter().map(|o| o.host.as_deref()).collect();
     let tls: Vec<Option<bool>> = outcomes.iter().map(|o| o.tls).collect();
     let details: Vec<&serde_json::Value> = outcomes.iter().map(|o| &o.detail).collect();
+    let suppress: Vec<bool> = outcomes.iter().map(|o| o.suppress.is_some()).collect();
+    let lifetimes: Vec<Option<f64>> = outcomes.iter().map(|o| o.suppress.flatten()).collect();
     sqlx::query_scalar!(
         "WITH o AS (
             SELECT * FROM unnest($2::uuid[], $3::text[], $4::text[], $5::timestamptz[],
-                                 $6::text[], $7::bool[], $8::jsonb[])
-                AS o(id, status, reply, next_attempt_at, host, tls, detail)
+                                 $6::text[], $7::bool[], $8::jsonb[], $9::bool[], $10::float8[])
+                AS o(id, status, reply, next_attempt_at, host, tls, detail, suppress, lifetime)
          ), u AS (
             UPDATE recipients r
             SET status = o.status, last_reply = o.reply,
                 next_attempt_at = o.next_attempt_at, last_host = o.host, last_tls = o.tls,
                 lease_owner = NULL, lease_expires_at = NULL, updated_at = now()
             FROM o WHERE r.id = o.id AND r.lease_owner = $1
-            RETURNING r.id, r.message_id, r.attempts, o.status, o.detail, o.next_attempt_at
+            RETURNING r.id, r.message_id, r.server_id, r.address, r.attempts, o.status, o.detail,
+                      o.next_attempt_at, o.suppress, o.lifetime, o.reply
+         ), s AS (
+            -- Hard bounces about the address: the longer-lived entry stays.
+            INSERT INTO suppressions AS s (server_id, address, reason, source_message_id, detail, expires_at)
+            SELECT DISTINCT ON (server_id, lower(address))
+                   server_id, lower(address), 'hard_bounce', message_id, left(reply, 1000),
+                   now() + make_interval(secs => lifetime)
+            FROM u WHERE suppress
+            ORDER BY server_id, lower(address)
+            ON CONFLICT (server_id, address) DO UPDATE
+            SET reason = EXCLUDED.reason, source_message_id = EXCLUDED.source_message_id,
+                detail = EXCLUDED.detail, expires_at = EXCLUDED.expires_at, updated_at = now(),
+                created_at = CASE WHEN s.expires_at <= now() THEN now() ELSE s.created_at END
+            WHERE s.expires_at IS NOT NULL
+              AND (s.expires_at <= now() OR EXCLUDED.expires_at IS NULL OR EXCLUDED.expires_at > s.expires_at)
          )
          INSERT INTO message_events (message_id, recipient_id, kind, detail)
          SELECT message_id, id, status,
@@ -204,7 +224,9 @@ pub async fn complete(pool: &PgPool, worker: &str, outcomes: &[Outcome]) -> sqlx
         &next as &[Option<DateTime<Utc>>],
         &hosts as &[Option<&str>],
         &tls as &[Option<bool>],
-        &details as &[&serde_json::Value]
+        &details as &[&serde_json::Value],
+        &suppress,
+        &lifetimes as &[Option<f64>]
     )
     .fetch_all(pool)
     .await
@@ -218,7 +240,7 @@ pub async fn suppressed(pool: &PgPool, claimed: &[Claimed]) -> sqlx::Result<Vec<
     let addresses: Vec<&str> = claimed.iter().map(|c| c.address.as_str()).collect();
     sqlx::query_scalar!(
         r#"SELECT c.id AS "id!" FROM unnest($1::uuid[], $2::uuid[], $3::text[]) AS c(id, server_id, address)
-         JOIN suppressions s ON s.server_id = c.server_id AND s.address = c.address
+         JOIN suppressions s ON s.server_id = c.server_id AND s.address = lower(c.address)
          WHERE s.expires_at IS NULL OR s.expires_at > now()"#,
         &ids,
         &servers,

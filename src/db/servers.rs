@@ -13,6 +13,8 @@ pub struct ServerRow {
     pub organization_id: Uuid,
     pub name: String,
     pub mode: ServerMode,
+    /// Add `List-Unsubscribe` to messages (one recipient each).
+    pub list_unsubscribe: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     /// The calling user's role in the server's organization.
@@ -24,7 +26,7 @@ macro_rules! select_visible {
     ($tail:literal $(, $arg:expr)* $(,)?) => {
         sqlx::query_as!(
             ServerRow,
-            r#"SELECT s.id, s.organization_id, s.name, s.mode AS "mode: ServerMode", s.created_at,
+            r#"SELECT s.id, s.organization_id, s.name, s.mode AS "mode: ServerMode", s.list_unsubscribe, s.created_at,
                       s.updated_at, m.role AS "role: Role"
                FROM servers s
                JOIN memberships m ON m.organization_id = s.organization_id AND m.user_id = $1 "#
@@ -41,14 +43,16 @@ pub async fn create(
     org: Uuid,
     name: &str,
     mode: ServerMode,
+    list_unsubscribe: bool,
 ) -> sqlx::Result<ServerRow> {
     let id = Uuid::now_v7();
     sqlx::query!(
-        "INSERT INTO servers (id, organization_id, name, mode) VALUES ($1, $2, $3, $4)",
+        "INSERT INTO servers (id, organization_id, name, mode, list_unsubscribe) VALUES ($1, $2, $3, $4, $5)",
         id,
         org,
         name,
-        mode as ServerMode
+        mode as ServerMode,
+        list_unsubscribe
     )
     .execute(pool)
     .await?;
@@ -77,12 +81,19 @@ pub async fn get_for_user(pool: &PgPool, user: Uuid, id: Uuid) -> sqlx::Result<O
 }
 
 #[tracing::instrument(level = "debug", skip(pool))]
-pub async fn update(pool: &PgPool, id: Uuid, name: &str, mode: ServerMode) -> sqlx::Result<()> {
+pub async fn update(
+    pool: &PgPool,
+    id: Uuid,
+    name: &str,
+    mode: ServerMode,
+    list_unsubscribe: bool,
+) -> sqlx::Result<()> {
     sqlx::query!(
-        "UPDATE servers SET name = $2, mode = $3, updated_at = now() WHERE id = $1",
+        "UPDATE servers SET name = $2, mode = $3, list_unsubscribe = $4, updated_at = now() WHERE id = $1",
         id,
         name,
-        mode as ServerMode
+        mode as ServerMode,
+        list_unsubscribe
     )
     .execute(pool)
     .await

@@ -12,10 +12,11 @@ use super::connect::PrivateDestination;
 use super::routing::{self, Destination, Route, RouteError};
 use super::sessions::{Key, Session};
 use super::smtp_client::{Envelope, Reply};
-use super::verp::VerpTarget;
 use super::worker::Worker;
 use crate::db::queue::{self, Claimed, Outcome};
-use crate::domain::RecipientStatus;
+use crate::domain::{RecipientStatus, SuppressionReason};
+use crate::mail::report::status;
+use crate::mail::verp::VerpTarget;
 use crate::observability::logs::chain;
 use crate::observability::metrics;
 
@@ -219,13 +220,36 @@ impl Worker {
         });
         // What the webhook payloads tell apart (`bounce_type`, `reason`).
         let why = match status {
-            RecipientStatus::Bounced => Some(("bounce_type", "hard")),
             RecipientStatus::Failed if attempt.reply.is_permanent() => Some(("reason", "undeliverable")),
             RecipientStatus::Failed => Some(("reason", "retries_exhausted")),
             _ => None,
         };
         if let (Some((key, value)), Some(fields)) = (why, detail.as_object_mut()) {
             fields.insert(key.into(), value.into());
+        }
+        // A refusal is classified as a DSN's status would be: a hard bounce
+        // about the address suppresses it.
+        let mut suppress = None;
+        if status == RecipientStatus::Bounced {
+            let classified = status::classify(attempt.reply.enhanced.as_deref(), Some(attempt.reply.code))
+                .unwrap_or(status::Classified {
+                    bounce_type: status::BounceType::Hard,
+                    category: status::BounceCategory::Other,
+                    suppress: true,
+                });
+            if let Some(fields) = detail.as_object_mut() {
+                fields.insert("source".into(), "smtp".into());
+                fields.insert("bounce_type".into(), json!(classified.bounce_type));
+                fields.insert("category".into(), classified.category.as_str().into());
+                fields.insert("suppressed".into(), classified.suppress.into());
+            }
+            if classified.suppress {
+                let lifetime = self
+                    .settings
+                    .suppression
+                    .lifetime_secs(SuppressionReason::HardBounce);
+                suppress = Some(lifetime);
+            }
         }
         Outcome {
             recipient: recipient.id,
@@ -235,6 +259,7 @@ impl Worker {
             host: attempt.host,
             tls: attempt.tls,
             detail,
+            suppress,
         }
     }
 

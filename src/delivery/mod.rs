@@ -3,7 +3,7 @@
 //! background, `routing` finds where their domain's mail goes, `connect` opens
 //! SMTP sessions (`smtp_client` over a `connection`, upgraded by `tls`),
 //! `sessions` keeps them open between messages, `pacing` keeps one slow
-//! domain from filling a worker's hands, and `verp` makes the per-recipient
+//! domain from filling a worker's hands; `mail::verp` makes the per-recipient
 //! return path.
 
 pub mod attempt;
@@ -15,5 +15,4 @@ pub mod runner;
 pub mod sessions;
 pub mod smtp_client;
 pub mod tls;
-pub mod verp;
 pub mod worker;

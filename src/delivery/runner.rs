@@ -143,6 +143,27 @@ impl Worker {
             Ok(_) => {}
             Err(err) => tracing::warn!(error = %chain(&err), "purging idempotency keys failed"),
         }
+        // Expired entries already count for nothing (every lookup checks
+        // `expires_at`); removing them keeps the list true to read, and
+        // each removal is recorded in `suppression_removals`.
+        let mut expired = 0;
+        loop {
+            match db::suppressions::expire(&self.db, 1000).await {
+                Ok(n) => {
+                    expired += n;
+                    if n < 1000 {
+                        break;
+                    }
+                }
+                Err(err) => {
+                    tracing::warn!(error = %chain(&err), "removing expired suppression entries failed");
+                    break;
+                }
+            }
+        }
+        if expired > 0 {
+            tracing::info!(expired, "expired suppression entries removed");
+        }
     }
 }
 

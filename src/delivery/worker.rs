@@ -19,11 +19,11 @@ use super::attempt::{Attempt, Delivered};
 use super::connect::Connector;
 use super::pacing::{InHand, Pacing};
 use super::sessions::SessionCache;
-use super::verp::Verp;
 use crate::config::Settings;
 use crate::db;
 use crate::db::queue::{self, Claimed, Outcome};
 use crate::domain::RecipientStatus;
+use crate::mail::verp::Verp;
 use crate::observability::logs::chain;
 
 /// The longest one attempt may take, its lease renewed all along; each
@@ -383,6 +383,7 @@ impl Worker {
                     host: None,
                     tls: None,
                     detail: json!({"reason": "attempts_exhausted"}),
+                    suppress: None,
                 };
                 (recipient, outcome)
             })
@@ -418,6 +419,7 @@ impl Worker {
                     host: None,
                     tls: None,
                     detail: json!({"reason": "suppression_list"}),
+                    suppress: None,
                 };
                 (recipient, outcome)
             })

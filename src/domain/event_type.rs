@@ -27,7 +27,7 @@ pub enum EventType {
     /// Not sent: the recipient is on the server's suppression list.
     #[serde(rename = "message.suppressed")]
     MessageSuppressed,
-    /// Reserved: a complaint (feedback report) about the message.
+    /// A recipient marked the message as spam (a feedback report).
     #[serde(rename = "message.complained")]
     MessageComplained,
     /// Reserved: the message was opened.
@@ -36,7 +36,7 @@ pub enum EventType {
     /// Reserved: a tracked link was clicked.
     #[serde(rename = "message.clicked")]
     MessageClicked,
-    /// Reserved: the recipient unsubscribed.
+    /// The recipient unsubscribed (List-Unsubscribe).
     #[serde(rename = "message.unsubscribed")]
     MessageUnsubscribed,
     /// Reserved: mail arrived through an inbound route.

@@ -2,6 +2,7 @@
 //! passed validation) and the states and kinds every layer shares. Pure: no
 //! I/O, and no imports of the layers above (db, api, delivery, sending).
 
+mod bounce;
 mod domain_name;
 mod email_address;
 mod event_type;
@@ -12,7 +13,9 @@ mod redacted;
 mod server;
 mod signing;
 mod special_use;
+mod suppression;
 
+pub use bounce::{BounceCategory, BounceType};
 pub use domain_name::DomainName;
 pub use email_address::{EmailAddress, Mailbox};
 pub use event_type::EventType;
@@ -23,3 +26,4 @@ pub use redacted::Redacted;
 pub use server::{Role, ServerMode};
 pub use signing::{DkimAlgorithm, SigningDomain};
 pub use special_use::{is_private_address, is_special_use_domain};
+pub use suppression::{SuppressedAddress, SuppressionNote, SuppressionReason};

@@ -12,6 +12,7 @@ use super::checks::{self, Checked, Client};
 use super::payload;
 use super::recipient::Target;
 use super::reply::Reply;
+use super::report::{self, About, Plan};
 use super::session::{Session, Transaction};
 use super::spam::{self, Scan};
 use crate::db;
@@ -31,6 +32,8 @@ struct Copy {
     rcpt_to: Vec<String>,
     /// The delivery's id, endpoint, event id and payload.
     payload: Option<(Uuid, Uuid, String, serde_json::Value)>,
+    /// Return-path mail: what it is and does.
+    plan: Option<Plan>,
 }
 
 /// Checks and stores a message; the reply to its DATA.
@@ -96,7 +99,7 @@ pub(super) async fn receive(session: &mut Session<'_>, transaction: Transaction,
     checks.spam_score = scan.score;
     let routes = transaction.recipients.iter().filter_map(|(_, t)| match t {
         Target::Route(route) => Some(route),
-        Target::ReturnPath { .. } => None,
+        Target::ReturnPath { .. } | Target::Feedback => None,
     });
     // One reply answers every recipient (all of one server: see
     // `session`): the strictest of their routes decides; each copy is
@@ -124,7 +127,7 @@ pub(super) async fn receive(session: &mut Session<'_>, transaction: Transaction,
     }
     let flagged_for = |target: &Target| match target {
         Target::Route(route) => flagged_routes.contains(&route.route_id),
-        Target::ReturnPath { .. } => false,
+        Target::ReturnPath { .. } | Target::Feedback => false,
     };
 
     let id = Uuid::now_v7();
@@ -150,19 +153,51 @@ pub(super) async fn receive(session: &mut Session<'_>, transaction: Transaction,
     };
 
     // One copy per route or return-path target, with its recipients.
-    let mut copies: BTreeMap<(Uuid, Option<Uuid>), Copy> = BTreeMap::new();
+    let mut copies: BTreeMap<(u8, Uuid, Option<Uuid>), Copy> = BTreeMap::new();
     for (address, target) in &transaction.recipients {
         let copy = copies.entry(target.key()).or_insert_with(|| Copy {
             id: Uuid::now_v7(),
             target: target.clone(),
             rcpt_to: Vec::new(),
             payload: None,
+            plan: None,
         });
         copy.rcpt_to.push(address.clone());
     }
     // The first copy takes the id in the Received field.
     if let Some(first) = copies.values_mut().next() {
         first.id = id;
+    }
+    // Reports: what each is about, and what it does.
+    let mut unmatched = Vec::new();
+    for (key, copy) in copies.iter_mut() {
+        match &copy.target {
+            Target::ReturnPath {
+                server_id,
+                message_id,
+                recipient_id,
+                unsubscribe,
+            } => {
+                let about = About {
+                    server_id: *server_id,
+                    message_id: *message_id,
+                    recipient_id: *recipient_id,
+                    unsubscribe: *unsubscribe,
+                };
+                copy.plan = Some(report::plan(ctx, about, &message));
+            }
+            Target::Feedback => match report::plan_feedback(ctx, &message).await {
+                Some(plan) => copy.plan = Some(plan),
+                None => unmatched.push(*key),
+            },
+            Target::Route(_) => {}
+        }
+    }
+    // A feedback report about no message of Tern's is accepted (refusing
+    // it would only make the provider retry) and dropped.
+    for key in unmatched {
+        copies.remove(&key);
+        tracing::info!(message = %id, "a feedback report names no message of ours: dropped");
     }
     let now = Utc::now();
     for copy in copies.values_mut() {
@@ -224,10 +259,19 @@ pub(super) async fn receive(session: &mut Session<'_>, transaction: Transaction,
     let subject = message.subject().unwrap_or_default().replace('\0', "");
     let rows: Vec<NewInbound<'_>> = copies
         .values()
-        .map(|copy| {
+        .filter_map(|copy| {
             let (server_id, domain_id, kind, route_id, action, about_recipient_id, about_message_id) =
-                match &copy.target {
-                    Target::Route(route) => (
+                match (&copy.target, &copy.plan) {
+                    (_, Some(plan)) => (
+                        plan.server_id,
+                        None,
+                        "return_path",
+                        None,
+                        plan.action,
+                        plan.recipient_id,
+                        Some(plan.message_id),
+                    ),
+                    (Target::Route(route), None) => (
                         route.server_id,
                         Some(route.domain_id),
                         "route",
@@ -236,21 +280,10 @@ pub(super) async fn receive(session: &mut Session<'_>, transaction: Transaction,
                         None,
                         None,
                     ),
-                    Target::ReturnPath {
-                        server_id,
-                        message_id,
-                        recipient_id,
-                    } => (
-                        *server_id,
-                        None,
-                        "return_path",
-                        None,
-                        "pending",
-                        *recipient_id,
-                        Some(*message_id),
-                    ),
+                    // Every report has its plan (unmatched feedback went).
+                    (Target::ReturnPath { .. } | Target::Feedback, None) => return None,
                 };
-            NewInbound {
+            Some(NewInbound {
                 id: copy.id,
                 server_id,
                 domain_id,
@@ -276,7 +309,9 @@ pub(super) async fn receive(session: &mut Session<'_>, transaction: Transaction,
                     .map(|(delivery, endpoint, event_id, event)| {
                         (*delivery, *endpoint, event_id.as_str(), event)
                     }),
-            }
+                report: copy.plan.as_ref().map(|p| &p.report),
+                effects: copy.plan.as_ref().map_or(&[], |p| p.effects.as_slice()),
+            })
         })
         .collect();
     match db::inbound::store(&ctx.state.db, &rows).await {

@@ -16,6 +16,7 @@ pub mod message;
 pub mod payload;
 pub mod recipient;
 pub mod reply;
+pub mod report;
 pub mod server;
 pub mod session;
 pub mod spam;

@@ -8,39 +8,49 @@ use super::reply::Reply;
 use super::server::Context;
 use crate::db;
 use crate::db::routes::{Lookup, RouteMatch};
-use crate::delivery::verp::{PREFIX, VerpTarget};
 use crate::domain::DomainName;
+use crate::mail::verp::{PREFIX, UNSUBSCRIBE_PREFIX, VerpTarget};
 
 /// Where an accepted recipient's copy goes.
 #[derive(Debug, Clone)]
 pub enum Target {
     Route(RouteMatch),
-    /// A bounce or feedback report for a message this server sent.
+    /// A bounce or feedback report for a message this server sent, or mail
+    /// to a recipient's unsubscribe address.
     ReturnPath {
         server_id: Uuid,
         message_id: Uuid,
         recipient_id: Option<Uuid>,
+        unsubscribe: bool,
     },
+    /// A configured feedback-loop address (`smtp.feedback_addresses`):
+    /// the report itself says which message it is about.
+    Feedback,
 }
 
 impl Target {
-    /// The server the copy is stored for.
-    pub fn server(&self) -> Uuid {
+    /// The server the copy is stored for; a feedback report's is found at
+    /// the end of DATA.
+    pub fn server(&self) -> Option<Uuid> {
         match self {
-            Target::Route(route) => route.server_id,
-            Target::ReturnPath { server_id, .. } => *server_id,
+            Target::Route(route) => Some(route.server_id),
+            Target::ReturnPath { server_id, .. } => Some(*server_id),
+            Target::Feedback => None,
         }
     }
 
-    /// Copies are made per route, or per return-path target.
-    pub fn key(&self) -> (Uuid, Option<Uuid>) {
+    /// Copies are made per route, per return-path target, and one for
+    /// feedback addresses.
+    pub fn key(&self) -> (u8, Uuid, Option<Uuid>) {
         match self {
-            Target::Route(route) => (route.route_id, None),
+            Target::Route(route) => (0, route.route_id, None),
             Target::ReturnPath {
                 message_id,
                 recipient_id,
+                unsubscribe,
                 ..
-            } => (*message_id, *recipient_id),
+            } => (1 + u8::from(*unsubscribe), *message_id, *recipient_id),
+            Target::Feedback => (3, Uuid::nil(), None),
         }
     }
 }
@@ -86,7 +96,16 @@ pub async fn accept(ctx: &Context, address: &str) -> Result<Target, Reply> {
     let Some(parts) = split(address) else {
         return Err(Reply::new(550, "5.7.1", "Relaying denied"));
     };
-    if parts.local.starts_with(PREFIX) && is_return_path_host(ctx, &parts.domain).await? {
+    let feedback = &ctx.state.settings.smtp.feedback_addresses;
+    if feedback
+        .iter()
+        .any(|a| a.eq_ignore_ascii_case(&format!("{}@{}", parts.local, parts.domain)))
+    {
+        return Ok(Target::Feedback);
+    }
+    if (parts.local.starts_with(PREFIX) || parts.local.starts_with(UNSUBSCRIBE_PREFIX))
+        && is_return_path_host(ctx, &parts.domain).await?
+    {
         return return_path(ctx, &parts).await;
     }
     match db::routes::lookup(&ctx.state.db, &parts.domain, &parts.local, &parts.base).await {
@@ -131,7 +150,7 @@ async fn return_path(ctx: &Context, parts: &Parts) -> Result<Target, Reply> {
     let refused = Reply::new(550, "5.1.1", "No such user here");
     let target = ctx.verp.decode(&parts.local).map_err(|_| refused.clone())?;
     let (recipient, message) = match target {
-        VerpTarget::Recipient(id) => (Some(id), None),
+        VerpTarget::Recipient(id) | VerpTarget::Unsubscribe(id) => (Some(id), None),
         VerpTarget::Message(id) => (None, Some(id)),
     };
     match db::inbound::return_path_owner(&ctx.state.db, recipient, message).await {
@@ -139,6 +158,7 @@ async fn return_path(ctx: &Context, parts: &Parts) -> Result<Target, Reply> {
             server_id,
             message_id,
             recipient_id: recipient,
+            unsubscribe: matches!(target, VerpTarget::Unsubscribe(_)),
         }),
         Ok(None) => Err(refused),
         Err(err) => {

@@ -19,7 +19,7 @@ use tracing::Instrument;
 use super::reply::Reply;
 use super::session::{Ending, Session};
 use crate::db;
-use crate::delivery::verp::Verp;
+use crate::mail::verp::Verp;
 use crate::state::AppState;
 
 /// How long a stopping server waits for its sessions.

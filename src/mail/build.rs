@@ -10,7 +10,9 @@ use mail_builder::MessageBuilder;
 use mail_builder::headers::address::Address;
 use mail_builder::headers::date::Date;
 use mail_builder::headers::message_id::MessageId;
+use mail_builder::headers::raw::Raw;
 use mail_builder::headers::text::Text;
+use mail_builder::headers::url::URL;
 use mail_builder::mime::MimePart;
 
 use crate::domain::Mailbox;
@@ -34,6 +36,9 @@ pub struct Composition {
     pub html: Option<String>,
     pub headers: Vec<(String, String)>,
     pub attachments: Vec<Attachment>,
+    /// `List-Unsubscribe` (RFC 2369) URIs, with `List-Unsubscribe-Post`
+    /// (RFC 8058 one-click) when the first is `https:`.
+    pub list_unsubscribe: Vec<String>,
 }
 
 fn address(m: &Mailbox) -> Address<'_> {
@@ -63,6 +68,15 @@ pub fn build(c: &Composition, message_id: &str, date: i64) -> Vec<u8> {
     }
     for (name, value) in &c.headers {
         builder = builder.header(name.as_str(), Text::new(value.as_str()));
+    }
+    if !c.list_unsubscribe.is_empty() {
+        builder = builder.header(
+            "List-Unsubscribe",
+            URL::new_list(c.list_unsubscribe.iter().map(String::as_str)),
+        );
+        if c.list_unsubscribe[0].starts_with("https:") {
+            builder = builder.header("List-Unsubscribe-Post", Raw::new("List-Unsubscribe=One-Click"));
+        }
     }
     // Every line end in the text parts becomes CRLF: a bare CR would reach
     // the wire as it is in a 7bit part, and receivers that take it for a
@@ -164,6 +178,7 @@ mod tests {
             text: Some(text.into()),
             html: html.map(str::to_string),
             headers: Vec::new(),
+            list_unsubscribe: Vec::new(),
             attachments: Vec::new(),
         }
     }

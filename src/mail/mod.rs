@@ -6,3 +6,5 @@ pub mod dkim;
 pub mod keys;
 pub mod raw;
 pub mod received;
+pub mod report;
+pub mod verp;

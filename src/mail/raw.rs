@@ -100,6 +100,8 @@ pub struct RawInfo {
     pub subject: String,
     pub message_id: Option<String>,
     pub has_date: bool,
+    /// The sender manages unsubscribes itself: Tern adds no header.
+    pub has_list_unsubscribe: bool,
     /// `d=` of every DKIM-Signature already present.
     pub dkim_domains: Vec<String>,
     /// Byte ranges of the `Bcc` fields (with their folded lines), to strip
@@ -257,6 +259,7 @@ pub fn inspect(raw: &[u8], max_header: usize) -> Result<RawInfo, RawError> {
             (_, None) => None,
         },
         has_date: find("Date").is_some(),
+        has_list_unsubscribe: find("List-Unsubscribe").is_some(),
         dkim_domains,
         bcc_fields: fields
             .iter()

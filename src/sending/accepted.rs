@@ -6,7 +6,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::db::messages::NewMessage;
-use crate::domain::{RecipientKind, RecipientStatus};
+use crate::domain::{RecipientKind, RecipientStatus, SuppressionNote};
 
 /// A recipient as accepted.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -17,6 +17,9 @@ pub struct AcceptedRecipient {
     pub kind: RecipientKind,
     /// `queued` (live servers), `held` (development servers) or `suppressed`.
     pub status: RecipientStatus,
+    /// `suppressed`: the suppression entry (reason, since when).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suppression: Option<SuppressionNote>,
 }
 
 /// The answer to a send: the message's id and one entry per recipient.
@@ -43,6 +46,7 @@ impl SendResponse {
                     address: r.address.clone(),
                     kind: r.kind,
                     status: r.status,
+                    suppression: r.suppression.clone(),
                 })
                 .collect(),
         }

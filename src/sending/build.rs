@@ -9,9 +9,10 @@ use super::SendError;
 use super::request::Request;
 use crate::auth::ServerAuth;
 use crate::db::messages::{NewMessage, NewRecipient};
-use crate::domain::{Invalid, RecipientStatus, ServerMode, SigningDomain};
+use crate::domain::{Invalid, RecipientStatus, ServerMode, SigningDomain, SuppressedAddress};
 use crate::mail::build::{self, Composition};
 use crate::mail::raw::{self, RawInfo};
+use crate::mail::verp::VerpTarget;
 use crate::state::AppState;
 
 /// Refuses a message above `limits.max_message_bytes`.
@@ -35,6 +36,43 @@ struct Built {
     raw: Vec<u8>,
 }
 
+/// The `List-Unsubscribe` URIs (RFC 2369: the one-click URL of RFC 8058,
+/// then a `mailto:`) for a message's only recipient, when asked for (or the server's default)
+/// and the message has none of its own; signed with the rest. Asking for
+/// it with several recipients is refused: each needs its own link.
+fn unsubscribe_uris(
+    state: &AppState,
+    asked: Option<bool>,
+    server_default: bool,
+    has_own: bool,
+    recipients: &[Uuid],
+) -> Result<Option<(String, String)>, SendError> {
+    if !asked.unwrap_or(server_default) || has_own {
+        return Ok(None);
+    }
+    let [recipient] = recipients else {
+        if asked == Some(true) {
+            return Err(SendError::Invalid(
+                Invalid::new(
+                    "unsubscribe_needs_one_recipient",
+                    "`unsubscribe` needs a message with exactly one recipient: send one message per recipient",
+                )
+                .field("unsubscribe"),
+            ));
+        }
+        return Ok(None);
+    };
+    let target = VerpTarget::Unsubscribe(*recipient);
+    let settings = &state.settings;
+    let url = format!(
+        "https://{}/u/{}",
+        settings.public_hostname,
+        state.verp.token(target)
+    );
+    let mailto = state.verp.return_path(target, &settings.return_path_target());
+    Ok(Some((url, format!("mailto:{mailto}"))))
+}
+
 /// Builds and signs the message for `domain` (already checked) and gives
 /// each recipient its first status.
 pub(super) async fn prepare(
@@ -42,12 +80,24 @@ pub(super) async fn prepare(
     auth: &ServerAuth,
     domain: SigningDomain,
     request: Request,
-    suppressed: &[String],
+    suppressed: &[SuppressedAddress],
+    list_unsubscribe: bool,
 ) -> Result<NewMessage, SendError> {
     let id = Uuid::now_v7();
     let domain_id = domain.id;
+    let recipient_ids: Vec<Uuid> = request.recipients().iter().map(|_| Uuid::now_v7()).collect();
     let (built, recipients, tag, metadata) = match request {
-        Request::Compose(c) => {
+        Request::Compose(mut c) => {
+            let has_own = c
+                .content
+                .headers
+                .iter()
+                .any(|(name, _)| name.eq_ignore_ascii_case("List-Unsubscribe"));
+            if let Some((url, mailto)) =
+                unsubscribe_uris(state, c.unsubscribe, list_unsubscribe, has_own, &recipient_ids)?
+            {
+                c.content.list_unsubscribe = vec![url, mailto];
+            }
             let (recipients, tag, metadata) = (c.recipients, c.tag, c.metadata);
             (
                 composed(state, id, domain, c.content).await?,
@@ -57,16 +107,38 @@ pub(super) async fn prepare(
             )
         }
         Request::Raw(r) => {
+            let fields = unsubscribe_uris(
+                state,
+                r.unsubscribe,
+                list_unsubscribe,
+                r.info.has_list_unsubscribe,
+                &recipient_ids,
+            )?;
             let (recipients, tag, metadata) = (r.recipients, r.tag, r.metadata);
-            let built = completed(state, id, domain, r.mail_from.to_string(), r.message, r.info).await?;
+            let built = completed(
+                state,
+                id,
+                domain,
+                r.mail_from.to_string(),
+                r.message,
+                r.info,
+                fields,
+            )
+            .await?;
             (built, recipients, tag, metadata)
         }
     };
     let recipients = recipients
         .iter()
-        .map(|(address, kind)| {
+        .zip(recipient_ids)
+        .map(|((address, kind), recipient_id)| {
             let address_text = address.to_string();
-            let status = if suppressed.contains(&address_text) {
+            let lower = address_text.to_lowercase();
+            let suppression = suppressed
+                .iter()
+                .find(|s| s.address == lower)
+                .map(|s| s.note.clone());
+            let status = if suppression.is_some() {
                 RecipientStatus::Suppressed
             } else if auth.mode == ServerMode::Development {
                 RecipientStatus::Held
@@ -74,11 +146,12 @@ pub(super) async fn prepare(
                 RecipientStatus::Queued
             };
             NewRecipient {
-                id: Uuid::now_v7(),
+                id: recipient_id,
                 address: address_text,
                 domain: address.domain().to_string(),
                 kind: *kind,
                 status,
+                suppression,
             }
         })
         .collect();
@@ -131,8 +204,14 @@ async fn completed(
     mail_from: String,
     source: Vec<u8>,
     info: RawInfo,
+    unsubscribe: Option<(String, String)>,
 ) -> Result<Built, SendError> {
     let mut prefix = String::new();
+    if let Some((url, mailto)) = unsubscribe {
+        prefix.push_str(&format!(
+            "List-Unsubscribe: <{url}>,\r\n <{mailto}>\r\nList-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"
+        ));
+    }
     let message_id = match &info.message_id {
         Some(existing) => existing.clone(),
         None => {

@@ -35,7 +35,8 @@ pub struct Envelope {
     /// The domain the message is sent as, when the request names it
     /// outright (JSON `from`); a raw message's is read after authentication.
     pub sender_domain: Option<DomainName>,
-    /// The recipients, to find suppressed ones in the same round trip.
+    /// The recipients in lower case, to find suppressed ones in the same
+    /// round trip (suppression entries are matched case-insensitively).
     pub recipients: Vec<String>,
 }
 
@@ -96,8 +97,9 @@ pub async fn send(
             _ => db::domains::for_signing(&state.db, auth.server_id, name.as_str()).await?,
         };
         let domain = check_domain(&auth, domain, name, request.sender_field())?;
+        let list_unsubscribe = found.as_ref().is_some_and(|f| f.list_unsubscribe);
         let suppressed = found.map(|f| f.suppressed).unwrap_or_default();
-        let message = build::prepare(state, &auth, domain, request, &suppressed).await?;
+        let message = build::prepare(state, &auth, domain, request, &suppressed, list_unsubscribe).await?;
         tracing::Span::current().record("message.id", tracing::field::display(message.id));
         store(state, &auth, message, idempotency.as_ref()).await
     }

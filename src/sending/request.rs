@@ -22,6 +22,8 @@ pub struct Compose {
     pub tag: Option<String>,
     /// A JSON object of strings.
     pub metadata: serde_json::Value,
+    /// `List-Unsubscribe` asked for (or refused); `None`: the server's default.
+    pub unsubscribe: Option<bool>,
 }
 
 /// A complete message with its envelope, its headers already inspected.
@@ -33,6 +35,7 @@ pub struct RawSubmission {
     pub info: RawInfo,
     pub tag: Option<String>,
     pub metadata: serde_json::Value,
+    pub unsubscribe: Option<bool>,
 }
 
 impl Request {

@@ -13,6 +13,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+pub use crate::domain::{BounceCategory, BounceType};
+
 /// The SMTP reply an attempt got (or Tern's own, for a failure it decided).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -56,14 +58,14 @@ pub enum SuppressedReason {
     SuppressionList,
 }
 
-/// Whether a bounce is final for the address.
+/// How Tern learnt of a bounce.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
-pub enum BounceType {
-    /// The receiver refused the address for good (5xx).
-    Hard,
-    /// A temporary refusal reported after acceptance (delayed DSN).
-    Soft,
+pub enum BounceSource {
+    /// The receiving server's reply during Tern's own delivery.
+    Smtp,
+    /// A delivery status notification sent to the return path later.
+    Dsn,
 }
 
 /// Why Tern gave up on a recipient.
@@ -138,6 +140,55 @@ pub struct MessageBouncedData {
     /// The refusal; its `enhanced_code` is the DSN status.
     pub reply: SmtpReply,
     pub bounce_type: BounceType,
+    pub source: BounceSource,
+    pub category: BounceCategory,
+    /// Whether the address is now on the suppression list (hard bounces
+    /// about the address: not policy or message refusals).
+    pub suppressed: bool,
+    /// `dsn`: the stored report (`GET /v1/messages/{report_id}`).
+    pub report_id: Option<Uuid>,
+    /// `dsn`: the server that refused it, as the report names it.
+    pub remote_mta: Option<String>,
+}
+
+/// `message.complained` data: the recipient reported the message as spam
+/// (an ARF feedback report from a mailbox provider).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct MessageComplainedData {
+    #[serde(flatten)]
+    pub message: MessageRecipient,
+    /// The report's `Feedback-Type` (`abuse`, `fraud`, `virus`, `other`).
+    #[schema(example = "abuse")]
+    pub feedback_type: String,
+    /// The report's `User-Agent` (the provider's software).
+    pub user_agent: Option<String>,
+    /// The stored report (`GET /v1/messages/{report_id}`).
+    pub report_id: Option<Uuid>,
+    /// Whether the address is now on the suppression list (always, so far).
+    pub suppressed: bool,
+}
+
+/// How a recipient unsubscribed.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum UnsubscribeMethod {
+    /// `POST` to the `List-Unsubscribe` URL (RFC 8058), by the mail client.
+    OneClick,
+    /// The button of the page the URL shows in a browser.
+    Page,
+    /// Mail to the `List-Unsubscribe` `mailto:` address.
+    Mailto,
+}
+
+/// `message.unsubscribed` data: the recipient is now suppressed (reason
+/// `unsubscribe`).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct MessageUnsubscribedData {
+    #[serde(flatten)]
+    pub message: MessageRecipient,
+    pub method: UnsubscribeMethod,
+    /// `mailto`: the stored request mail.
+    pub report_id: Option<Uuid>,
 }
 
 /// `message.failed` data: Tern gave up on the recipient.
@@ -431,6 +482,14 @@ event!(
     MessageSuppressedEvent, MessageSuppressedType = "message.suppressed", MessageSuppressedData
 );
 event!(
+    /// A recipient reported the message as spam.
+    MessageComplainedEvent, MessageComplainedType = "message.complained", MessageComplainedData
+);
+event!(
+    /// A recipient unsubscribed.
+    MessageUnsubscribedEvent, MessageUnsubscribedType = "message.unsubscribed", MessageUnsubscribedData
+);
+event!(
     /// A message arrived for an `endpoint` route.
     InboundReceivedEvent, InboundReceivedType = "inbound.received", InboundReceivedData
 );
@@ -444,7 +503,7 @@ event!(
 );
 
 /// Every event Tern sends today: its type name, summary and schema name.
-pub const DOCUMENTED: [(&str, &str, &str); 9] = [
+pub const DOCUMENTED: [(&str, &str, &str); 11] = [
     (
         "message.held",
         "A message was held (development server)",
@@ -474,6 +533,16 @@ pub const DOCUMENTED: [(&str, &str, &str); 9] = [
         "message.suppressed",
         "A recipient is on the suppression list",
         "MessageSuppressedEvent",
+    ),
+    (
+        "message.complained",
+        "A recipient reported a message as spam",
+        "MessageComplainedEvent",
+    ),
+    (
+        "message.unsubscribed",
+        "A recipient unsubscribed",
+        "MessageUnsubscribedEvent",
     ),
     (
         "webhook.disabled",

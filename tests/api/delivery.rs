@@ -1,8 +1,8 @@
 //! Live servers deliver: API → queue → worker → SMTP sinks on loopback.
 
 use serde_json::json;
-use tern::delivery::verp::{Verp, VerpTarget};
 use tern::delivery::worker::Worker;
+use tern::mail::verp::{Verp, VerpTarget};
 
 use crate::helpers::{json_of, loopback_route, recipient, spawn_app_with};
 use crate::peers::Sink;

@@ -137,6 +137,7 @@ fn secrets_never_show_in_debug_output() {
         dkim_selector: None,
         sealed_dkim_key: Some(Redacted::new(key_bytes.clone())),
         domain_verified: None,
+        list_unsubscribe: false,
         suppressed: Vec::new(),
     };
     let api_key = "tern_0123456789ab_SecretPartOfTheKey";

@@ -20,18 +20,21 @@ use crate::helpers::{Tenant, TestApp, assert_error, json_of, spawn_app_with};
 use crate::receiver::{Receiver, verifies};
 
 /// Test settings for the SMTP server: loopback, a fresh certificate dir.
-fn smtp_settings(settings: &mut tern::config::Settings) {
+pub(crate) fn smtp_settings(settings: &mut tern::config::Settings) {
     settings.smtp.listen = vec!["127.0.0.1:0".parse().unwrap()];
     settings.smtp.self_signed_dir = std::env::temp_dir().join(format!("tern-smtp-{}", uuid::Uuid::new_v4()));
 }
 
 /// Starts the SMTP server of `app` in this process.
-async fn start_smtp(app: &TestApp) -> SocketAddr {
+pub(crate) async fn start_smtp(app: &TestApp) -> SocketAddr {
     start_smtp_with(app, |_| {}).await
 }
 
 /// Starts another SMTP server on `app`'s database, with changed settings.
-async fn start_smtp_with(app: &TestApp, adjust: impl FnOnce(&mut tern::config::Settings)) -> SocketAddr {
+pub(crate) async fn start_smtp_with(
+    app: &TestApp,
+    adjust: impl FnOnce(&mut tern::config::Settings),
+) -> SocketAddr {
     let mut settings = app.settings.clone();
     adjust(&mut settings);
     let state = AppState::without_sealing(app.db.clone(), settings).await.unwrap();
@@ -41,13 +44,13 @@ async fn start_smtp_with(app: &TestApp, adjust: impl FnOnce(&mut tern::config::S
     addr
 }
 
-async fn dispatcher(app: &TestApp) -> Dispatcher {
+pub(crate) async fn dispatcher(app: &TestApp) -> Dispatcher {
     let state = AppState::new(app.db.clone(), app.settings.clone()).await.unwrap();
     Dispatcher::new(state).unwrap()
 }
 
 /// Runs the dispatcher until `receiver` has `n` requests.
-async fn deliver(app: &TestApp, receiver: &Receiver, n: usize) {
+pub(crate) async fn deliver(app: &TestApp, receiver: &Receiver, n: usize) {
     let dispatcher = dispatcher(app).await;
     for _ in 0..200 {
         if receiver.requests().len() >= n {
@@ -74,7 +77,7 @@ async fn create_route(app: &TestApp, t: &Tenant, body: Value) -> Value {
 }
 
 /// Runs swaks against `addr`; returns whether it succeeded and its output.
-async fn swaks(addr: SocketAddr, args: &[&str]) -> (bool, String) {
+pub(crate) async fn swaks(addr: SocketAddr, args: &[&str]) -> (bool, String) {
     let output = tokio::process::Command::new("swaks")
         .args([
             "--server",
@@ -939,8 +942,8 @@ async fn bounces_to_signed_return_paths_are_taken_and_forged_ones_refused() {
         .fetch_one(&app.db)
         .await
         .unwrap();
-    let verp = tern::delivery::verp::Verp::new(&key);
-    let target = tern::delivery::verp::VerpTarget::Recipient(recipient);
+    let verp = tern::mail::verp::Verp::new(&key);
+    let target = tern::mail::verp::VerpTarget::Recipient(recipient);
 
     for host in ["rp.tern.test", "rp.out.example.com"] {
         let address = verp.return_path(target, host);
@@ -969,7 +972,7 @@ async fn bounces_to_signed_return_paths_are_taken_and_forged_ones_refused() {
     for (kind, about, action, server) in rows {
         assert_eq!(kind, "return_path");
         assert_eq!(about, Some(recipient));
-        assert_eq!(action, "pending");
+        assert_eq!(action, "unrecognized", "not a DSN: recorded, nothing done");
         assert_eq!(server, t.server_id, "stored for the server that sent the message");
     }
 

@@ -92,7 +92,7 @@ const RULES: &[Rule] = &[
         must_not: HTTP,
     },
     // The SMTP server runs without the HTTP layer; it decodes return paths
-    // with delivery::verp, writes payloads of webhooks::events and asks
+    // with mail::verp, writes payloads of webhooks::events and asks
     // rspamd (reqwest) for a spam score.
     Rule {
         part: "inbound",
@@ -105,7 +105,6 @@ const RULES: &[Rule] = &[
             "config",
             "observability",
             "state",
-            "delivery",
             "webhooks",
         ],
         must_not: HTTP,

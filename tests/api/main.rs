@@ -1,6 +1,7 @@
 //! API tests against a real PostgreSQL and real HTTP.
 
 mod auth;
+mod bounces;
 mod delivery;
 mod dkim;
 mod domains;
@@ -17,6 +18,7 @@ mod peers;
 mod queue;
 mod raw;
 mod receiver;
+mod reports;
 mod routing;
 mod sealing;
 mod send;

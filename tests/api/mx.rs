@@ -2,8 +2,8 @@
 //! on loopback addresses sharing one port (`delivery.port`).
 
 use serde_json::json;
-use tern::delivery::verp::{Verp, VerpTarget};
 use tern::delivery::worker::Worker;
+use tern::mail::verp::{Verp, VerpTarget};
 
 use crate::dkim::{dkim_txt, dkimpy_verifies};
 use crate::helpers::{Dnsmasq, free_port, json_of, loopback_route, recipient, spawn_app_with};

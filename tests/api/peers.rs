@@ -228,3 +228,89 @@ impl Drop for TlsPeer {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// A whole Postfix (config and queue in a temporary directory) as a
+/// receiving MTA: `smtpd` on 127.0.0.1 accepts any recipient at `domain`,
+/// `virtual(8)` delivers only `kept@domain` and bounces the rest (5.1.1,
+/// "User unknown in virtual mailbox table"), and its DSNs go to the
+/// envelope sender through `relayhost` (Tern's SMTP server). Stopped on drop.
+pub struct Postfix {
+    dir: PathBuf,
+    master: Child,
+}
+
+impl Postfix {
+    pub fn start_on(domain: &str, relay: std::net::SocketAddr, port: u16) -> Postfix {
+        let dir = std::env::temp_dir().join(format!("tern-postfix-{}", uuid::Uuid::new_v4().simple()));
+        let (conf, queue, mail) = (dir.join("conf"), dir.join("queue"), dir.join("mail"));
+        for sub in [&conf, &queue, &mail] {
+            std::fs::create_dir_all(sub).unwrap();
+        }
+        let id = |flag: &str| {
+            let out = Command::new("id").args([flag, "nobody"]).output().unwrap();
+            String::from_utf8_lossy(&out.stdout).trim().to_string()
+        };
+        let (uid, gid) = (id("-u"), id("-g"));
+        let _ = Command::new("chown").arg(&uid).arg(&mail).status();
+        let master: String = std::fs::read_to_string("/etc/postfix/master.cf")
+            .expect("/etc/postfix/master.cf (scripts/test installs postfix)")
+            .lines()
+            .map(|line| {
+                if line.starts_with("smtp ") && line.contains("inet") {
+                    format!("127.0.0.1:{port} inet n - n - - smtpd\n")
+                } else {
+                    format!("{line}\n")
+                }
+            })
+            .collect();
+        std::fs::write(conf.join("master.cf"), master).unwrap();
+        std::fs::write(
+            conf.join("main.cf"),
+            format!(
+                "compatibility_level = 3.6\nqueue_directory = {queue}\ndata_directory = {queue}/data\n\
+                 myhostname = mx.{domain}\nmydestination =\ninet_interfaces = 127.0.0.1\n\
+                 inet_protocols = ipv4\nmynetworks = 127.0.0.0/8\nalias_maps =\nalias_database =\n\
+                 smtpd_relay_restrictions = permit_mynetworks reject\n\
+                 smtpd_reject_unlisted_recipient = no\n\
+                 virtual_mailbox_domains = {domain}\nvirtual_mailbox_base = {mail}\n\
+                 virtual_mailbox_maps = inline:{{ kept@{domain}=inbox/ }}\n\
+                 virtual_uid_maps = static:{uid}\nvirtual_gid_maps = static:{gid}\n\
+                 relayhost = [{ip}]:{relay_port}\nsmtp_tls_security_level = none\n",
+                queue = queue.display(),
+                mail = mail.display(),
+                ip = relay.ip(),
+                relay_port = relay.port(),
+            ),
+        )
+        .unwrap();
+        let master = Command::new("postfix")
+            .arg("-c")
+            .arg(&conf)
+            .arg("start-fg")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("postfix (scripts/test installs it)");
+        let started = std::time::Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "Postfix did not start"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Postfix { dir, master }
+    }
+}
+
+impl Drop for Postfix {
+    fn drop(&mut self) {
+        let _ = Command::new("postfix")
+            .arg("-c")
+            .arg(self.dir.join("conf"))
+            .arg("stop")
+            .status();
+        let _ = self.master.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

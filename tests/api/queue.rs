@@ -71,6 +71,7 @@ async fn concurrent_claims_are_disjoint_and_expired_leases_are_reclaimed() {
         host: Some("mx.example.org".into()),
         tls: Some(true),
         detail: json!({"code": 250}),
+        suppress: None,
     };
     let (a, b) = (taken[1].id, taken[2].id);
     let late = [

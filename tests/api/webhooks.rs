@@ -553,7 +553,7 @@ fn schema_of(event_type: &str) -> &'static str {
 }
 
 /// Checks each received body against the documented schema of its type.
-fn assert_documented(requests: &[Received]) {
+pub(crate) fn assert_documented(requests: &[Received]) {
     let cases: Vec<Value> = requests
         .iter()
         .map(|(_, body)| {

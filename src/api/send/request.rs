@@ -131,6 +131,11 @@ pub struct SendMessage {
     /// Your own key/value data, returned with the message and its events.
     #[serde(default)]
     pub metadata: BTreeMap<String, String>,
+    /// Add `List-Unsubscribe` (RFC 2369: a one-click URL, RFC 8058, and a
+    /// `mailto:` address) so the recipient can unsubscribe; default: the
+    /// server's `list_unsubscribe`. Needs exactly one recipient (each
+    /// recipient gets its own link). Not added when `headers` has one.
+    pub unsubscribe: Option<bool>,
 }
 
 /// An RFC 5322 message as it is, with its envelope.
@@ -166,6 +171,9 @@ pub struct SendRawMessage {
     pub tag: Option<String>,
     #[serde(default)]
     pub metadata: BTreeMap<String, String>,
+    /// As for JSON sends; not added when the message has a
+    /// `List-Unsubscribe` field of its own.
+    pub unsubscribe: Option<bool>,
 }
 
 /// One address or a list of them (plain strings).

@@ -265,7 +265,7 @@ pub fn compose_envelope(limits: &Limits, req: &SendMessage) -> Result<Envelope, 
     set.check(limits.max_recipients, "to")?;
     Ok(Envelope {
         sender_domain: Some(from.address.domain().clone()),
-        recipients: set.iter().map(|(a, _)| a.to_string()).collect(),
+        recipients: set.iter().map(|(a, _)| a.to_string().to_lowercase()).collect(),
     })
 }
 
@@ -287,7 +287,7 @@ pub fn raw_envelope(limits: &Limits, req: &SendRawMessage) -> Result<Envelope, I
     set.check(limits.max_recipients, "rcpt_to")?;
     Ok(Envelope {
         sender_domain: None,
-        recipients: set.iter().map(|(a, _)| a.to_string()).collect(),
+        recipients: set.iter().map(|(a, _)| a.to_string().to_lowercase()).collect(),
     })
 }
 
@@ -368,10 +368,12 @@ pub fn compose(limits: &Limits, req: SendMessage) -> Result<Request, Invalid> {
             html: req.html,
             headers,
             attachments,
+            list_unsubscribe: Vec::new(),
         },
         recipients,
         tag,
         metadata,
+        unsubscribe: req.unsubscribe,
     }))
 }
 
@@ -420,6 +422,7 @@ pub fn raw(limits: &Limits, req: SendRawMessage) -> Result<Request, Invalid> {
         info,
         tag,
         metadata,
+        unsubscribe: req.unsubscribe,
     }))
 }
 

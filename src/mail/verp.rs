@@ -18,6 +18,8 @@ use uuid::Uuid;
 
 /// Local-part prefix of every return path Tern generates.
 pub const PREFIX: &str = "b+";
+/// Local-part prefix of the `mailto:` address of `List-Unsubscribe`.
+pub const UNSUBSCRIBE_PREFIX: &str = "u+";
 const MAC_LEN: usize = 10;
 
 /// What a return path identifies.
@@ -25,6 +27,8 @@ const MAC_LEN: usize = 10;
 pub enum VerpTarget {
     Recipient(Uuid),
     Message(Uuid),
+    /// A recipient's unsubscribe address (`u+<token>@`) or link (`/u/<token>`).
+    Unsubscribe(Uuid),
 }
 
 impl VerpTarget {
@@ -32,6 +36,15 @@ impl VerpTarget {
         match self {
             VerpTarget::Recipient(id) => (b'r', id),
             VerpTarget::Message(id) => (b'm', id),
+            VerpTarget::Unsubscribe(id) => (b'u', id),
+        }
+    }
+
+    /// The local-part prefix of addresses for this target.
+    pub fn prefix(self) -> &'static str {
+        match self {
+            VerpTarget::Unsubscribe(_) => UNSUBSCRIBE_PREFIX,
+            _ => PREFIX,
         }
     }
 }
@@ -76,17 +89,27 @@ impl Verp {
 
     /// The envelope sender for a delivery.
     pub fn return_path(&self, target: VerpTarget, host: &str) -> String {
-        format!("{PREFIX}{}@{host}", self.token(target))
+        format!("{}{}@{host}", target.prefix(), self.token(target))
     }
 
     /// What a return path (or a bare local part) was made for.
     pub fn decode(&self, address: &str) -> Result<VerpTarget, VerpError> {
         let local = address.rsplit_once('@').map_or(address, |(local, _)| local);
-        let token = local
-            .get(..PREFIX.len())
-            .filter(|p| p.eq_ignore_ascii_case(PREFIX))
-            .and_then(|_| local.get(PREFIX.len()..))
-            .ok_or(VerpError::NotVerp)?;
+        let prefix = local.get(..PREFIX.len()).ok_or(VerpError::NotVerp)?;
+        let unsubscribe = prefix.eq_ignore_ascii_case(UNSUBSCRIBE_PREFIX);
+        if !unsubscribe && !prefix.eq_ignore_ascii_case(PREFIX) {
+            return Err(VerpError::NotVerp);
+        }
+        let target = self.decode_token(&local[PREFIX.len()..])?;
+        // A token is valid only under its own prefix.
+        if unsubscribe != matches!(target, VerpTarget::Unsubscribe(_)) {
+            return Err(VerpError::Malformed);
+        }
+        Ok(target)
+    }
+
+    /// What a bare token (an unsubscribe link's) was made for.
+    pub fn decode_token(&self, token: &str) -> Result<VerpTarget, VerpError> {
         let bytes = BASE32_NOPAD
             .decode(token.to_ascii_uppercase().as_bytes())
             .map_err(|_| VerpError::Malformed)?;
@@ -102,6 +125,7 @@ impl Verp {
         match signed[0] {
             b'r' => Ok(VerpTarget::Recipient(id)),
             b'm' => Ok(VerpTarget::Message(id)),
+            b'u' => Ok(VerpTarget::Unsubscribe(id)),
             _ => Err(VerpError::Malformed),
         }
     }
@@ -117,6 +141,7 @@ mod tests {
         for target in [
             VerpTarget::Recipient(Uuid::now_v7()),
             VerpTarget::Message(Uuid::now_v7()),
+            VerpTarget::Unsubscribe(Uuid::now_v7()),
         ] {
             let address = verp.return_path(target, "rp.example.com");
             let local = address.split('@').next().unwrap();
@@ -144,5 +169,16 @@ mod tests {
         assert_eq!(verp.decode("b+!!!@rp.x"), Err(VerpError::Malformed));
         assert_eq!(verp.decode("b+abc@rp.x"), Err(VerpError::Malformed));
         assert_eq!(verp.decode(""), Err(VerpError::NotVerp));
+        // A token under the other prefix.
+        let unsubscribe = verp.token(VerpTarget::Unsubscribe(Uuid::now_v7()));
+        assert_eq!(
+            verp.decode(&format!("b+{unsubscribe}@rp.x")),
+            Err(VerpError::Malformed)
+        );
+        let bounce = verp.token(id);
+        assert_eq!(
+            verp.decode(&format!("u+{bounce}@rp.x")),
+            Err(VerpError::Malformed)
+        );
     }
 }
