@@ -254,6 +254,51 @@ async fn complaints_by_return_path_or_feedback_address_suppress_for_good() {
         format!("@{}", path.display())
     };
 
+    // Reports that suppress nothing: a delay warning (an event, the
+    // recipient stays sent), a full mailbox (final: bounced, but a full
+    // mailbox is temporary in practice), an out-of-office reply (recorded).
+    let bob_rp = verp.return_path(
+        VerpTarget::Recipient(recipient_id(&bob, "bob@example.org")),
+        "rp.tern.test",
+    );
+    let bob_message_id = bob["message_id"].as_str().unwrap();
+    for (name, action) in [
+        ("dsn-postfix-delayed.eml", "soft_bounce"),
+        ("autoreply-out-of-office.eml", "auto_reply"),
+        ("dsn-gmail-mailbox-full.eml", "soft_bounce"),
+    ] {
+        let data = write(name, bob_message_id, "bob@example.org", &bob_rp);
+        let (ok_sent, output) = swaks(smtp, &["--from", "", "--to", &bob_rp, "--data", &data]).await;
+        assert!(ok_sent, "{name}: {output}");
+        let stored: String =
+            sqlx::query_scalar("SELECT action FROM inbound_messages ORDER BY message_id DESC LIMIT 1")
+                .fetch_one(&app.db)
+                .await
+                .unwrap();
+        assert_eq!(stored, action, "{name}");
+        let status = app.message(&t.key, &sent[1]).await["recipients"][0]["status"].clone();
+        let want = if name.contains("mailbox-full") {
+            "bounced"
+        } else {
+            "sent"
+        };
+        assert_eq!(status, want, "{name}");
+    }
+    assert!(entry(&app, t.server_id, "bob@example.org").await.is_none());
+    let bounced = app.message(&t.key, &sent[1]).await["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "bounced")
+        .map(|e| {
+            (
+                e["detail"]["bounce_type"].clone(),
+                e["detail"]["suppressed"].clone(),
+            )
+        })
+        .collect::<Vec<_>>();
+    assert_eq!(bounced, vec![(json!("soft"), json!(false)); 2]);
+
     // Yahoo's report to the return path (names the recipient).
     let yahoo = write(
         "arf-yahoo.eml",
@@ -310,7 +355,7 @@ async fn complaints_by_return_path_or_feedback_address_suppress_for_good() {
         3,
         "each report is stored; the stray one is not"
     );
-    deliver(&app, &receiver, 4).await;
+    deliver(&app, &receiver, 6).await;
     let complained = events_of(&receiver, "message.complained");
     assert_eq!(
         complained.len(),
