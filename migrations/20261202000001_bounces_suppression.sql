@@ -1,18 +1,24 @@
 -- Bounces, complaints, unsubscribes and the suppression list (issue 11).
 
--- 1. Suppression entries. Addresses are kept in lower case and matched
---    whole (`Jane@Example.org` and `jane@example.org` are one entry), as
---    hosted services do: suppressing too much is safer than mailing a
---    complainer again.
+-- 1. Suppression entries. Addresses are kept with ASCII letters in lower
+--    case and matched whole (`Jane@Example.org` and `jane@example.org` are
+--    one entry), as hosted services do: suppressing too much is safer than
+--    mailing a complainer again. Only ASCII is folded, here and in Rust
+--    (`to_ascii_lowercase`): `tern_fold()` depends on the database's locale,
+--    and both sides must fold alike.
+CREATE FUNCTION tern_fold(address text) RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT translate(address, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz')
+$$;
+
 DELETE FROM suppressions s
-WHERE s.address <> lower(s.address)
-  AND EXISTS (SELECT 1 FROM suppressions t WHERE t.server_id = s.server_id AND t.address = lower(s.address));
-UPDATE suppressions SET address = lower(address) WHERE address <> lower(address);
+WHERE s.address <> tern_fold(s.address)
+  AND EXISTS (SELECT 1 FROM suppressions t WHERE t.server_id = s.server_id AND t.address = tern_fold(s.address));
+UPDATE suppressions SET address = tern_fold(address) WHERE address <> tern_fold(address);
 UPDATE suppressions SET reason = 'manual'
 WHERE reason NOT IN ('hard_bounce', 'complaint', 'unsubscribe', 'manual');
 
 ALTER TABLE suppressions
-    ADD CONSTRAINT suppressions_address_lower CHECK (address = lower(address)),
+    ADD CONSTRAINT suppressions_address_folded CHECK (address = tern_fold(address)),
     ADD CONSTRAINT suppressions_reason CHECK (reason IN ('hard_bounce', 'complaint', 'unsubscribe', 'manual')),
     -- The message whose bounce, complaint or unsubscribe added it.
     ADD COLUMN source_message_id uuid REFERENCES messages (id) ON DELETE SET NULL,

@@ -29,7 +29,8 @@ const MAX_DETAIL: usize = 1000;
 /// An address Tern does not send to.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Suppression {
-    /// Lower case: entries match addresses case-insensitively, as a whole.
+    /// ASCII letters in lower case: entries match addresses
+    /// case-insensitively, as a whole.
     #[schema(example = "jane@example.org")]
     pub address: String,
     pub reason: SuppressionReason,
@@ -149,7 +150,7 @@ fn decode_cursor(cursor: &str) -> Option<(DateTime<Utc>, String)> {
 /// A path's address, checked and in lower case.
 fn path_address(address: &str) -> Result<String, ApiError> {
     EmailAddress::parse(address)
-        .map(|a| a.to_string().to_lowercase())
+        .map(|a| a.to_string().to_ascii_lowercase())
         .map_err(|why| ApiError::unprocessable("invalid_address", why).field("address"))
 }
 
@@ -197,7 +198,7 @@ async fn list(state: &AppState, server: Uuid, params: ListParams) -> Result<Json
     }
     let filter = Filter {
         reason: params.reason,
-        address: params.address.map(|a| a.to_lowercase()),
+        address: params.address.map(|a| a.to_ascii_lowercase()),
         since: params.since,
         until: params.until,
         after,
@@ -264,7 +265,7 @@ async fn import(
         .enumerate()
         .map(|(i, e)| {
             EmailAddress::parse(&e.address)
-                .map(|a| a.to_string().to_lowercase())
+                .map(|a| a.to_string().to_ascii_lowercase())
                 .map_err(|why| {
                     ApiError::unprocessable("invalid_address", why).field(format!("entries[{i}].address"))
                 })

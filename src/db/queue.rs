@@ -197,11 +197,11 @@ pub async fn complete(pool: &PgPool, worker: &str, outcomes: &[Outcome]) -> sqlx
          ), s AS (
             -- Hard bounces about the address: the longer-lived entry stays.
             INSERT INTO suppressions AS s (server_id, address, reason, source_message_id, detail, expires_at)
-            SELECT DISTINCT ON (server_id, lower(address))
-                   server_id, lower(address), 'hard_bounce', message_id, left(reply, 1000),
+            SELECT DISTINCT ON (server_id, tern_fold(address))
+                   server_id, tern_fold(address), 'hard_bounce', message_id, left(reply, 1000),
                    now() + make_interval(secs => lifetime)
             FROM u WHERE suppress
-            ORDER BY server_id, lower(address)
+            ORDER BY server_id, tern_fold(address)
             ON CONFLICT (server_id, address) DO UPDATE
             SET reason = EXCLUDED.reason, source_message_id = EXCLUDED.source_message_id,
                 detail = EXCLUDED.detail, expires_at = EXCLUDED.expires_at, updated_at = now(),
@@ -240,7 +240,7 @@ pub async fn suppressed(pool: &PgPool, claimed: &[Claimed]) -> sqlx::Result<Vec<
     let addresses: Vec<&str> = claimed.iter().map(|c| c.address.as_str()).collect();
     sqlx::query_scalar!(
         r#"SELECT c.id AS "id!" FROM unnest($1::uuid[], $2::uuid[], $3::text[]) AS c(id, server_id, address)
-         JOIN suppressions s ON s.server_id = c.server_id AND s.address = lower(c.address)
+         JOIN suppressions s ON s.server_id = c.server_id AND s.address = tern_fold(c.address)
          WHERE s.expires_at IS NULL OR s.expires_at > now()"#,
         &ids,
         &servers,

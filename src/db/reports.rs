@@ -55,7 +55,7 @@ pub async fn apply(
               WHERE r.message_id = coalesce($1, (SELECT message_id FROM recipients WHERE id = $2))
                 AND m.direction = 'outgoing'
                 AND ($2::uuid IS NULL OR r.id = $2)
-                AND ($2::uuid IS NOT NULL OR $3::text IS NULL OR lower(r.address) = lower($3))
+                AND ($2::uuid IS NOT NULL OR $3::text IS NULL OR tern_fold(r.address) = tern_fold($3))
               LIMIT 2
            ), one AS (
               SELECT * FROM candidates WHERE (SELECT count(*) FROM candidates) = 1
@@ -65,7 +65,7 @@ pub async fn apply(
               RETURNING r.id
            ), suppressed AS (
               INSERT INTO suppressions AS s (server_id, address, reason, source_message_id, detail, expires_at)
-              SELECT one.server_id, lower(one.address), $8, one.message_id, left($7, 1000),
+              SELECT one.server_id, tern_fold(one.address), $8, one.message_id, left($7, 1000),
                      now() + make_interval(secs => $9)
               FROM one WHERE $8::text IS NOT NULL
               ON CONFLICT (server_id, address) DO UPDATE

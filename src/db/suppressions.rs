@@ -80,7 +80,7 @@ pub async fn get(pool: &PgPool, server: Uuid, address: &str) -> sqlx::Result<Opt
         r#"SELECT address, reason AS "reason: SuppressionReason", source_message_id, detail,
                   created_at, updated_at, expires_at
            FROM suppressions
-           WHERE server_id = $1 AND address = lower($2) AND (expires_at IS NULL OR expires_at > now())"#,
+           WHERE server_id = $1 AND address = tern_fold($2) AND (expires_at IS NULL OR expires_at > now())"#,
         server,
         address
     )
@@ -108,10 +108,10 @@ pub async fn put(
     let row = sqlx::query!(
         r#"WITH old AS (
               SELECT 1 FROM suppressions
-              WHERE server_id = $1 AND address = lower($2) AND (expires_at IS NULL OR expires_at > now())
+              WHERE server_id = $1 AND address = tern_fold($2) AND (expires_at IS NULL OR expires_at > now())
            )
            INSERT INTO suppressions AS s (server_id, address, reason, detail, expires_at)
-           VALUES ($1, lower($2), $3, $4, $5)
+           VALUES ($1, tern_fold($2), $3, $4, $5)
            ON CONFLICT (server_id, address) DO UPDATE
            SET reason = EXCLUDED.reason, detail = EXCLUDED.detail, expires_at = EXCLUDED.expires_at,
                source_message_id = NULL, updated_at = now(),
@@ -152,10 +152,10 @@ pub async fn import(pool: &PgPool, server: Uuid, entries: &[NewSuppression<'_>])
     let expiries: Vec<Option<DateTime<Utc>>> = entries.iter().map(|e| e.expires_at).collect();
     let done = sqlx::query!(
         r#"INSERT INTO suppressions AS s (server_id, address, reason, detail, expires_at)
-           SELECT DISTINCT ON (lower(e.address)) $1, lower(e.address), e.reason, e.detail, e.expires_at
+           SELECT DISTINCT ON (tern_fold(e.address)) $1, tern_fold(e.address), e.reason, e.detail, e.expires_at
            FROM unnest($2::text[], $3::text[], $4::text[], $5::timestamptz[])
                AS e(address, reason, detail, expires_at)
-           ORDER BY lower(e.address), e.expires_at DESC NULLS FIRST
+           ORDER BY tern_fold(e.address), e.expires_at DESC NULLS FIRST
            ON CONFLICT (server_id, address) DO UPDATE
            SET reason = EXCLUDED.reason, detail = EXCLUDED.detail, expires_at = EXCLUDED.expires_at,
                source_message_id = NULL, updated_at = now(),
@@ -178,7 +178,7 @@ pub async fn delete(pool: &PgPool, server: Uuid, address: &str) -> sqlx::Result<
     let removed = sqlx::query_scalar!(
         r#"WITH gone AS (
               DELETE FROM suppressions
-              WHERE server_id = $1 AND address = lower($2) AND (expires_at IS NULL OR expires_at > now())
+              WHERE server_id = $1 AND address = tern_fold($2) AND (expires_at IS NULL OR expires_at > now())
               RETURNING server_id, address, reason, created_at, expires_at
            )
            INSERT INTO suppression_removals (server_id, address, reason, created_at, expires_at, cause)

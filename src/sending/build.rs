@@ -133,7 +133,7 @@ pub(super) async fn prepare(
         .zip(recipient_ids)
         .map(|((address, kind), recipient_id)| {
             let address_text = address.to_string();
-            let lower = address_text.to_lowercase();
+            let lower = address_text.to_ascii_lowercase();
             let suppression = suppressed
                 .iter()
                 .find(|s| s.address == lower)

@@ -265,7 +265,10 @@ pub fn compose_envelope(limits: &Limits, req: &SendMessage) -> Result<Envelope, 
     set.check(limits.max_recipients, "to")?;
     Ok(Envelope {
         sender_domain: Some(from.address.domain().clone()),
-        recipients: set.iter().map(|(a, _)| a.to_string().to_lowercase()).collect(),
+        recipients: set
+            .iter()
+            .map(|(a, _)| a.to_string().to_ascii_lowercase())
+            .collect(),
     })
 }
 
@@ -287,7 +290,10 @@ pub fn raw_envelope(limits: &Limits, req: &SendRawMessage) -> Result<Envelope, I
     set.check(limits.max_recipients, "rcpt_to")?;
     Ok(Envelope {
         sender_domain: None,
-        recipients: set.iter().map(|(a, _)| a.to_string().to_lowercase()).collect(),
+        recipients: set
+            .iter()
+            .map(|(a, _)| a.to_string().to_ascii_lowercase())
+            .collect(),
     })
 }
 
