@@ -39,6 +39,8 @@ use sqlx::postgres::PgPoolOptions;
 
 #[path = "delivery/inbound.rs"]
 mod inbound;
+#[path = "delivery/tracking.rs"]
+mod tracking;
 #[path = "delivery/webhooks.rs"]
 mod webhooks;
 
@@ -73,6 +75,9 @@ struct Args {
     /// (`webhooks.per_endpoint_concurrency`), and wrk's connections.
     #[arg(long, default_value_t = 16)]
     webhook_connections: usize,
+    /// Messages per round of the tracking phase (0 skips it).
+    #[arg(long, default_value_t = 1000)]
+    tracking_messages: usize,
     /// Messages for the inbound phase (0 skips it).
     #[arg(long, default_value_t = 5000)]
     inbound_messages: usize,
@@ -219,6 +224,9 @@ impl Bench {
             "   PostgreSQL transactions per message: {:.2}",
             per_message(before_accept, after_accept, args.messages)
         );
+        if args.tracking_messages > 0 {
+            self.tracking(&client, args).await?;
+        }
 
         let drain_start = SystemTime::now();
         self.processes
@@ -527,6 +535,48 @@ impl Bench {
             delivered.as_secs_f64(),
             count as f64 / delivered.as_secs_f64()
         );
+        Ok(())
+    }
+
+    /// Phase 1b: the accept path with a 50 KB HTML message of 30 links,
+    /// untracked and tracked in alternating rounds; the messages are
+    /// removed afterwards so that the drain phase sees only its own.
+    async fn tracking(&self, client: &reqwest::Client, args: &Args) -> anyhow::Result<()> {
+        let plain = Arc::new(tracking::html_body(false));
+        let tracked = Arc::new(tracking::html_body(true));
+        let n = args.tracking_messages;
+        self.load(client, &tracked, 100, args.concurrency).await?;
+        let (mut plain_secs, mut tracked_secs) = (0.0, 0.0);
+        let (mut plain_p50, mut tracked_p50) = (Vec::new(), Vec::new());
+        for _ in 0..2 {
+            for (body, secs, p50) in [
+                (&plain, &mut plain_secs, &mut plain_p50),
+                (&tracked, &mut tracked_secs, &mut tracked_p50),
+            ] {
+                let mut load = self.load(client, body, n, args.concurrency).await?;
+                *secs += load.elapsed.as_secs_f64();
+                load.latencies.sort();
+                p50.push(load.latencies[load.latencies.len() / 2].as_secs_f64() * 1000.0);
+            }
+        }
+        let rate = |secs: f64| (2 * n) as f64 / secs;
+        let median = |v: &[f64]| (v[0] + v[1]) / 2.0;
+        println!(
+            "1b. accept, 50 KB HTML with 30 links ({} KB body), 2 x {n} each, alternating:",
+            plain.len() / 1024
+        );
+        println!(
+            "   untracked: {:.0} msg/s, p50 {:.1} ms; tracked (opens + clicks): {:.0} msg/s, p50 {:.1} ms; \
+             tracking costs {:.1}% of the rate",
+            rate(plain_secs),
+            median(&plain_p50),
+            rate(tracked_secs),
+            median(&tracked_p50),
+            (1.0 - rate(tracked_secs) / rate(plain_secs)) * 100.0
+        );
+        sqlx::query("DELETE FROM messages WHERE subject = 'Tracking benchmark'")
+            .execute(&self.db)
+            .await?;
         Ok(())
     }
 

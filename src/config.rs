@@ -32,6 +32,29 @@ pub struct Settings {
     pub smtp: SmtpSettings,
     #[serde(default)]
     pub suppression: SuppressionSettings,
+    #[serde(default)]
+    pub tracking: TrackingSettings,
+}
+
+/// Open and click tracking.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrackingSettings {
+    /// Opens and clicks this soon after delivery are flagged `machine`
+    /// (privacy proxies and link scanners fetch on arrival), in seconds.
+    pub machine_window_secs: u64,
+    /// Store the client's IP address with opens and clicks (off: only used
+    /// to flag known proxy ranges, then dropped).
+    pub store_ip: bool,
+}
+
+impl Default for TrackingSettings {
+    fn default() -> Self {
+        TrackingSettings {
+            machine_window_secs: 10,
+            store_ip: false,
+        }
+    }
 }
 
 /// How long each kind of suppression entry lasts (days; none: for ever),
@@ -525,6 +548,7 @@ impl Default for Settings {
             webhooks: WebhookSettings::default(),
             smtp: SmtpSettings::default(),
             suppression: SuppressionSettings::default(),
+            tracking: TrackingSettings::default(),
         }
     }
 }

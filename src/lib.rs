@@ -24,4 +24,5 @@ pub mod sealing;
 pub mod sending;
 pub mod startup;
 pub mod state;
+pub mod tracking;
 pub mod webhooks;

@@ -17,6 +17,7 @@ use crate::domain::Redacted;
 use crate::mail::dkim::SignerCache;
 use crate::mail::verp::Verp;
 use crate::sealing::SealingKey;
+use crate::tracking::token::Tokens;
 use crate::{db, dns, observability};
 
 /// Shared, read-only state; cheap to clone.
@@ -37,6 +38,8 @@ pub struct AppInner {
     pub send_limits: SendLimits,
     /// Signs and checks return-path and unsubscribe tokens.
     pub verp: Verp,
+    /// Signs and checks open and click tokens.
+    pub tracking: Tokens,
 }
 
 impl Deref for AppState {
@@ -82,8 +85,12 @@ impl AppState {
         let verp_key = db::secrets::get_or_create(&db, "verp_hmac", 32)
             .await
             .context("loading the VERP key")?;
+        let tracking_key = db::secrets::get_or_create(&db, "tracking_hmac", 32)
+            .await
+            .context("loading the tracking key")?;
         Ok(AppState(Arc::new(AppInner {
             verp: Verp::new(&verp_key),
+            tracking: Tokens::new(&tracking_key),
             db,
             sessions,
             resolver,

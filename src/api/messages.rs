@@ -171,9 +171,62 @@ pub struct MessageDetail {
     /// Received messages: the connection, the checks and the route.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub inbound: Option<InboundDetail>,
+    /// Sent messages: opens and clicks (zero unless tracked).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tracking: Option<MessageTracking>,
     /// Base64 of the stored (signed) source, with `?include=raw`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub raw: Option<String>,
+}
+
+/// A sent message's opens and clicks (machine-flagged ones counted, and
+/// counted apart).
+#[derive(Serialize, ToSchema)]
+pub struct MessageTracking {
+    pub opens: i64,
+    pub opens_machine: i64,
+    pub first_open_at: Option<DateTime<Utc>>,
+    pub last_open_at: Option<DateTime<Utc>>,
+    pub clicks: i64,
+    pub clicks_machine: i64,
+    /// Every tracked link, by index.
+    pub links: Vec<LinkClicks>,
+}
+
+/// One tracked link and its clicks.
+#[derive(Serialize, ToSchema)]
+pub struct LinkClicks {
+    pub link: i16,
+    pub url: String,
+    pub clicks: i64,
+    pub clicks_machine: i64,
+    pub first_click_at: Option<DateTime<Utc>>,
+    pub last_click_at: Option<DateTime<Utc>>,
+}
+
+impl From<db::tracking::MessageStats> for MessageTracking {
+    fn from(s: db::tracking::MessageStats) -> Self {
+        MessageTracking {
+            opens: s.opens,
+            opens_machine: s.opens_machine,
+            first_open_at: s.first_open_at,
+            last_open_at: s.last_open_at,
+            clicks: s.clicks,
+            clicks_machine: s.clicks_machine,
+            links: s
+                .links
+                .into_iter()
+                .map(|l| LinkClicks {
+                    link: l.link,
+                    url: l.url,
+                    clicks: l.clicks,
+                    clicks_machine: l.clicks_machine,
+                    first_click_at: l.first_click_at,
+                    last_click_at: l.last_click_at,
+                })
+                .collect(),
+        }
+    }
 }
 
 /// A page of messages, newest first.
@@ -292,11 +345,17 @@ pub async fn get_message(
         Some(row) => Some(inbound_detail(&state, row).await?),
         None => None,
     };
+    let tracking = if row.direction == "outgoing" {
+        Some(db::tracking::message_stats(&state.db, id).await?.into())
+    } else {
+        None
+    };
     Ok(Json(MessageDetail {
         summary: summary(row, recipients.into_iter().map(Recipient::from).collect()),
         events: events.into_iter().map(Event::from).collect(),
         headers,
         inbound,
+        tracking,
         raw,
     }))
 }

@@ -14,7 +14,9 @@ pub mod routes;
 pub mod send;
 pub mod servers;
 pub mod smtp_rules;
+pub mod stats;
 pub mod suppressions;
+pub mod tracking;
 pub mod unsubscribe;
 pub mod webhooks;
 
@@ -65,6 +67,8 @@ fn routes() -> OpenApiRouter<AppState> {
             servers::update_server,
             servers::delete_server
         ))
+        .routes(routes!(tracking::verify_tracking_host))
+        .routes(routes!(stats::get_server_stats))
         .routes(routes!(domains::list_domains, domains::create_domain))
         .routes(routes!(domains::get_domain, domains::delete_domain))
         .routes(routes!(domains::verify_domain))
@@ -180,6 +184,8 @@ pub fn router(state: AppState) -> Router {
             "/u/{token}",
             axum::routing::get(unsubscribe::unsubscribe_page).post(unsubscribe::unsubscribe),
         )
+        .route("/o/{token}", axum::routing::get(tracking::open))
+        .route("/c/{token}", axum::routing::get(tracking::click))
         .fallback(health::not_found)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(middleware)

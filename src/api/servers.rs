@@ -12,9 +12,11 @@ use super::extract::UserSession;
 use super::extract::{ApiJson, ApiPath, require_write, valid_name};
 use super::organizations::visible as visible_org;
 use crate::api::error::{ApiError, ErrorBody};
+use crate::config::Settings;
 use crate::db;
-use crate::db::servers::ServerRow;
-use crate::domain::ServerMode;
+use crate::db::servers::{ServerRow, ServerSettings};
+use crate::dns::records::{self, DnsRecord};
+use crate::domain::{DomainName, RecordStatus, ServerMode};
 use crate::state::AppState;
 
 /// A mail server.
@@ -28,21 +30,61 @@ pub struct Server {
     /// Messages with one recipient get `List-Unsubscribe` (a one-click
     /// URL and a `mailto:`) unless a send says otherwise.
     pub list_unsubscribe: bool,
+    /// Track opens (a pixel) in the HTML of messages with one recipient,
+    /// unless a send says otherwise.
+    pub track_opens: bool,
+    /// Track clicks (links through Tern) likewise.
+    pub track_clicks: bool,
+    pub tracking: ServerTracking,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
 
-impl From<db::servers::ServerRow> for Server {
-    fn from(row: db::servers::ServerRow) -> Self {
-        Server {
-            id: row.id,
-            organization_id: row.organization_id,
-            name: row.name,
-            mode: row.mode,
-            list_unsubscribe: row.list_unsubscribe,
-            created_at: row.created_at,
-            updated_at: row.updated_at,
-        }
+/// Where tracked URLs point.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ServerTracking {
+    /// Tracked URLs start with this: `https://` and the verified tracking
+    /// host, else Tern's public host.
+    #[schema(example = "https://track.example.com")]
+    pub base_url: String,
+    /// Your tracking host (`PATCH` `tracking_host`), if any.
+    #[schema(example = "track.example.com")]
+    pub host: Option<String>,
+    /// The record to publish for it; check it with
+    /// `POST /v1/servers/{server_id}/tracking/verify`.
+    pub record: Option<DnsRecord>,
+    pub checked_at: Option<DateTime<Utc>>,
+    pub verified_at: Option<DateTime<Utc>>,
+}
+
+/// The API's view of a server.
+pub fn view(settings: &Settings, row: ServerRow) -> Server {
+    let status = match (row.tracking_verified_at, row.tracking_checked_at) {
+        (Some(_), _) => RecordStatus::Ok,
+        (None, Some(_)) => RecordStatus::Missing,
+        (None, None) => RecordStatus::Pending,
+    };
+    let verified_host = row.tracking_verified_at.and(row.tracking_host.as_deref());
+    Server {
+        id: row.id,
+        organization_id: row.organization_id,
+        name: row.name,
+        mode: row.mode,
+        list_unsubscribe: row.list_unsubscribe,
+        track_opens: row.track_opens,
+        track_clicks: row.track_clicks,
+        tracking: ServerTracking {
+            base_url: format!("https://{}", verified_host.unwrap_or(&settings.public_hostname)),
+            record: row
+                .tracking_host
+                .as_deref()
+                .map(|host| records::for_tracking(host, status, settings)),
+            host: row.tracking_host,
+            checked_at: row.tracking_checked_at,
+            verified_at: row.tracking_verified_at,
+        },
+        created_at: row.created_at,
+        updated_at: row.updated_at,
     }
 }
 
@@ -85,6 +127,12 @@ pub struct UpdateServer {
     pub name: Option<String>,
     pub mode: Option<ServerMode>,
     pub list_unsubscribe: Option<bool>,
+    pub track_opens: Option<bool>,
+    pub track_clicks: Option<bool>,
+    /// Your tracking host (`track.example.com`), a CNAME to Tern's public
+    /// host; `""` removes it. Used once verified.
+    #[schema(max_length = 253)]
+    pub tracking_host: Option<String>,
 }
 
 /// Servers of an organization.
@@ -112,7 +160,7 @@ pub async fn list_servers(
     visible_org(&state, session.user_id, org).await?;
     let data = db::servers::list(&state.db, session.user_id, org).await?;
     Ok(Json(ServerList {
-        data: data.into_iter().map(Server::from).collect(),
+        data: data.into_iter().map(|row| view(&state.settings, row)).collect(),
     }))
 }
 
@@ -137,7 +185,7 @@ pub async fn create_server(
         input.list_unsubscribe,
     )
     .await?;
-    Ok((StatusCode::CREATED, Json(server.into())))
+    Ok((StatusCode::CREATED, Json(view(&state.settings, server))))
 }
 
 /// Gets one server.
@@ -149,7 +197,10 @@ pub async fn get_server(
     session: UserSession,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Json<Server>, ApiError> {
-    Ok(Json(visible(&state, session.user_id, id).await?.into()))
+    Ok(Json(view(
+        &state.settings,
+        visible(&state, session.user_id, id).await?,
+    )))
 }
 
 /// Renames a server or changes its mode (owner or admin).
@@ -168,15 +219,38 @@ pub async fn update_server(
         Some(name) => valid_name("name", name)?,
         None => server.name,
     };
+    if let Some(host) = &input.tracking_host {
+        let host = host.trim();
+        let host = if host.is_empty() {
+            None
+        } else {
+            Some(
+                DomainName::parse(host)
+                    .map_err(|why| {
+                        ApiError::unprocessable("invalid_tracking_host", why).field("tracking_host")
+                    })?
+                    .as_str()
+                    .to_string(),
+            )
+        };
+        db::tracking::set_host(&state.db, id, host.as_deref()).await?;
+    }
     db::servers::update(
         &state.db,
         id,
-        &name,
-        input.mode.unwrap_or(server.mode),
-        input.list_unsubscribe.unwrap_or(server.list_unsubscribe),
+        &ServerSettings {
+            name: &name,
+            mode: input.mode.unwrap_or(server.mode),
+            list_unsubscribe: input.list_unsubscribe.unwrap_or(server.list_unsubscribe),
+            track_opens: input.track_opens.unwrap_or(server.track_opens),
+            track_clicks: input.track_clicks.unwrap_or(server.track_clicks),
+        },
     )
     .await?;
-    Ok(Json(visible(&state, session.user_id, id).await?.into()))
+    Ok(Json(view(
+        &state.settings,
+        visible(&state, session.user_id, id).await?,
+    )))
 }
 
 /// Deletes a server with its domains, keys and messages (owner or admin).

@@ -137,6 +137,11 @@ pub struct SendLookup {
     pub domain_verified: Option<bool>,
     /// The server adds `List-Unsubscribe` by default.
     pub list_unsubscribe: bool,
+    /// The server tracks opens and clicks by default, on its verified
+    /// tracking host if it has one.
+    pub track_opens: bool,
+    pub track_clicks: bool,
+    pub tracking_host: Option<String>,
     /// Which of the given recipients (lower case) are on the suppression
     /// list now, and why.
     pub suppressed: Vec<crate::domain::SuppressedAddress>,
@@ -169,7 +174,8 @@ pub async fn authenticate_for_sending(
         r#"SELECT k.id AS key_id, k.server_id, s.mode AS "mode: ServerMode",
                   k.revoked_at IS NOT NULL AS "revoked!",
                   (k.last_used_at IS NULL OR k.last_used_at < now() - interval '1 minute')
-                      AS "needs_touch!", s.list_unsubscribe,
+                      AS "needs_touch!", s.list_unsubscribe, s.track_opens, s.track_clicks,
+                  CASE WHEN s.tracking_verified_at IS NOT NULL THEN s.tracking_host END AS tracking_host,
                   d.id AS "domain_id?", d.name AS "domain_name?",
                   d.dkim_algorithm AS "dkim_algorithm?: DkimAlgorithm",
                   d.dkim_selector AS "dkim_selector?", d.dkim_private_key AS "dkim_private_key?",
@@ -200,6 +206,9 @@ pub async fn authenticate_for_sending(
         // A domain that is not found has no id; then none of its columns count.
         domain_verified: r.domain_id.and(r.domain_verified),
         list_unsubscribe: r.list_unsubscribe,
+        track_opens: r.track_opens,
+        track_clicks: r.track_clicks,
+        tracking_host: r.tracking_host,
         domain_id: r.domain_id,
         domain_name: r.domain_name,
         dkim_algorithm: r.dkim_algorithm,

@@ -68,6 +68,8 @@ pub struct NewRecipient {
 /// A message to insert, with its signed source and its recipients.
 #[derive(Debug, Clone)]
 pub struct NewMessage {
+    /// The tracked links' URLs, by index (`message_links`).
+    pub links: Vec<String>,
     pub id: Uuid,
     pub server_id: Uuid,
     pub domain_id: Option<Uuid>,
@@ -135,6 +137,9 @@ pub async fn insert(
          ), i AS (
             INSERT INTO idempotency_keys (server_id, key, request_hash, response_status, response_body)
             SELECT $2, $17::text, $18::bytea, $19::smallint, $20::jsonb WHERE $17::text IS NOT NULL
+         ), l AS (
+            INSERT INTO message_links (message_id, link, url)
+            SELECT m.id, (l.n - 1)::smallint, l.url FROM m, unnest($21::text[]) WITH ORDINALITY AS l(url, n)
          )
          INSERT INTO message_events (message_id, kind, detail)
          SELECT id, 'accepted', jsonb_build_object('recipients', cardinality($12::uuid[])) FROM m",
@@ -157,7 +162,8 @@ pub async fn insert(
         idempotency.map(|i| i.key),
         idempotency.map(|i| i.request_hash),
         idempotency.map(|i| i.status),
-        idempotency.map(|i| i.body)
+        idempotency.map(|i| i.body),
+        &msg.links
     )
     .execute(pool)
     .await;

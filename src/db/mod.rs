@@ -15,6 +15,7 @@ pub mod secrets;
 pub mod servers;
 pub mod smtp_rules;
 pub mod suppressions;
+pub mod tracking;
 pub mod users;
 pub mod webhooks;
 

@@ -15,6 +15,13 @@ pub struct ServerRow {
     pub mode: ServerMode,
     /// Add `List-Unsubscribe` to messages (one recipient each).
     pub list_unsubscribe: bool,
+    /// Track opens and clicks by default.
+    pub track_opens: bool,
+    pub track_clicks: bool,
+    /// The customer's tracking host (a CNAME to Tern), and its checks.
+    pub tracking_host: Option<String>,
+    pub tracking_checked_at: Option<DateTime<Utc>>,
+    pub tracking_verified_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     /// The calling user's role in the server's organization.
@@ -26,7 +33,8 @@ macro_rules! select_visible {
     ($tail:literal $(, $arg:expr)* $(,)?) => {
         sqlx::query_as!(
             ServerRow,
-            r#"SELECT s.id, s.organization_id, s.name, s.mode AS "mode: ServerMode", s.list_unsubscribe, s.created_at,
+            r#"SELECT s.id, s.organization_id, s.name, s.mode AS "mode: ServerMode", s.list_unsubscribe, s.track_opens,
+                      s.track_clicks, s.tracking_host, s.tracking_checked_at, s.tracking_verified_at, s.created_at,
                       s.updated_at, m.role AS "role: Role"
                FROM servers s
                JOIN memberships m ON m.organization_id = s.organization_id AND m.user_id = $1 "#
@@ -80,20 +88,28 @@ pub async fn get_for_user(pool: &PgPool, user: Uuid, id: Uuid) -> sqlx::Result<O
         .await
 }
 
+/// A server's settings, as an update leaves them.
+#[derive(Debug, Clone)]
+pub struct ServerSettings<'a> {
+    pub name: &'a str,
+    pub mode: ServerMode,
+    pub list_unsubscribe: bool,
+    pub track_opens: bool,
+    pub track_clicks: bool,
+}
+
 #[tracing::instrument(level = "debug", skip(pool))]
-pub async fn update(
-    pool: &PgPool,
-    id: Uuid,
-    name: &str,
-    mode: ServerMode,
-    list_unsubscribe: bool,
-) -> sqlx::Result<()> {
+pub async fn update(pool: &PgPool, id: Uuid, settings: &ServerSettings<'_>) -> sqlx::Result<()> {
     sqlx::query!(
-        "UPDATE servers SET name = $2, mode = $3, list_unsubscribe = $4, updated_at = now() WHERE id = $1",
+        "UPDATE servers SET name = $2, mode = $3, list_unsubscribe = $4, track_opens = $5,
+             track_clicks = $6, updated_at = now()
+         WHERE id = $1",
         id,
-        name,
-        mode as ServerMode,
-        list_unsubscribe
+        settings.name,
+        settings.mode as ServerMode,
+        settings.list_unsubscribe,
+        settings.track_opens,
+        settings.track_clicks
     )
     .execute(pool)
     .await

@@ -194,7 +194,7 @@ pub async fn replay(
               JOIN w ON w.server_id = m.server_id
               WHERE e.created_at >= $2
                 AND e.kind IN ('held', 'sent', 'deferred', 'bounced', 'failed', 'suppressed',
-                               'complained', 'unsubscribed')
+                               'complained', 'unsubscribed', 'opened', 'clicked')
                 AND (cardinality(w.event_types) = 0 OR ('message.' || e.kind) = ANY (w.event_types))
               ORDER BY e.created_at, e.id
               LIMIT $3

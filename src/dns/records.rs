@@ -23,6 +23,9 @@ pub enum RecordPurpose {
     Dmarc,
     /// Receives mail for the domain through Tern (inbound routes).
     Mx,
+    /// A server's tracking host (open pixel and tracked links): a CNAME to
+    /// Tern's public host.
+    Tracking,
 }
 
 /// One record to publish.
@@ -47,6 +50,20 @@ pub struct DnsRecord {
     /// return-path CNAME).
     pub publish: bool,
     pub status: RecordStatus,
+}
+
+/// The record a server's tracking host needs.
+pub fn for_tracking(host: &str, status: RecordStatus, settings: &Settings) -> DnsRecord {
+    DnsRecord {
+        purpose: RecordPurpose::Tracking,
+        record_type: "CNAME".into(),
+        name: host.to_string(),
+        value: settings.public_hostname.clone(),
+        priority: None,
+        required: false,
+        publish: true,
+        status,
+    }
 }
 
 /// Every record for `domain`, with the status of its last check.

@@ -109,6 +109,13 @@ pub(super) async fn cname(
     })
 }
 
+/// Whether a server's tracking host is a CNAME to Tern's public host.
+pub async fn tracking_host(resolver: &TokioResolver, host: &str, public_hostname: &str) -> RecordStatus {
+    cname(resolver, host, public_hostname)
+        .await
+        .unwrap_or(RecordStatus::Error)
+}
+
 /// A DMARC record passes when mail-auth parses it (RFC 7489 §6.3).
 /// Whether the domain's MX records lead to `host` (Tern's SMTP server).
 async fn mx(resolver: &TokioResolver, domain: &str, host: &str) -> Result<RecordStatus, LookupError> {

@@ -30,10 +30,10 @@ pub enum EventType {
     /// A recipient marked the message as spam (a feedback report).
     #[serde(rename = "message.complained")]
     MessageComplained,
-    /// Reserved: the message was opened.
+    /// The message was opened (tracking pixel).
     #[serde(rename = "message.opened")]
     MessageOpened,
-    /// Reserved: a tracked link was clicked.
+    /// A tracked link was clicked.
     #[serde(rename = "message.clicked")]
     MessageClicked,
     /// The recipient unsubscribed (List-Unsubscribe).

@@ -6,13 +6,13 @@ use mail_builder::headers::date::Date;
 use uuid::Uuid;
 
 use super::SendError;
+use super::per_recipient::{Defaults, TrackingPlan, tracking_plan, unsubscribe_uris};
 use super::request::Request;
 use crate::auth::ServerAuth;
 use crate::db::messages::{NewMessage, NewRecipient};
 use crate::domain::{Invalid, RecipientStatus, ServerMode, SigningDomain, SuppressedAddress};
 use crate::mail::build::{self, Composition};
 use crate::mail::raw::{self, RawInfo};
-use crate::mail::verp::VerpTarget;
 use crate::state::AppState;
 
 /// Refuses a message above `limits.max_message_bytes`.
@@ -34,43 +34,8 @@ struct Built {
     subject: String,
     /// Signed source.
     raw: Vec<u8>,
-}
-
-/// The `List-Unsubscribe` URIs (RFC 2369: the one-click URL of RFC 8058,
-/// then a `mailto:`) for a message's only recipient, when asked for (or the server's default)
-/// and the message has none of its own; signed with the rest. Asking for
-/// it with several recipients is refused: each needs its own link.
-fn unsubscribe_uris(
-    state: &AppState,
-    asked: Option<bool>,
-    server_default: bool,
-    has_own: bool,
-    recipients: &[Uuid],
-) -> Result<Option<(String, String)>, SendError> {
-    if !asked.unwrap_or(server_default) || has_own {
-        return Ok(None);
-    }
-    let [recipient] = recipients else {
-        if asked == Some(true) {
-            return Err(SendError::Invalid(
-                Invalid::new(
-                    "unsubscribe_needs_one_recipient",
-                    "`unsubscribe` needs a message with exactly one recipient: send one message per recipient",
-                )
-                .field("unsubscribe"),
-            ));
-        }
-        return Ok(None);
-    };
-    let target = VerpTarget::Unsubscribe(*recipient);
-    let settings = &state.settings;
-    let url = format!(
-        "https://{}/u/{}",
-        settings.public_hostname,
-        state.verp.token(target)
-    );
-    let mailto = state.verp.return_path(target, &settings.return_path_target());
-    Ok(Some((url, format!("mailto:{mailto}"))))
+    /// The tracked links' URLs, by index.
+    links: Vec<String>,
 }
 
 /// Builds and signs the message for `domain` (already checked) and gives
@@ -81,7 +46,7 @@ pub(super) async fn prepare(
     domain: SigningDomain,
     request: Request,
     suppressed: &[SuppressedAddress],
-    list_unsubscribe: bool,
+    defaults: &Defaults,
 ) -> Result<NewMessage, SendError> {
     let id = Uuid::now_v7();
     let domain_id = domain.id;
@@ -93,14 +58,20 @@ pub(super) async fn prepare(
                 .headers
                 .iter()
                 .any(|(name, _)| name.eq_ignore_ascii_case("List-Unsubscribe"));
-            if let Some((url, mailto)) =
-                unsubscribe_uris(state, c.unsubscribe, list_unsubscribe, has_own, &recipient_ids)?
-            {
+            if let Some((url, mailto)) = unsubscribe_uris(
+                state,
+                c.unsubscribe,
+                defaults.list_unsubscribe,
+                has_own,
+                &recipient_ids,
+            )? {
                 c.content.list_unsubscribe = vec![url, mailto];
             }
+            let asked = (c.track_opens, c.track_clicks);
+            let tracking = tracking_plan(state, defaults, asked, c.content.html.is_some(), &recipient_ids)?;
             let (recipients, tag, metadata) = (c.recipients, c.tag, c.metadata);
             (
-                composed(state, id, domain, c.content).await?,
+                composed(state, id, domain, c.content, tracking).await?,
                 recipients,
                 tag,
                 metadata,
@@ -110,7 +81,7 @@ pub(super) async fn prepare(
             let fields = unsubscribe_uris(
                 state,
                 r.unsubscribe,
-                list_unsubscribe,
+                defaults.list_unsubscribe,
                 r.info.has_list_unsubscribe,
                 &recipient_ids,
             )?;
@@ -167,6 +138,7 @@ pub(super) async fn prepare(
         metadata,
         raw: built.raw,
         recipients,
+        links: built.links,
     })
 }
 
@@ -175,6 +147,7 @@ async fn composed(
     id: Uuid,
     domain: SigningDomain,
     content: Composition,
+    tracking: Option<TrackingPlan>,
 ) -> Result<Built, SendError> {
     let from_header = match &content.from.name {
         Some(name) => format!("{name} <{}>", content.from.address),
@@ -185,13 +158,22 @@ async fn composed(
     let subject = content.subject.clone();
     let date = chrono::Utc::now().timestamp();
     let built_id = message_id.clone();
-    let raw = sign(state, domain, move || build::build(&content, &built_id, date)).await?;
+    let (raw, links) = sign(state, domain, move || {
+        let mut content = content;
+        let links = match &tracking {
+            Some(plan) => plan.apply(&mut content),
+            None => Vec::new(),
+        };
+        (build::build(&content, &built_id, date), links)
+    })
+    .await?;
     Ok(Built {
         message_id,
         mail_from,
         from_header,
         subject,
         raw,
+        links,
     })
 }
 
@@ -241,7 +223,7 @@ async fn completed(
         check_size(state.settings.limits.max_message_bytes, completed.len())?;
         completed
     } else {
-        sign(state, domain, move || completed).await?
+        sign(state, domain, move || (completed, ())).await?.0
     };
     Ok(Built {
         message_id,
@@ -249,20 +231,21 @@ async fn completed(
         from_header: info.from_header,
         subject: info.subject,
         raw,
+        links: Vec::new(),
     })
 }
 
 /// Builds the message, checks its size and DKIM-signs it, in one task on
 /// the blocking pool (MIME encoding, body hashing and the RSA signature are
 /// CPU work).
-async fn sign(
+async fn sign<T: Send + 'static>(
     state: &AppState,
     domain: SigningDomain,
-    build: impl FnOnce() -> Vec<u8> + Send + 'static,
-) -> Result<Vec<u8>, SendError> {
+    build: impl FnOnce() -> (Vec<u8>, T) + Send + 'static,
+) -> Result<(Vec<u8>, T), SendError> {
     let state = state.clone();
     tokio::task::spawn_blocking(move || {
-        let message = build();
+        let (message, extra) = build();
         check_size(state.settings.limits.max_message_bytes, message.len())?;
         state
             .signers
@@ -277,6 +260,7 @@ async fn sign(
                 },
                 &message,
             )
+            .map(|signed| (signed, extra))
             .map_err(|e| SendError::Internal(e.into()))
     })
     .await

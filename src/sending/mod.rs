@@ -10,6 +10,7 @@ mod accepted;
 mod build;
 mod error;
 mod idempotency;
+mod per_recipient;
 mod request;
 
 use tracing::Instrument;
@@ -27,6 +28,7 @@ use crate::db::messages::{IdempotencyRecord, InsertError, NewMessage};
 use crate::domain::{DomainName, Invalid, RecipientStatus, ServerMode, SigningDomain, is_special_use_domain};
 use crate::observability::metrics;
 use crate::state::AppState;
+use per_recipient::Defaults;
 
 /// What authenticating a send looks up alongside the key, read cheaply
 /// from the request before anything else is done with it.
@@ -97,9 +99,9 @@ pub async fn send(
             _ => db::domains::for_signing(&state.db, auth.server_id, name.as_str()).await?,
         };
         let domain = check_domain(&auth, domain, name, request.sender_field())?;
-        let list_unsubscribe = found.as_ref().is_some_and(|f| f.list_unsubscribe);
+        let defaults = found.as_ref().map(Defaults::of).unwrap_or_default();
         let suppressed = found.map(|f| f.suppressed).unwrap_or_default();
-        let message = build::prepare(state, &auth, domain, request, &suppressed, list_unsubscribe).await?;
+        let message = build::prepare(state, &auth, domain, request, &suppressed, &defaults).await?;
         tracing::Span::current().record("message.id", tracing::field::display(message.id));
         store(state, &auth, message, idempotency.as_ref()).await
     }

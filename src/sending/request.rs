@@ -24,6 +24,9 @@ pub struct Compose {
     pub metadata: serde_json::Value,
     /// `List-Unsubscribe` asked for (or refused); `None`: the server's default.
     pub unsubscribe: Option<bool>,
+    /// Opens and clicks asked for (or refused); `None`: the server's default.
+    pub track_opens: Option<bool>,
+    pub track_clicks: Option<bool>,
 }
 
 /// A complete message with its envelope, its headers already inspected.

@@ -204,6 +204,39 @@ pub struct MessageFailedData {
     pub reason: FailedReason,
 }
 
+/// `message.opened` data: the open pixel was fetched.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct MessageOpenedData {
+    #[serde(flatten)]
+    pub message: MessageRecipient,
+    /// The recipient's first open.
+    pub first: bool,
+    /// It looked automatic: a privacy proxy (Apple Mail Privacy
+    /// Protection, Gmail's image proxy), a prefetch on delivery, a scanner.
+    pub machine: bool,
+    pub user_agent: Option<String>,
+    /// The client's address, when `tracking.store_ip` is on.
+    pub ip: Option<String>,
+}
+
+/// `message.clicked` data: a tracked link was followed.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct MessageClickedData {
+    #[serde(flatten)]
+    pub message: MessageRecipient,
+    /// The recipient's first click (on any link).
+    pub first: bool,
+    /// It looked automatic: a link scanner, a prefetch on delivery, `HEAD`.
+    pub machine: bool,
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+    /// The link's index in the message's HTML (from 0).
+    pub link: i32,
+    /// Where it led.
+    #[schema(example = "https://shop.example.com/orders/1234")]
+    pub url: String,
+}
+
 /// `webhook.test` data.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -490,6 +523,14 @@ event!(
     MessageUnsubscribedEvent, MessageUnsubscribedType = "message.unsubscribed", MessageUnsubscribedData
 );
 event!(
+    /// A recipient opened the message (the tracking pixel was fetched).
+    MessageOpenedEvent, MessageOpenedType = "message.opened", MessageOpenedData
+);
+event!(
+    /// A recipient followed a tracked link.
+    MessageClickedEvent, MessageClickedType = "message.clicked", MessageClickedData
+);
+event!(
     /// A message arrived for an `endpoint` route.
     InboundReceivedEvent, InboundReceivedType = "inbound.received", InboundReceivedData
 );
@@ -503,7 +544,7 @@ event!(
 );
 
 /// Every event Tern sends today: its type name, summary and schema name.
-pub const DOCUMENTED: [(&str, &str, &str); 11] = [
+pub const DOCUMENTED: [(&str, &str, &str); 13] = [
     (
         "message.held",
         "A message was held (development server)",
@@ -543,6 +584,16 @@ pub const DOCUMENTED: [(&str, &str, &str); 11] = [
         "message.unsubscribed",
         "A recipient unsubscribed",
         "MessageUnsubscribedEvent",
+    ),
+    (
+        "message.opened",
+        "A recipient opened a message",
+        "MessageOpenedEvent",
+    ),
+    (
+        "message.clicked",
+        "A recipient followed a tracked link",
+        "MessageClickedEvent",
     ),
     (
         "webhook.disabled",

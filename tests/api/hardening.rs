@@ -138,6 +138,9 @@ fn secrets_never_show_in_debug_output() {
         sealed_dkim_key: Some(Redacted::new(key_bytes.clone())),
         domain_verified: None,
         list_unsubscribe: false,
+        track_opens: false,
+        track_clicks: false,
+        tracking_host: None,
         suppressed: Vec::new(),
     };
     let api_key = "tern_0123456789ab_SecretPartOfTheKey";

@@ -28,6 +28,11 @@ const RULES: &[Rule] = &[
         may_use: &["mail", "domain"],
         must_not: &["axum", "tower", "tokio", "sqlx", "reqwest"],
     },
+    Rule {
+        part: "tracking",
+        may_use: &["tracking", "domain"],
+        must_not: &["axum", "tower", "tokio", "sqlx", "reqwest"],
+    },
     // Storage knows no HTTP and none of the services that call it.
     Rule {
         part: "db",
@@ -53,6 +58,7 @@ const RULES: &[Rule] = &[
             "db",
             "domain",
             "mail",
+            "tracking",
             "config",
             "state",
             "observability",
@@ -127,6 +133,7 @@ const RULES: &[Rule] = &[
             "mail",
             "observability",
             "sealing",
+            "tracking",
         ],
         must_not: HTTP,
     },

@@ -26,6 +26,7 @@ mod smtp_client;
 mod smtp_fuzz;
 mod tenancy;
 mod tls;
+mod tracking;
 mod validation;
 mod webhooks;
 mod workers;

@@ -150,6 +150,12 @@ async fn every_operation_answers_only_what_the_document_lists() {
     .fetch_one(&app.db)
     .await
     .unwrap();
+    // A tracking host to verify (its check fails here: no DNS).
+    sqlx::query("UPDATE servers SET tracking_host = 'track.example.com' WHERE id = $1")
+        .bind(t.server_id)
+        .execute(&app.db)
+        .await
+        .unwrap();
     // A suppressed address, read before the examples replace or delete it.
     sqlx::query(
         "INSERT INTO suppressions (server_id, address, reason) VALUES ($1, 'jane@example.org', 'manual')",

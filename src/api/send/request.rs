@@ -136,6 +136,18 @@ pub struct SendMessage {
     /// server's `list_unsubscribe`. Needs exactly one recipient (each
     /// recipient gets its own link). Not added when `headers` has one.
     pub unsubscribe: Option<bool>,
+    /// Open and click tracking in the HTML part; absent fields take the
+    /// server's `track_opens` / `track_clicks`. Needs exactly one recipient
+    /// (each recipient gets their own pixel and links).
+    pub track: Option<TrackOptions>,
+}
+
+/// What to track in one message.
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TrackOptions {
+    pub opens: Option<bool>,
+    pub clicks: Option<bool>,
 }
 
 /// An RFC 5322 message as it is, with its envelope.

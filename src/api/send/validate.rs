@@ -380,6 +380,8 @@ pub fn compose(limits: &Limits, req: SendMessage) -> Result<Request, Invalid> {
         tag,
         metadata,
         unsubscribe: req.unsubscribe,
+        track_opens: req.track.and_then(|t| t.opens),
+        track_clicks: req.track.and_then(|t| t.clicks),
     }))
 }
 
