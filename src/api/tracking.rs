@@ -73,7 +73,7 @@ async fn hit(
         (Some(Tracked::Click { recipient, link }), true) => (recipient, Some(link), "clicked"),
         _ => return Ok(None),
     };
-    let link = link.map(|l| i16::try_from(l).unwrap_or(i16::MAX));
+    let link = link.map(i32::from);
     let Some(target) = db::tracking::target(&state.db, recipient, link).await? else {
         return Ok(None);
     };

@@ -68,7 +68,7 @@ pub struct NewRecipient {
 /// A message to insert, with its signed source and its recipients.
 #[derive(Debug, Clone)]
 pub struct NewMessage {
-    /// The tracked links' URLs, by index (`message_links`).
+    /// The tracked links' URLs, by index (`messages.links`).
     pub links: Vec<String>,
     pub id: Uuid,
     pub server_id: Uuid,
@@ -120,8 +120,8 @@ pub async fn insert(
     let result = sqlx::query!(
         "WITH m AS (
             INSERT INTO messages (id, server_id, domain_id, message_id, mail_from, from_header,
-                                  subject, tag, metadata, size)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id
+                                  subject, tag, metadata, size, links)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $21) RETURNING id
          ), s AS (
             INSERT INTO message_sources (message_id, raw) SELECT id, $11 FROM m
          ), r AS (
@@ -137,9 +137,6 @@ pub async fn insert(
          ), i AS (
             INSERT INTO idempotency_keys (server_id, key, request_hash, response_status, response_body)
             SELECT $2, $17::text, $18::bytea, $19::smallint, $20::jsonb WHERE $17::text IS NOT NULL
-         ), l AS (
-            INSERT INTO message_links (message_id, link, url)
-            SELECT m.id, (l.n - 1)::smallint, l.url FROM m, unnest($21::text[]) WITH ORDINALITY AS l(url, n)
          )
          INSERT INTO message_events (message_id, kind, detail)
          SELECT id, 'accepted', jsonb_build_object('recipients', cardinality($12::uuid[])) FROM m",
@@ -163,7 +160,7 @@ pub async fn insert(
         idempotency.map(|i| i.request_hash),
         idempotency.map(|i| i.status),
         idempotency.map(|i| i.body),
-        &msg.links
+        (!msg.links.is_empty()).then_some(msg.links.as_slice())
     )
     .execute(pool)
     .await;

@@ -18,11 +18,11 @@ pub struct Target {
 
 /// The recipient's message, the link's URL and the delivery time.
 #[tracing::instrument(level = "debug", skip(pool))]
-pub async fn target(pool: &PgPool, recipient: Uuid, link: Option<i16>) -> sqlx::Result<Option<Target>> {
+pub async fn target(pool: &PgPool, recipient: Uuid, link: Option<i32>) -> sqlx::Result<Option<Target>> {
     sqlx::query_as!(
         Target,
         r#"SELECT r.message_id,
-                  (SELECT url FROM message_links l WHERE l.message_id = r.message_id AND l.link = $2) AS url,
+                  (SELECT m.links[$2 + 1] FROM messages m WHERE m.id = r.message_id) AS url,
                   (SELECT min(e.created_at) FROM message_events e
                    WHERE e.message_id = r.message_id AND e.recipient_id = r.id AND e.kind = 'sent')
                       AS delivered_at
@@ -97,15 +97,16 @@ pub async fn message_stats(pool: &PgPool, message: Uuid) -> sqlx::Result<Message
     .await?;
     let links = sqlx::query_as!(
         LinkStats,
-        r#"SELECT l.link, l.url,
+        r#"SELECT (l.n - 1)::smallint AS "link!", l.url AS "url!",
                   count(e.id) AS "clicks!",
                   count(e.id) FILTER (WHERE (e.detail ->> 'machine')::boolean) AS "clicks_machine!",
                   min(e.created_at) AS first_click_at, max(e.created_at) AS last_click_at
-           FROM message_links l
-           LEFT JOIN message_events e ON e.message_id = l.message_id AND e.kind = 'clicked'
-                AND (e.detail ->> 'link')::int = l.link
-           WHERE l.message_id = $1
-           GROUP BY l.link, l.url ORDER BY l.link"#,
+           FROM messages m
+           CROSS JOIN LATERAL unnest(m.links) WITH ORDINALITY AS l(url, n)
+           LEFT JOIN message_events e ON e.message_id = m.id AND e.kind = 'clicked'
+                AND (e.detail ->> 'link')::int = l.n - 1
+           WHERE m.id = $1
+           GROUP BY l.n, l.url ORDER BY l.n"#,
         message
     )
     .fetch_all(pool)

@@ -28,7 +28,9 @@ pub enum Tracked {
 /// Signs and checks tokens with one instance-wide key.
 #[derive(Clone)]
 pub struct Tokens {
-    key: Vec<u8>,
+    /// The keyed HMAC, cloned for each token (keying hashes the key pads:
+    /// done once).
+    mac: Hmac<Sha256>,
 }
 
 impl std::fmt::Debug for Tokens {
@@ -39,12 +41,13 @@ impl std::fmt::Debug for Tokens {
 
 impl Tokens {
     pub fn new(key: &[u8]) -> Tokens {
-        Tokens { key: key.to_vec() }
+        Tokens {
+            mac: <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes keys of any length"),
+        }
     }
 
     fn tag(&self, body: &[u8]) -> [u8; MAC_LEN] {
-        let mut mac =
-            <Hmac<Sha256> as Mac>::new_from_slice(&self.key).expect("HMAC takes keys of any length");
+        let mut mac = self.mac.clone();
         mac.update(body);
         let full = mac.finalize().into_bytes();
         let mut tag = [0u8; MAC_LEN];
@@ -77,7 +80,7 @@ impl Tokens {
             return None;
         }
         let (body, tag) = bytes.split_at(BODY_LEN);
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.key).ok()?;
+        let mut mac = self.mac.clone();
         mac.update(body);
         mac.verify_truncated_left(tag).ok()?;
         let recipient = Uuid::from_slice(&body[1..17]).ok()?;
