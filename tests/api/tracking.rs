@@ -130,6 +130,10 @@ async fn tracked_html_is_rewritten_signed_followed_and_counted() {
     let response = follow(local(&edited)).await;
     assert_eq!(response.status(), 404);
     assert!(response.headers().get("location").is_none());
+    // A token is no credential: it reads nothing through the API.
+    let token = clicks[0].rsplit('/').next().unwrap();
+    assert_eq!(app.get("/v1/messages", token).await.status(), 401);
+    assert_eq!(app.get(&format!("/v1/messages/{id}"), token).await.status(), 401);
     // An open token is no click token, and the other way round.
     let open = tracked(&html, "o").remove(0);
     assert_eq!(follow(local(&open.replace("/o/", "/c/"))).await.status(), 404);
