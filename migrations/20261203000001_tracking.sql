@@ -20,7 +20,10 @@ ALTER TABLE servers
 ALTER TABLE messages ADD COLUMN links text[] COMPRESSION lz4;
 
 -- Opens and clicks are message events like the others (`opened`,
--- `clicked`), published through the same outbox.
+-- `clicked`), published through the same outbox; so are complaints and
+-- unsubscribes (`complained`, `unsubscribed`, from the previous migration),
+-- and bounces carry what a DSN says (`source`, `category`, `suppressed`,
+-- `report_id`, `remote_mta`).
 CREATE OR REPLACE FUNCTION tern_message_event_payload(
     kind text, at timestamptz, detail jsonb, m messages, r recipients
 ) RETURNS jsonb LANGUAGE sql STABLE AS $$
