@@ -10,9 +10,14 @@ CREATE FUNCTION tern_fold(address text) RETURNS text LANGUAGE sql IMMUTABLE PARA
     SELECT translate(address, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz')
 $$;
 
+-- One entry per folded address (the folded spelling, else the newest),
+-- then every address folded.
 DELETE FROM suppressions s
-WHERE s.address <> tern_fold(s.address)
-  AND EXISTS (SELECT 1 FROM suppressions t WHERE t.server_id = s.server_id AND t.address = tern_fold(s.address));
+USING (SELECT server_id, address,
+              row_number() OVER (PARTITION BY server_id, tern_fold(address)
+                                 ORDER BY address = tern_fold(address) DESC, created_at DESC) AS n
+       FROM suppressions) d
+WHERE s.server_id = d.server_id AND s.address = d.address AND d.n > 1;
 UPDATE suppressions SET address = tern_fold(address) WHERE address <> tern_fold(address);
 UPDATE suppressions SET reason = 'manual'
 WHERE reason NOT IN ('hard_bounce', 'complaint', 'unsubscribe', 'manual');

@@ -9,6 +9,9 @@ ALTER TABLE servers
     ADD COLUMN tracking_host text,
     ADD COLUMN tracking_checked_at timestamptz,
     ADD COLUMN tracking_verified_at timestamptz;
+-- A host tracks for one server only: another tenant's links must never
+-- redirect through it.
+CREATE UNIQUE INDEX servers_tracking_host_idx ON servers (tracking_host) WHERE tracking_host IS NOT NULL;
 
 -- The URLs of a message's tracked links, by index (from 0; `links[i + 1]`
 -- in SQL): a click token names an index, never a URL, so no token can

@@ -46,6 +46,9 @@ pub struct TrackingSettings {
     /// Store the client's IP address with opens and clicks (off: only used
     /// to flag known proxy ranges, then dropped).
     pub store_ip: bool,
+    /// A recipient's repeated open (or click on one link) within this many
+    /// seconds of the last one is not recorded again.
+    pub repeat_window_secs: u64,
 }
 
 impl Default for TrackingSettings {
@@ -53,6 +56,7 @@ impl Default for TrackingSettings {
         TrackingSettings {
             machine_window_secs: 10,
             store_ip: false,
+            repeat_window_secs: 60,
         }
     }
 }

@@ -206,7 +206,7 @@ pub async fn get_server(
 /// Renames a server or changes its mode (owner or admin).
 #[utoipa::path(patch, path = "/v1/servers/{server_id}", operation_id = "update_server", tag = "servers",
     security(("session" = [])), params(("server_id" = Uuid, Path)), request_body = UpdateServer,
-    responses((status = 200, description = "OK", body = Server), (status = 403, description = "Your role does not allow this", body = ErrorBody), (status = 404, description = "Not found (or not visible to you)", body = ErrorBody), (status = 422, description = "Invalid input", body = ErrorBody)))]
+    responses((status = 200, description = "OK", body = Server), (status = 403, description = "Your role does not allow this", body = ErrorBody), (status = 404, description = "Not found (or not visible to you)", body = ErrorBody), (status = 409, description = "Another server tracks on this host", body = ErrorBody), (status = 422, description = "Invalid input", body = ErrorBody)))]
 pub async fn update_server(
     State(state): State<AppState>,
     session: UserSession,
@@ -233,7 +233,15 @@ pub async fn update_server(
                     .to_string(),
             )
         };
-        db::tracking::set_host(&state.db, id, host.as_deref()).await?;
+        match db::tracking::set_host(&state.db, id, host.as_deref()).await {
+            Err(sqlx::Error::Database(err)) if err.constraint() == Some("servers_tracking_host_idx") => {
+                return Err(
+                    ApiError::conflict("tracking_host_taken", "another server tracks on this host")
+                        .field("tracking_host"),
+                );
+            }
+            other => other?,
+        }
     }
     db::servers::update(
         &state.db,

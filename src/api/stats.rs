@@ -3,7 +3,7 @@
 
 use axum::Json;
 use axum::extract::State;
-use chrono::{DateTime, Duration, NaiveDate, Utc};
+use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
@@ -66,21 +66,24 @@ pub struct ServerStats {
     pub days: Vec<DayStats>,
 }
 
+/// A time of the query, between 1970 and 9999.
 fn instant(text: &str, field: &str) -> Result<DateTime<Utc>, ApiError> {
-    if let Ok(at) = DateTime::parse_from_rfc3339(text) {
-        return Ok(at.with_timezone(&Utc));
-    }
-    NaiveDate::parse_from_str(text, "%Y-%m-%d")
+    let at = DateTime::parse_from_rfc3339(text)
+        .map(|at| at.with_timezone(&Utc))
         .ok()
-        .and_then(|d| d.and_hms_opt(0, 0, 0))
-        .map(|t| t.and_utc())
-        .ok_or_else(|| {
-            ApiError::bad_request(
-                "invalid_query",
-                format!("`{field}` is not a date or an RFC 3339 time"),
-            )
-            .field(field)
-        })
+        .or_else(|| {
+            NaiveDate::parse_from_str(text, "%Y-%m-%d")
+                .ok()
+                .and_then(|d| d.and_hms_opt(0, 0, 0))
+                .map(|t| t.and_utc())
+        });
+    at.filter(|at| (1970..=9999).contains(&at.year())).ok_or_else(|| {
+        ApiError::bad_request(
+            "invalid_query",
+            format!("`{field}` is not a date or an RFC 3339 time between 1970 and 9999"),
+        )
+        .field(field)
+    })
 }
 
 /// A server's events per UTC day (administrators).

@@ -56,9 +56,28 @@ impl Client {
                 .get(USER_AGENT)
                 .and_then(|v| v.to_str().ok())
                 .map(|ua| ua.chars().take(500).collect()),
-            ip: extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip()),
+            ip: client_ip(headers, extensions),
         }
     }
+}
+
+/// The client's address: the peer's, or, when the peer is a reverse proxy
+/// on this machine (loopback), the last address it put in
+/// `X-Forwarded-For`. IPv4-mapped IPv6 addresses count as IPv4.
+fn client_ip(headers: &HeaderMap, extensions: &Extensions) -> Option<std::net::IpAddr> {
+    let peer = extensions.get::<ConnectInfo<SocketAddr>>()?.0.ip().to_canonical();
+    if !peer.is_loopback() {
+        return Some(peer);
+    }
+    let forwarded = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .next_back()
+        .and_then(|last| last.trim().parse::<std::net::IpAddr>().ok())
+        .map(|ip| ip.to_canonical());
+    Some(forwarded.unwrap_or(peer))
 }
 
 async fn hit(
@@ -103,7 +122,15 @@ async fn hit(
         fields.insert("link".into(), link.into());
         fields.insert("url".into(), url.clone().into());
     }
-    db::tracking::record(&state.db, target.message_id, recipient, kind, &detail).await?;
+    db::tracking::record(
+        &state.db,
+        target.message_id,
+        recipient,
+        kind,
+        &detail,
+        settings.repeat_window_secs as f64,
+    )
+    .await?;
     Ok(target.url.or(Some(String::new())))
 }
 

@@ -40,7 +40,7 @@ pub struct Applied {
 }
 
 /// Applies one effect. Complaints and unsubscribes make one event per
-/// recipient however often they are reported; suppression entries follow
+/// recipient however often they are reported, bounces one per status; suppression entries follow
 /// the same rule as an import (the longer-lived entry stays).
 #[tracing::instrument(level = "debug", skip(conn, effect), fields(event = effect.event))]
 pub async fn apply(
@@ -80,10 +80,17 @@ pub async fn apply(
                      $5 || jsonb_build_object('attempt', one.attempts, 'suppressed', $8::text IS NOT NULL,
                                               'report_id', $10::uuid)
               FROM one
-              WHERE $4 = 'bounced'
-                 OR NOT EXISTS (SELECT 1 FROM message_events e
+              -- Once per recipient: a complaint or unsubscribe however often
+              -- reported, a bounce once per report status (a DSN sent
+              -- twice, after a lost 250, is one bounce).
+              WHERE NOT EXISTS (SELECT 1 FROM message_events e
                                 WHERE e.message_id = one.message_id AND e.recipient_id = one.id
-                                  AND e.kind = $4)
+                                  AND e.kind = $4
+                                  AND ($4 <> 'bounced'
+                                       OR (e.detail ->> 'source' = 'dsn'
+                                           AND e.detail ->> 'bounce_type' = $5 ->> 'bounce_type'
+                                           AND e.detail ->> 'enhanced_code'
+                                               IS NOT DISTINCT FROM $5 ->> 'enhanced_code')))
               RETURNING 1
            )
            SELECT (SELECT id FROM one) AS recipient_id, (SELECT server_id FROM one) AS server_id,

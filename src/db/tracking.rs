@@ -34,8 +34,12 @@ pub async fn target(pool: &PgPool, recipient: Uuid, link: Option<i32>) -> sqlx::
     .await
 }
 
-/// Records an `opened` or `clicked` event; `first` says whether it is the
-/// recipient's first of its kind.
+/// Records an `opened` or `clicked` event, unless the same recipient's
+/// same kind of hit (on the same link) was recorded less than
+/// `repeat_secs` ago: a reload, or someone fetching a forwarded message's
+/// URLs in a loop, makes one event, not a flood of them and of webhooks.
+/// `first` says whether it is the recipient's first of its kind. Returns
+/// whether an event was recorded.
 #[tracing::instrument(level = "debug", skip(pool, detail))]
 pub async fn record(
     pool: &PgPool,
@@ -43,20 +47,27 @@ pub async fn record(
     recipient: Uuid,
     kind: &str,
     detail: &serde_json::Value,
-) -> sqlx::Result<()> {
-    sqlx::query!(
-        r#"INSERT INTO message_events (message_id, recipient_id, kind, detail)
-           SELECT $1, $2, $3, $4 || jsonb_build_object('first', NOT EXISTS (
-                      SELECT 1 FROM message_events e
-                      WHERE e.message_id = $1 AND e.recipient_id = $2 AND e.kind = $3))"#,
+    repeat_secs: f64,
+) -> sqlx::Result<bool> {
+    let done = sqlx::query!(
+        r#"WITH earlier AS (
+              SELECT e.created_at, e.detail -> 'link' AS link FROM message_events e
+              WHERE e.message_id = $1 AND e.recipient_id = $2 AND e.kind = $3
+           )
+           INSERT INTO message_events (message_id, recipient_id, kind, detail)
+           SELECT $1, $2, $3, $4 || jsonb_build_object('first', NOT EXISTS (SELECT 1 FROM earlier))
+           WHERE NOT EXISTS (SELECT 1 FROM earlier
+                             WHERE created_at > now() - make_interval(secs => $5)
+                               AND link IS NOT DISTINCT FROM $4 -> 'link')"#,
         message,
         recipient,
         kind,
-        detail
+        detail,
+        repeat_secs
     )
     .execute(pool)
-    .await
-    .map(|_| ())
+    .await?;
+    Ok(done.rows_affected() == 1)
 }
 
 /// A message's opens and clicks.

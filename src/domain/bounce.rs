@@ -18,17 +18,20 @@ pub enum BounceType {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum BounceCategory {
-    /// X.1.x: the address (no such mailbox, bad domain, moved).
+    /// X.1.x (but X.1.7, X.1.8): the address (no such mailbox, bad
+    /// domain, moved).
     BadAddress,
     /// X.2.2: the mailbox is full (soft in practice, even as 5.2.2).
     MailboxFull,
-    /// X.2.x other than full: the mailbox is disabled or refuses mail.
+    /// X.2.0, X.2.1: the mailbox is disabled or refuses mail.
     MailboxDisabled,
-    /// X.3.4, X.6.x: this message (too big, bad content, encoding).
+    /// X.2.3, X.3.4, X.6.x: this message (too big, bad content, encoding).
     Message,
-    /// X.7.x: policy (spam, authentication, reputation, blocked).
+    /// X.7.x, and X.1.7/X.1.8 (the sender's address): policy (spam,
+    /// authentication, reputation, blocked).
     Policy,
-    /// X.4.x: routing or the network.
+    /// X.2.4, X.3.x, X.4.x, X.5.x: the receiving system, routing or the
+    /// protocol; says nothing of the address.
     Network,
     /// Anything else, or no enhanced code.
     Other,

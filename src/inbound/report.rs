@@ -98,7 +98,15 @@ pub(super) async fn plan_feedback(ctx: &Context, message: &Message<'_>) -> Optio
         recipient_id: recipient,
         unsubscribe: false,
     };
-    Some(plan(ctx, about, message))
+    let mut plan = plan(ctx, about, message);
+    // Anyone can write to a feedback address and quote a Message-ID its
+    // recipients saw: only a feedback report acts there (bounces come to
+    // the signed return path).
+    if !matches!(found, Report::Feedback { .. }) {
+        plan.effects.clear();
+        plan.action = "unrecognized";
+    }
+    Some(plan)
 }
 
 /// The message id in a Message-ID Tern generated (`<uuid>@<public host>`).
@@ -150,10 +158,12 @@ fn bounce_effect(
     Effect {
         message_id: plan.message_id,
         recipient_id: plan.recipient_id,
+        // Original-Recipient is the address Tern gave (when the receiver
+        // kept it); Final-Recipient may be where an alias led.
         address: recipient
-            .final_recipient
+            .original_recipient
             .clone()
-            .or_else(|| recipient.original_recipient.clone()),
+            .or_else(|| recipient.final_recipient.clone()),
         event: "bounced",
         detail: json!({
             "source": "dsn",

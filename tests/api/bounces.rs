@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use crate::helpers::{Tenant, TestApp, assert_error, free_port, json_of, loopback_route, spawn_app_with};
 use crate::inbound::{deliver, smtp_settings, start_smtp, swaks};
-use crate::peers::{Postfix, Sink};
+use crate::peers::{Postfix, Sink, TlsPeer};
 use crate::receiver::Receiver;
 use crate::reports::fixture;
 use crate::webhooks::assert_documented;
@@ -183,21 +183,23 @@ async fn a_postfix_dsn_bounces_the_sent_recipient_and_suppresses_it() {
 
 #[tokio::test]
 async fn a_refusal_during_delivery_suppresses_the_address() {
-    let refusing = Sink::start(&["-f", "rcpt"]);
+    // The aiosmtpd peer answers `550 5.1.1` to local parts starting with
+    // "reject".
+    let refusing = TlsPeer::start();
     let app =
         spawn_app_with(|s| s.delivery.transports = vec![loopback_route("refuse.test", refusing.port)]).await;
     let t = app.live_tenant("refused@example.com", "shop.test").await;
     let sent = app
         .send(
             &t.key,
-            &json!({"from": "a@shop.test", "to": "No.One@refuse.test", "text": "x"}),
+            &json!({"from": "a@shop.test", "to": "reject.One@Refuse.test", "text": "x"}),
         )
         .await;
     let worker = Worker::new(app.db.clone(), app.settings.clone()).await.unwrap();
     assert_eq!(worker.run_once().await.unwrap(), 1);
     let message = app.message(&t.key, &sent).await;
     assert_eq!(message["recipients"][0]["status"], "bounced");
-    let (reason, _, source) = entry(&app, t.server_id, "no.one@refuse.test").await.unwrap();
+    let (reason, _, source) = entry(&app, t.server_id, "reject.one@refuse.test").await.unwrap();
     assert_eq!(reason, "hard_bounce");
     assert_eq!(
         source.map(|s| s.to_string()),
@@ -212,6 +214,7 @@ async fn a_refusal_during_delivery_suppresses_the_address() {
         .clone();
     assert_eq!(event["detail"]["source"], "smtp", "{event}");
     assert_eq!(event["detail"]["suppressed"], true, "{event}");
+    assert_eq!(event["detail"]["category"], "bad_address", "{event}");
 }
 
 #[tokio::test]
@@ -264,6 +267,9 @@ async fn complaints_by_return_path_or_feedback_address_suppress_for_good() {
     let bob_message_id = bob["message_id"].as_str().unwrap();
     for (name, action) in [
         ("dsn-postfix-delayed.eml", "soft_bounce"),
+        // The same report again (a sender retrying after a lost 250): no
+        // second event.
+        ("dsn-postfix-delayed.eml", "soft_bounce"),
         ("autoreply-out-of-office.eml", "auto_reply"),
         ("dsn-gmail-mailbox-full.eml", "soft_bounce"),
     ] {
@@ -298,6 +304,22 @@ async fn complaints_by_return_path_or_feedback_address_suppress_for_good() {
         })
         .collect::<Vec<_>>();
     assert_eq!(bounced, vec![(json!("soft"), json!(false)); 2]);
+
+    // A bounce sent to the feedback address is not believed: anyone can
+    // write there and quote a Message-ID. Stored, nothing done.
+    let jane_id = jane["message_id"].as_str().unwrap();
+    let forged = write("dsn-gmail.eml", jane_id, "jane@example.org", "x@example.net");
+    let (ok_sent, output) = swaks(
+        smtp,
+        &["--from", "", "--to", "fbl@rp.tern.test", "--data", &forged],
+    )
+    .await;
+    assert!(ok_sent, "{output}");
+    assert_eq!(
+        app.message(&t.key, &sent[0]).await["recipients"][0]["status"],
+        "sent"
+    );
+    assert!(entry(&app, t.server_id, "jane@example.org").await.is_none());
 
     // Yahoo's report to the return path (names the recipient).
     let yahoo = write(

@@ -153,17 +153,39 @@ async fn tracked_html_is_rewritten_signed_followed_and_counted() {
             .unwrap()
             .contains("no-store")
     );
-    sqlx::query("UPDATE message_events SET created_at = now() - interval '1 minute' WHERE kind = 'sent'")
-        .execute(&app.db)
+    // A reload at once is not another open (tracking.repeat_window_secs).
+    assert_eq!(follow(local(&open)).await.status(), 200);
+    assert_eq!(app.count("message_events WHERE kind = 'opened'").await, 1);
+    sqlx::query(
+        "UPDATE message_events SET created_at = created_at - interval '2 minutes'
+         WHERE kind IN ('sent', 'opened')",
+    )
+    .execute(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(follow(local(&open)).await.status(), 200);
+    // Behind a reverse proxy on this machine, the client is the last
+    // X-Forwarded-For address: one of Apple's is a privacy proxy.
+    sqlx::query(
+        "UPDATE message_events SET created_at = created_at - interval '2 minutes' WHERE kind = 'opened'",
+    )
+    .execute(&app.db)
+    .await
+    .unwrap();
+    let proxied = client
+        .get(local(&open))
+        .header("user-agent", FIREFOX)
+        .header("x-forwarded-for", "203.0.113.9, 17.58.100.1")
+        .send()
         .await
         .unwrap();
-    assert_eq!(follow(local(&open)).await.status(), 200);
+    assert_eq!(proxied.status(), 200);
 
     let detail = app.message(&t.key, &sent).await;
     let stats = &detail["tracking"];
     assert_eq!(
         (stats["opens"].as_i64(), stats["opens_machine"].as_i64()),
-        (Some(2), Some(1))
+        (Some(3), Some(2))
     );
     assert_eq!(stats["clicks"], 1);
     let links: Vec<&str> = stats["links"]
@@ -183,14 +205,14 @@ async fn tracked_html_is_rewritten_signed_followed_and_counted() {
     assert_eq!(stats["links"][1]["clicks"], 1);
 
     // Webhooks: the documented payloads, first and machine set.
-    deliver(&app, &receiver, 4).await;
+    deliver(&app, &receiver, 5).await;
     let events: Vec<Value> = receiver
         .requests()
         .iter()
         .map(|(_, body)| serde_json::from_str(body).unwrap())
         .collect();
     let opened: Vec<&Value> = events.iter().filter(|e| e["type"] == "message.opened").collect();
-    assert_eq!(opened.len(), 2);
+    assert_eq!(opened.len(), 3);
     assert_eq!(
         (
             opened[0]["data"]["first"].clone(),
@@ -229,7 +251,21 @@ async fn tracked_html_is_rewritten_signed_followed_and_counted() {
     let today = &stats["days"][0];
     assert_eq!(today["accepted"], 1);
     assert_eq!(today["delivered"], 1);
-    assert_eq!(today["opened"], json!({"total": 2, "unique": 1, "machine": 1}));
+    assert_eq!(today["opened"], json!({"total": 3, "unique": 1, "machine": 2}));
+    for bad in [
+        "from=yesterday",
+        "to=-262143-01-01",
+        "from=2026-12-01&to=2026-11-01",
+        "from=1900-01-01",
+    ] {
+        assert_error(
+            app.get(&format!("/v1/servers/{}/stats?{bad}", t.server_id), &t.token)
+                .await,
+            400,
+            "invalid_query",
+        )
+        .await;
+    }
     assert_eq!(today["clicked"]["total"], 1);
     let other = app
         .tenant("other@example.com", "other.test", "live", "ed25519")
@@ -326,6 +362,22 @@ async fn a_verified_tracking_host_carries_the_tracked_urls() {
         .unwrap()
         .to_string();
     assert!(html.contains("href=\"https://track.shop.test/c/"), "{html}");
+
+    // Another tenant cannot track on the same host.
+    let other = app
+        .tenant("thief@example.com", "thief.test", "development", "ed25519")
+        .await;
+    assert_error(
+        app.patch(
+            &format!("/v1/servers/{}", other.server_id),
+            &other.token,
+            &json!({"tracking_host": "track.shop.test"}),
+        )
+        .await,
+        409,
+        "tracking_host_taken",
+    )
+    .await;
 
     // Removed: back to Tern's host.
     let server = json_of(

@@ -131,10 +131,10 @@ pub fn read(message: &Message<'_>) -> Report {
         );
         match (ctype.as_str(), subtype.as_str()) {
             ("message", "delivery-status" | "global-delivery-status") if delivery_status.is_none() => {
-                delivery_status = Some(fields::blocks(&String::from_utf8_lossy(part.contents())));
+                delivery_status = Some(fields::blocks(&text_of(part.contents())));
             }
             ("message", "feedback-report") if feedback_report.is_none() => {
-                feedback_report = Some(fields::blocks(&String::from_utf8_lossy(part.contents())));
+                feedback_report = Some(fields::blocks(&text_of(part.contents())));
             }
             ("message", "rfc822" | "global") if original == Original::default() => {
                 if let PartType::Message(nested) = &part.body {
@@ -280,7 +280,7 @@ fn plain_bounce(message: &Message<'_>) -> Option<Delivery> {
     if !daemon && !BOUNCE_SUBJECTS.iter().any(|s| subject.contains(s)) {
         return None;
     }
-    let text = message.body_text(0)?;
+    let text = message.body_text(0)?.replace('\0', "");
     // Only the explanation: not the returned copy after it.
     let text: String = text
         .lines()
@@ -350,13 +350,25 @@ fn quoted(message: &Message<'_>) -> Original {
         .map(str::to_string)
         .collect();
     recipients.dedup();
+    let recipients = recipients.into_iter().map(|r| r.replace('\0', "")).collect();
     Original {
-        message_id: message.message_id().map(str::to_string),
+        message_id: message.message_id().map(|id| id.replace('\0', "")),
         return_path: first_id(message.return_path())
-            .map(|a| a.trim().trim_start_matches('<').trim_end_matches('>').to_string())
+            .map(|a| {
+                a.trim()
+                    .trim_start_matches('<')
+                    .trim_end_matches('>')
+                    .replace('\0', "")
+            })
             .filter(|a| !a.is_empty()),
         recipients,
     }
+}
+
+/// A part's text, without NUL characters (decoded content may hold them;
+/// PostgreSQL's text and jsonb refuse them).
+fn text_of(contents: &[u8]) -> String {
+    String::from_utf8_lossy(contents).replace('\0', "")
 }
 
 fn first_id(value: &HeaderValue<'_>) -> Option<String> {

@@ -35,11 +35,15 @@ pub fn find_enhanced(text: &str) -> Option<String> {
     .map(str::to_string)
 }
 
-/// The first SMTP reply code in a text (`550`, `554-...`, `552:`).
+/// The first SMTP reply code in a text: a word of three digits, perhaps
+/// followed by `-` or `:` (`550`, `550-5.1.1`, `554:`). Digits inside a
+/// longer word (an address `209.85.1.1`, a queue id) are not codes.
 pub fn find_reply_code(text: &str) -> Option<u16> {
-    text.split(|c: char| !c.is_ascii_digit())
-        .filter(|s| s.len() == 3)
-        .filter_map(|s| s.parse::<u16>().ok())
+    text.split_whitespace()
+        .map(|word| word.trim_start_matches(['(', '#', '[']))
+        .map(|word| word.split(['-', ':']).next().unwrap_or_default())
+        .filter(|word| word.len() == 3 && word.bytes().all(|b| b.is_ascii_digit()))
+        .filter_map(|word| word.parse::<u16>().ok())
         .find(|code| (200..600).contains(code) && matches!(code / 100, 2 | 4 | 5))
 }
 
@@ -58,12 +62,17 @@ pub fn classify(enhanced_code: Option<&str>, reply_code: Option<u16>) -> Option<
         None => (reply_code? / 100, 0, 0),
     };
     let category = match (subject, detail) {
+        // X.1.7 and X.1.8 are about the sender's address.
+        (1, 7 | 8) => BounceCategory::Policy,
         (1, _) => BounceCategory::BadAddress,
         (2, 2) => BounceCategory::MailboxFull,
-        (2, _) => BounceCategory::MailboxDisabled,
-        (3, 4) | (6, _) => BounceCategory::Message,
+        // X.2.3: the message is too long for the mailbox.
+        (2, 3) | (3, 4) | (6, _) => BounceCategory::Message,
+        (2, 0 | 1) => BounceCategory::MailboxDisabled,
         (7, _) => BounceCategory::Policy,
-        (4, _) => BounceCategory::Network,
+        // X.2.4 (list expansion), X.3.x (the receiving system), X.4.x
+        // (routing), X.5.x (protocol): the path, not the address.
+        (2, _) | (3, _) | (4, _) | (5, _) => BounceCategory::Network,
         _ => BounceCategory::Other,
     };
     let bounce_type = match class {
@@ -104,6 +113,11 @@ mod tests {
         assert_eq!(find_reply_code("host said: 554 delivery error"), Some(554));
         assert_eq!(find_reply_code("552-5.2.2 over quota"), Some(552));
         assert_eq!(find_reply_code("no code 12345"), None);
+        assert_eq!(
+            find_reply_code("209.85.1.1 does not like recipient. 452 full"),
+            Some(452)
+        );
+        assert_eq!(find_reply_code("said: 554: delivery error"), Some(554));
     }
 
     #[test]
@@ -128,6 +142,9 @@ mod tests {
             (BounceType::Soft, false)
         );
         assert!(c("5.0.0").suppress);
+        for not_the_address in ["5.1.7", "5.1.8", "5.2.3", "5.2.4", "5.3.2", "5.5.1", "5.4.4"] {
+            assert!(!c(not_the_address).suppress, "{not_the_address}");
+        }
         assert_eq!(classify(None, Some(550)).map(|c| c.suppress), Some(true));
         assert_eq!(
             classify(None, Some(421)).map(|c| c.bounce_type),
