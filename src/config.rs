@@ -146,6 +146,10 @@ pub struct SmtpSettings {
     /// complaint reports from mailbox providers; the report names the
     /// message. Return paths take reports without being listed here.
     pub feedback_addresses: Vec<String>,
+    /// Domains whose feedback reports are believed at those addresses: a
+    /// report acts only if a DKIM signature of one of them (or of a
+    /// subdomain) verifies. Empty: any report (anyone can write there).
+    pub feedback_senders: Vec<String>,
     pub spam: SpamSettings,
 }
 
@@ -192,6 +196,7 @@ impl Default for SmtpSettings {
             max_payload_attachment_bytes: 10 * 1024 * 1024,
             dnsbl_zones: Vec::new(),
             feedback_addresses: Vec::new(),
+            feedback_senders: Vec::new(),
             spam: SpamSettings::default(),
         }
     }

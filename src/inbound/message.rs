@@ -186,7 +186,7 @@ pub(super) async fn receive(session: &mut Session<'_>, transaction: Transaction,
                 };
                 copy.plan = Some(report::plan(ctx, about, &message));
             }
-            Target::Feedback => match report::plan_feedback(ctx, &message).await {
+            Target::Feedback => match report::plan_feedback(ctx, &message, &checks).await {
                 Some(plan) => copy.plan = Some(plan),
                 None => unmatched.push(*key),
             },

@@ -13,6 +13,7 @@ use crate::db::reports::Effect;
 use crate::domain::SuppressionReason;
 use crate::mail::report::{self, BounceType, Delivery, DsnRecipient, Feedback, Original, Report};
 use crate::mail::verp::VerpTarget;
+use crate::webhooks::events::{AuthResult, InboundChecks};
 
 /// What Tern does with one report.
 #[derive(Debug)]
@@ -71,7 +72,11 @@ pub(super) fn plan(ctx: &Context, about: About, message: &Message<'_>) -> Plan {
 /// about is the one its quoted original names (a return path recorded by
 /// the receiver, or a Message-ID Tern made). `None` when it names none of
 /// Tern's messages.
-pub(super) async fn plan_feedback(ctx: &Context, message: &Message<'_>) -> Option<Plan> {
+pub(super) async fn plan_feedback(
+    ctx: &Context,
+    message: &Message<'_>,
+    checks: &InboundChecks,
+) -> Option<Plan> {
     let found = report::read(message);
     let original = found.original();
     let (recipient, message_id) = match original
@@ -105,8 +110,32 @@ pub(super) async fn plan_feedback(ctx: &Context, message: &Message<'_>) -> Optio
     if !matches!(found, Report::Feedback { .. }) {
         plan.effects.clear();
         plan.action = "unrecognized";
+    } else if !trusted_sender(&ctx.state.settings.smtp.feedback_senders, checks) {
+        plan.effects.clear();
+        plan.action = "untrusted";
     }
     Some(plan)
+}
+
+/// Whether a report comes from one of `senders` (a DKIM signature of one
+/// of them, or of a subdomain, verified); every report does when the list
+/// is empty.
+fn trusted_sender(senders: &[String], checks: &InboundChecks) -> bool {
+    if senders.is_empty() {
+        return true;
+    }
+    checks
+        .dkim
+        .iter()
+        .filter(|d| d.result == AuthResult::Pass)
+        .filter_map(|d| d.domain.as_deref())
+        .any(|domain| {
+            let domain = domain.trim_end_matches('.').to_ascii_lowercase();
+            senders.iter().any(|sender| {
+                let sender = sender.trim_end_matches('.').to_ascii_lowercase();
+                domain == sender || domain.ends_with(&format!(".{sender}"))
+            })
+        })
 }
 
 /// The message id in a Message-ID Tern generated (`<uuid>@<public host>`).

@@ -12,7 +12,7 @@ use tern::mail::verp::{Verp, VerpTarget};
 use uuid::Uuid;
 
 use crate::helpers::{Tenant, TestApp, assert_error, free_port, json_of, loopback_route, spawn_app_with};
-use crate::inbound::{deliver, smtp_settings, start_smtp, swaks};
+use crate::inbound::{deliver, smtp_settings, start_smtp, start_smtp_with, swaks};
 use crate::peers::{Postfix, Sink, TlsPeer};
 use crate::receiver::Receiver;
 use crate::reports::fixture;
@@ -338,6 +338,24 @@ async fn complaints_by_return_path_or_feedback_address_suppress_for_good() {
         "redacted",
         "redacted@example.net",
     );
+    // Where only some providers are believed, an unsigned report acts on
+    // nothing (stored as `untrusted`).
+    let strict = start_smtp_with(&app, |s| s.smtp.feedback_senders = vec!["hotmail.test".into()]).await;
+    let (ok_sent, output) = swaks(
+        strict,
+        &[
+            "--from",
+            "staff@hotmail.test",
+            "--to",
+            "fbl@rp.tern.test",
+            "--data",
+            &jmrp,
+        ],
+    )
+    .await;
+    assert!(ok_sent, "{output}");
+    assert_eq!(app.count("inbound_messages WHERE action = 'untrusted'").await, 1);
+    assert!(entry(&app, t.server_id, "bob@example.org").await.is_none());
     for _ in 0..2 {
         let (ok_sent, output) = swaks(
             smtp,
