@@ -119,15 +119,22 @@ impl Direction {
 /// What Tern's SMTP server recorded of a received message.
 #[derive(Serialize, ToSchema)]
 pub struct InboundDetail {
-    /// `route` (mail for a route) or `return_path` (a bounce or feedback
-    /// report for a message this server sent).
+    /// `route` (mail for a route) or `return_path` (a bounce, feedback
+    /// report or unsubscribe mail about a message this server sent).
     #[schema(example = "route")]
     pub kind: String,
     pub route_id: Option<Uuid>,
-    /// `endpoint`, `hold`, or for return-path mail `pending` (until the
-    /// bounce processor reads it).
+    /// For route mail `endpoint` or `hold`; for return-path mail what it
+    /// was found to be: `hard_bounce`, `soft_bounce`, `delivery_report`,
+    /// `complaint`, `feedback` (another feedback type), `unsubscribe`,
+    /// `auto_reply`, `untrusted` (a report from a sender not in
+    /// `smtp.feedback_senders`) or `unrecognized`.
     #[schema(example = "endpoint")]
     pub action: String,
+    /// Return-path mail: what Tern read of it (`kind`: `delivery` with the
+    /// per-recipient DSN fields, `feedback`, `auto_reply`, `unrecognized`;
+    /// and the quoted original's Message-ID, return path and recipients).
+    pub report: Option<serde_json::Value>,
     /// Return-path mail: the message (and recipient) it is about.
     pub about_message_id: Option<Uuid>,
     pub about_recipient_id: Option<Uuid>,
@@ -369,6 +376,7 @@ async fn inbound_detail(state: &AppState, row: db::inbound::InboundRow) -> Resul
         kind: row.kind,
         route_id: row.route_id,
         action: row.action,
+        report: row.report,
         about_message_id: row.about_message_id,
         about_recipient_id: row.about_recipient_id,
         envelope: InboundEnvelope {

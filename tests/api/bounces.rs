@@ -153,6 +153,10 @@ async fn a_postfix_dsn_bounces_the_sent_recipient_and_suppresses_it() {
     let report = json_of(app.get(&format!("/v1/messages/{report_id}"), &t.key).await, 200).await;
     assert_eq!(report["direction"], "incoming");
     assert_eq!(report["inbound"]["about_message_id"], json!(id));
+    let read = &report["inbound"]["report"];
+    assert_eq!(read["kind"], "delivery", "{read}");
+    assert_eq!(read["recipients"][0]["status"], "5.1.1", "{read}");
+    assert_eq!(read["recipients"][0]["action"], "failed", "{read}");
 
     deliver(&app, &receiver, 3).await;
     let bounced = events_of(&receiver, "message.bounced");
