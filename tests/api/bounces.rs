@@ -19,7 +19,7 @@ use crate::reports::fixture;
 use crate::webhooks::assert_documented;
 
 /// An endpoint of `t`'s server taking every event.
-async fn webhook(app: &TestApp, t: &Tenant, receiver: &Receiver) {
+pub(crate) async fn webhook(app: &TestApp, t: &Tenant, receiver: &Receiver) {
     json_of(
         app.post(
             &format!("/v1/servers/{}/webhooks", t.server_id),

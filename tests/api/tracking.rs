@@ -8,6 +8,7 @@ use mail_parser::MessageParser;
 use serde_json::{Value, json};
 use tern::delivery::worker::Worker;
 
+use crate::bounces::webhook;
 use crate::dkim::{dkim_txt, dkimpy_verifies};
 use crate::helpers::{Dnsmasq, assert_error, free_udp_port, json_of, loopback_route, spawn_app_with};
 use crate::inbound::deliver;
@@ -45,16 +46,7 @@ async fn tracked_html_is_rewritten_signed_followed_and_counted() {
         spawn_app_with(|s| s.delivery.transports = vec![loopback_route("example.org", sink.port)]).await;
     let t = app.live_tenant("track@example.com", "shop.test").await;
     let receiver = Receiver::start(&[]).await;
-    json_of(
-        app.post(
-            &format!("/v1/servers/{}/webhooks", t.server_id),
-            &t.token,
-            &json!({"url": receiver.url}),
-        )
-        .await,
-        201,
-    )
-    .await;
+    webhook(&app, &t, &receiver).await;
 
     // Tracking personalises the HTML: one recipient per message.
     assert_error(
