@@ -92,7 +92,7 @@ pub async fn unsubscribe(
         .split(|b| *b == b'&')
         .any(|pair| pair == b"List-Unsubscribe=One-Click");
     let method = if one_click { "one_click" } else { "page" };
-    let effect = unsubscribe_effect(&state.settings.suppression, Uuid::nil(), Some(recipient), method);
+    let effect = unsubscribe_effect(&state.settings.suppression, None, Some(recipient), method);
     let applied = async {
         let mut conn = state.db.acquire().await?;
         db::reports::apply(&mut conn, None, &effect).await

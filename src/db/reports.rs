@@ -11,8 +11,8 @@ use crate::domain::SuppressionReason;
 /// One consequence of a report, for one recipient.
 #[derive(Debug, Clone)]
 pub struct Effect {
-    /// The message the report is about.
-    pub message_id: Uuid,
+    /// The message the report is about (`None`: the recipient's).
+    pub message_id: Option<Uuid>,
     /// The recipient, when the return path named it; else it is found by
     /// `address`, or is the message's only recipient.
     pub recipient_id: Option<Uuid>,
@@ -95,7 +95,7 @@ pub async fn apply(
            )
            SELECT (SELECT id FROM one) AS recipient_id, (SELECT server_id FROM one) AS server_id,
                   EXISTS (SELECT 1 FROM bounced) AS "bounced!", EXISTS (SELECT 1 FROM event) AS "event!""#,
-        effect.message_id_opt(),
+        effect.message_id,
         effect.recipient_id,
         effect.address.as_deref(),
         effect.event,
@@ -114,11 +114,4 @@ pub async fn apply(
         bounced: row.bounced,
         event: row.event,
     })
-}
-
-impl Effect {
-    /// The message, unless only the recipient is known (nil).
-    fn message_id_opt(&self) -> Option<Uuid> {
-        (!self.message_id.is_nil()).then_some(self.message_id)
-    }
 }

@@ -38,8 +38,12 @@ pub(super) struct About {
 
 /// Decides on mail to a return path or unsubscribe address.
 pub(super) fn plan(ctx: &Context, about: About, message: &Message<'_>) -> Plan {
-    let found = report::read(message);
-    let report = serde_json::to_value(&found).unwrap_or_default();
+    plan_read(ctx, about, &report::read(message))
+}
+
+/// Decides on a report already read.
+fn plan_read(ctx: &Context, about: About, found: &Report) -> Plan {
+    let report = serde_json::to_value(found).unwrap_or_default();
     let mut plan = Plan {
         server_id: about.server_id,
         message_id: about.message_id,
@@ -53,13 +57,13 @@ pub(super) fn plan(ctx: &Context, about: About, message: &Message<'_>) -> Plan {
         plan.action = "unsubscribe";
         plan.effects.push(unsubscribe_effect(
             &ctx.state.settings.suppression,
-            about.message_id,
+            Some(about.message_id),
             about.recipient_id,
             "mailto",
         ));
         return plan;
     }
-    match &found {
+    match found {
         Report::Delivery { delivery, .. } => bounces(ctx, &mut plan, delivery),
         Report::Feedback { feedback, original } => complaint(ctx, &mut plan, feedback, original),
         Report::AutoReply { .. } => plan.action = "auto_reply",
@@ -103,7 +107,7 @@ pub(super) async fn plan_feedback(
         recipient_id: recipient,
         unsubscribe: false,
     };
-    let mut plan = plan(ctx, about, message);
+    let mut plan = plan_read(ctx, about, &found);
     // Anyone can write to a feedback address and quote a Message-ID its
     // recipients saw: only a feedback report acts there (bounces come to
     // the signed return path).
@@ -185,7 +189,7 @@ fn bounce_effect(
     let reason = SuppressionReason::HardBounce;
     let suppress = classified.suppress.then_some(reason);
     Effect {
-        message_id: plan.message_id,
+        message_id: Some(plan.message_id),
         recipient_id: plan.recipient_id,
         // Original-Recipient is the address Tern gave (when the receiver
         // kept it); Final-Recipient may be where an alias led.
@@ -238,7 +242,7 @@ fn complaint(ctx: &Context, plan: &mut Plan, feedback: &Feedback, original: &Ori
             });
     let reason = SuppressionReason::Complaint;
     plan.effects.push(Effect {
-        message_id: plan.message_id,
+        message_id: Some(plan.message_id),
         recipient_id: plan.recipient_id,
         address,
         event: "complained",
@@ -264,7 +268,7 @@ fn complaint(ctx: &Context, plan: &mut Plan, feedback: &Feedback, original: &Ori
 /// The effect of an unsubscribe request, for mail and for the HTTP link.
 pub fn unsubscribe_effect(
     settings: &crate::config::SuppressionSettings,
-    message_id: Uuid,
+    message_id: Option<Uuid>,
     recipient_id: Option<Uuid>,
     method: &str,
 ) -> Effect {
