@@ -109,3 +109,36 @@ check_sqlx_offline_data() {
   fi
   return "$status"
 }
+
+# Node.js >= 20.19 and npm (Vite 8 needs them), from Debian if absent.
+ensure_node() {
+  node_ok() {
+    command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 &&
+      node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=19)?0:1)'
+  }
+  node_ok && return 0
+  log "installing Node.js and npm"
+  apt_install nodejs npm
+  node_ok && return 0
+  echo "the dashboard needs Node.js >= 20.19 (found: $(node --version 2>/dev/null || echo none));" \
+    "install a newer one (e.g. from nodesource) and run again" >&2
+  return 1
+}
+
+# web/node_modules as package-lock.json pins it (npm ci, only when the
+# lock file changed since the last install).
+ensure_web_packages() {
+  ensure_node
+  local stamp="web/node_modules/.tern-lock"
+  if [ -d web/node_modules ] && cmp -s web/package-lock.json "$stamp"; then return 0; fi
+  log "installing the dashboard's npm packages (npm ci)"
+  (cd web && npm ci --no-audit --no-fund --loglevel=error)
+  cp web/package-lock.json "$stamp"
+}
+
+# web/dist: the dashboard's built assets, which Tern serves at /.
+build_web() {
+  ensure_web_packages
+  log "building the dashboard (web/dist)"
+  (cd web && npm run --silent build)
+}

@@ -1,5 +1,6 @@
 //! Reading messages back: one with its recipients, events and headers, or a
-//! filtered, newest-first page of them (server API key).
+//! filtered, newest-first page of them (server API key; `server_messages`
+//! serves the same to administrators).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -184,6 +185,32 @@ pub struct MessageDetail {
     /// Base64 of the stored (signed) source, with `?include=raw`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub raw: Option<String>,
+    /// The first text and HTML bodies, decoded, with `?include=body`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body: Option<MessageBody>,
+}
+
+/// A message's readable bodies, decoded to UTF-8 from the stored MIME.
+#[derive(Serialize, ToSchema)]
+pub struct MessageBody {
+    pub text: Option<String>,
+    /// As the sender wrote it: show it only in a sandbox with scripts off.
+    pub html: Option<String>,
+}
+
+impl MessageBody {
+    fn of(source: &[u8]) -> MessageBody {
+        match mail_parser::MessageParser::default().parse(source) {
+            Some(message) => MessageBody {
+                text: message.body_text(0).map(|t| t.into_owned()),
+                html: message.body_html(0).map(|h| h.into_owned()),
+            },
+            None => MessageBody {
+                text: None,
+                html: None,
+            },
+        }
+    }
 }
 
 /// A sent message's opens and clicks (machine-flagged ones counted, and
@@ -254,8 +281,32 @@ pub struct MessageSource(#[allow(dead_code)] Vec<u8>);
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct GetParams {
-    /// `raw` adds the stored source (base64) to the answer.
+    /// Comma-separated extras: `raw` adds the stored source (base64),
+    /// `body` the decoded text and HTML bodies.
+    #[param(example = "body")]
     pub include: Option<String>,
+}
+
+impl GetParams {
+    /// `(raw, body)`: which extras were asked for.
+    fn extras(&self) -> Result<(bool, bool), ApiError> {
+        let (mut raw, mut body) = (false, false);
+        for part in self.include.as_deref().unwrap_or("").split(',').map(str::trim) {
+            match part {
+                "" => {}
+                "raw" => raw = true,
+                "body" => body = true,
+                _ => {
+                    return Err(ApiError::bad_request(
+                        "invalid_query",
+                        "`include` takes `raw` and `body`, separated by commas",
+                    )
+                    .field("include"));
+                }
+            }
+        }
+        Ok((raw, body))
+    }
 }
 
 /// Filters for `GET /v1/messages`, combined with AND.
@@ -316,8 +367,8 @@ fn decode_cursor(cursor: &str) -> Option<(DateTime<Utc>, Uuid)> {
     ))
 }
 
-async fn visible(state: &AppState, auth: &ServerAuth, id: Uuid) -> Result<MessageRow, ApiError> {
-    db::messages::get(&state.db, auth.server_id, id)
+async fn visible(state: &AppState, server: Uuid, id: Uuid) -> Result<MessageRow, ApiError> {
+    db::messages::get(&state.db, server, id)
         .await?
         .ok_or_else(|| ApiError::not_found("message"))
 }
@@ -332,7 +383,18 @@ pub async fn get_message(
     ApiPath(id): ApiPath<Uuid>,
     ApiQuery(params): ApiQuery<GetParams>,
 ) -> Result<Json<MessageDetail>, ApiError> {
-    let row = visible(&state, &auth, id).await?;
+    detail(&state, auth.server_id, id, &params).await.map(Json)
+}
+
+/// One message of `server` with its recipients, events, headers and checks.
+pub(super) async fn detail(
+    state: &AppState,
+    server: Uuid,
+    id: Uuid,
+    params: &GetParams,
+) -> Result<MessageDetail, ApiError> {
+    let (want_raw, want_body) = params.extras()?;
+    let row = visible(state, server, id).await?;
     let ids = [id];
     let (recipients, events, source) = tokio::try_join!(
         db::messages::recipients(&state.db, &ids),
@@ -347,9 +409,10 @@ pub async fn get_message(
             value: f.value,
         })
         .collect();
-    let raw = (params.include.as_deref() == Some("raw")).then(|| STANDARD.encode(&source));
+    let raw = want_raw.then(|| STANDARD.encode(&source));
+    let body = want_body.then(|| MessageBody::of(&source));
     let inbound = match db::inbound::get(&state.db, id).await? {
-        Some(row) => Some(inbound_detail(&state, row).await?),
+        Some(row) => Some(inbound_detail(state, row).await?),
         None => None,
     };
     let tracking = if row.direction == "outgoing" {
@@ -357,14 +420,15 @@ pub async fn get_message(
     } else {
         None
     };
-    Ok(Json(MessageDetail {
+    Ok(MessageDetail {
         summary: summary(row, recipients.into_iter().map(Recipient::from).collect()),
         events: events.into_iter().map(Event::from).collect(),
         headers,
         inbound,
         tracking,
         raw,
-    }))
+        body,
+    })
 }
 
 async fn inbound_detail(state: &AppState, row: db::inbound::InboundRow) -> Result<InboundDetail, ApiError> {
@@ -402,7 +466,7 @@ pub async fn get_message_attachment(
     auth: ServerAuth,
     ApiPath((id, index)): ApiPath<(Uuid, usize)>,
 ) -> Result<impl IntoResponse, ApiError> {
-    visible(&state, &auth, id).await?;
+    visible(&state, auth.server_id, id).await?;
     let source = db::messages::source(&state.db, id).await?;
     let message = mail_parser::MessageParser::default()
         .parse(&source[..])
@@ -423,7 +487,16 @@ pub async fn get_message_source(
     auth: ServerAuth,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<impl IntoResponse, ApiError> {
-    visible(&state, &auth, id).await?;
+    source(&state, auth.server_id, id).await
+}
+
+/// The stored source of one message of `server`, as `message/rfc822`.
+pub(super) async fn source(
+    state: &AppState,
+    server: Uuid,
+    id: Uuid,
+) -> Result<impl IntoResponse + use<>, ApiError> {
+    visible(state, server, id).await?;
     let source = db::messages::source(&state.db, id).await?;
     Ok(([(CONTENT_TYPE, "message/rfc822")], source))
 }
@@ -437,6 +510,15 @@ pub async fn list_messages(
     auth: ServerAuth,
     ApiQuery(params): ApiQuery<ListParams>,
 ) -> Result<Json<MessageList>, ApiError> {
+    list(&state, auth.server_id, params).await.map(Json)
+}
+
+/// A filtered, newest-first page of `server`'s messages.
+pub(super) async fn list(
+    state: &AppState,
+    server: Uuid,
+    params: ListParams,
+) -> Result<MessageList, ApiError> {
     let limit = super::extract::page_limit(params.limit)?;
     let after = match &params.cursor {
         Some(cursor) => Some(decode_cursor(cursor).ok_or_else(|| {
@@ -460,7 +542,7 @@ pub async fn list_messages(
         after,
         limit: limit + 1,
     };
-    let mut rows = db::messages::list(&state.db, auth.server_id, &filter).await?;
+    let mut rows = db::messages::list(&state.db, server, &filter).await?;
     let next_cursor = if rows.len() as i64 > limit {
         rows.truncate(limit as usize);
         rows.last().map(|r| encode_cursor(r.created_at, r.id))
@@ -482,7 +564,7 @@ pub async fn list_messages(
             summary(row, mine)
         })
         .collect();
-    Ok(Json(MessageList { data, next_cursor }))
+    Ok(MessageList { data, next_cursor })
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 
 pub mod api_keys;
 pub mod auth;
+pub mod dashboard;
 pub mod doc;
 pub mod domains;
 pub mod error;
@@ -12,6 +13,7 @@ pub mod messages;
 pub mod organizations;
 pub mod routes;
 pub mod send;
+pub mod server_messages;
 pub mod servers;
 pub mod smtp_rules;
 pub mod stats;
@@ -122,6 +124,9 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(messages::get_message))
         .routes(routes!(messages::get_message_source))
         .routes(routes!(messages::get_message_attachment))
+        .routes(routes!(server_messages::list_server_messages))
+        .routes(routes!(server_messages::get_server_message))
+        .routes(routes!(server_messages::get_server_message_source))
 }
 
 /// The OpenAPI document, as served at `/openapi.json`.
@@ -186,7 +191,8 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/o/{token}", axum::routing::get(tracking::open))
         .route("/c/{token}", axum::routing::get(tracking::click))
-        .fallback(health::not_found)
+        // The dashboard (web/) and its own routes; other paths: JSON 404.
+        .fallback(dashboard::serve)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(middleware)
         .with_state(state)

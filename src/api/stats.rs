@@ -57,13 +57,26 @@ pub struct DayStats {
     pub clicked: Engagement,
 }
 
-/// The days that had events, oldest first.
+/// What waits in the delivery queue for the server now.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct QueueStats {
+    /// Recipients waiting for a first attempt.
+    pub queued: i64,
+    /// Recipients waiting for a retry after a temporary failure.
+    pub deferred: i64,
+    /// When the oldest message still waiting was accepted; absent when
+    /// nothing waits.
+    pub oldest_accepted_at: Option<DateTime<Utc>>,
+}
+
+/// The days that had events, oldest first, and the queue as it is now.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ServerStats {
     pub server_id: Uuid,
     pub from: DateTime<Utc>,
     pub to: DateTime<Utc>,
     pub days: Vec<DayStats>,
+    pub queue: QueueStats,
 }
 
 /// A time of the query, between 1970 and 9999.
@@ -86,7 +99,7 @@ fn instant(text: &str, field: &str) -> Result<DateTime<Utc>, ApiError> {
     })
 }
 
-/// A server's events per UTC day (administrators).
+/// A server's events per UTC day and its queue now (administrators).
 #[utoipa::path(get, path = "/v1/servers/{server_id}/stats", operation_id = "get_server_stats", tag = "servers",
     security(("session" = [])), params(("server_id" = Uuid, Path), StatsParams),
     responses((status = 200, description = "OK", body = ServerStats), (status = 400, description = "Malformed request", body = ErrorBody), (status = 404, description = "Not found (or not visible to you)", body = ErrorBody)))]
@@ -112,8 +125,11 @@ pub async fn get_server_stats(
         )
         .field("from"));
     }
-    let days = db::tracking::server_days(&state.db, server, from, to)
-        .await?
+    let (days, queue) = tokio::try_join!(
+        db::tracking::server_days(&state.db, server, from, to),
+        db::queue::server_depth(&state.db, server),
+    )?;
+    let days = days
         .into_iter()
         .map(|d| DayStats {
             day: d.day,
@@ -142,5 +158,10 @@ pub async fn get_server_stats(
         from,
         to,
         days,
+        queue: QueueStats {
+            queued: queue.queued,
+            deferred: queue.deferred,
+            oldest_accepted_at: queue.oldest_accepted_at,
+        },
     }))
 }

@@ -300,5 +300,31 @@ pub async fn depth(pool: &PgPool) -> sqlx::Result<Depth> {
     .await
 }
 
+/// One server's share of the queue.
+#[derive(Debug, Clone, Copy)]
+pub struct ServerDepth {
+    pub queued: i64,
+    pub deferred: i64,
+    /// When the oldest message still waiting for a recipient was accepted.
+    pub oldest_accepted_at: Option<DateTime<Utc>>,
+}
+
+/// What waits in the queue for `server`: its partial index of due work,
+/// and the messages of those recipients.
+#[tracing::instrument(level = "debug", skip(pool))]
+pub async fn server_depth(pool: &PgPool, server: Uuid) -> sqlx::Result<ServerDepth> {
+    sqlx::query_as!(
+        ServerDepth,
+        r#"SELECT count(*) FILTER (WHERE r.status = 'queued') AS "queued!",
+                  count(*) FILTER (WHERE r.status = 'deferred') AS "deferred!",
+                  min(m.created_at) AS oldest_accepted_at
+           FROM recipients r JOIN messages m ON m.id = r.message_id
+           WHERE r.server_id = $1 AND r.status IN ('queued', 'deferred')"#,
+        server
+    )
+    .fetch_one(pool)
+    .await
+}
+
 /// The channel workers LISTEN on; a trigger notifies it on new recipients.
 pub const CHANNEL: &str = "tern_queue";

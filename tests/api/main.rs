@@ -2,6 +2,7 @@
 
 mod auth;
 mod bounces;
+mod dashboard;
 mod delivery;
 mod dkim;
 mod domains;

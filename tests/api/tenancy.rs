@@ -40,9 +40,23 @@ async fn organizations_are_isolated_for_every_resource() {
         format!("/v1/servers/{server}/api-keys"),
         format!("/v1/domains/{domain}"),
         format!("/v1/api-keys/{key}"),
+        format!("/v1/servers/{server}/stats"),
+        format!("/v1/servers/{server}/messages"),
+        format!("/v1/servers/{server}/messages/{a_msg_id}"),
+        format!("/v1/servers/{server}/messages/{a_msg_id}/source"),
+        // A's message through B's own server: not B's message.
+        format!("/v1/servers/{}/messages/{a_msg_id}", b.server_id),
+        format!("/v1/servers/{}/messages/{a_msg_id}/source", b.server_id),
     ] {
         assert_error(app.get(&path, &b.token).await, 404, "not_found").await;
     }
+    let b_list = json_of(
+        app.get(&format!("/v1/servers/{}/messages", b.server_id), &b.token)
+            .await,
+        200,
+    )
+    .await;
+    assert_eq!(b_list["data"].as_array().unwrap().len(), 0);
     for path in [
         format!("/v1/messages/{a_msg_id}"),
         format!("/v1/messages/{a_msg_id}/source"),

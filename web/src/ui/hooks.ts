@@ -1,0 +1,87 @@
+import { useCallback, useEffect, useRef, useState } from "react";
+import { ApiError } from "../api/client";
+
+export type Loaded<T> = {
+  data: T | undefined;
+  error: ApiError | undefined;
+  loading: boolean;
+  reload: () => void;
+};
+
+function asApiError(e: unknown): ApiError {
+  return e instanceof ApiError ? e : new ApiError(0, "client", e instanceof Error ? e.message : String(e));
+}
+
+/** Loads data when `deps` change; `reload()` loads again in place. */
+export function useLoad<T>(load: () => Promise<T>, deps: unknown[]): Loaded<T> {
+  const [data, setData] = useState<T>();
+  const [error, setError] = useState<ApiError>();
+  const [loading, setLoading] = useState(true);
+  const [round, setRound] = useState(0);
+  const loadRef = useRef(load);
+  loadRef.current = load;
+
+  useEffect(() => {
+    let live = true;
+    setLoading(true);
+    loadRef
+      .current()
+      .then((value) => {
+        if (!live) return;
+        setData(value);
+        setError(undefined);
+      })
+      .catch((e: unknown) => live && setError(asApiError(e)))
+      .finally(() => live && setLoading(false));
+    return () => {
+      live = false;
+    };
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [...deps, round]);
+
+  const reload = useCallback(() => setRound((r) => r + 1), []);
+  return { data, error, loading, reload };
+}
+
+export type Action<A extends unknown[]> = {
+  run: (...args: A) => Promise<boolean>;
+  busy: boolean;
+  error: ApiError | undefined;
+  clear: () => void;
+};
+
+/** Runs a change against the API; keeps its error for the form to show. */
+export function useAction<A extends unknown[]>(act: (...args: A) => Promise<unknown>): Action<A> {
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<ApiError>();
+  const actRef = useRef(act);
+  actRef.current = act;
+  const run = useCallback(async (...args: A) => {
+    setBusy(true);
+    setError(undefined);
+    try {
+      await actRef.current(...args);
+      return true;
+    } catch (e) {
+      setError(asApiError(e));
+      return false;
+    } finally {
+      setBusy(false);
+    }
+  }, []);
+  const clear = useCallback(() => setError(undefined), []);
+  return { run, busy, error, clear };
+}
+
+/** Calls `tick` every `ms` while the page is visible and `on` holds. */
+export function useInterval(tick: () => void, ms: number, on: boolean): void {
+  const tickRef = useRef(tick);
+  tickRef.current = tick;
+  useEffect(() => {
+    if (!on) return;
+    const id = window.setInterval(() => {
+      if (document.visibilityState === "visible") tickRef.current();
+    }, ms);
+    return () => window.clearInterval(id);
+  }, [ms, on]);
+}
