@@ -61,6 +61,10 @@ export class Tern {
         "[dns]",
         `nameservers = ["127.0.0.1:${this.dnsPort}"]`,
         "timeout_ms = 500",
+        // Webhook tests post to a receiver on loopback over plain HTTP.
+        "[webhooks]",
+        "allow_private_targets = true",
+        "allow_http = true",
         "[log]",
         'filter = "warn"',
         "[secrets]",

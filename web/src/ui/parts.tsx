@@ -35,7 +35,13 @@ export function ErrorNote({ error }: { error: ApiError | undefined }) {
   return (
     <p className="error" role="alert">
       {error.message}
-      {error.code && <span className="code"> ({error.code})</span>}
+      {error.code && (
+        <span className="code">
+          {" "}
+          ({error.code}
+          {error.field ? `, at ${error.field}` : ""})
+        </span>
+      )}
     </p>
   );
 }
