@@ -85,3 +85,20 @@ export function useInterval(tick: () => void, ms: number, on: boolean): void {
     return () => window.clearInterval(id);
   }, [ms, on]);
 }
+
+/** Cursor pagination: the cursors of the pages behind the current one. */
+export function useCursorPages() {
+  const [cursors, setCursors] = useState<string[]>([]);
+  const cursor = cursors[cursors.length - 1];
+  const reset = useCallback(() => setCursors([]), []);
+  /** Props for {@link Pager}, given the page's `next_cursor`. */
+  const pager = (next: string | null | undefined) => ({
+    hasPrev: cursors.length > 0,
+    hasNext: Boolean(next),
+    onPrev: () => setCursors((c) => c.slice(0, -1)),
+    onNext: () => {
+      if (next) setCursors((c) => [...c, next]);
+    },
+  });
+  return { cursor, reset, pager };
+}

@@ -1,7 +1,7 @@
 import { useState, type FormEvent } from "react";
 import { Link, useSearchParams } from "react-router";
 import { api, unwrap, type Schemas } from "../../api/client";
-import { useInterval, useLoad } from "../../ui/hooks";
+import { useCursorPages, useInterval, useLoad } from "../../ui/hooks";
 import { Badge, Empty, ErrorNote, Field, Loading, Page, Pager, Time } from "../../ui/parts";
 import { useServer } from "./context";
 
@@ -19,10 +19,9 @@ function toInstant(local: string): string | undefined {
 export function MessagesPage() {
   const { server } = useServer();
   const [search, setSearch] = useSearchParams();
-  const [cursors, setCursors] = useState<string[]>([]);
+  const { cursor, reset: resetPages, pager } = useCursorPages();
   const [live, setLive] = useState(true);
   const value = (f: Filter) => search.get(f) ?? "";
-  const cursor = cursors[cursors.length - 1];
 
   const page = useLoad(
     () =>
@@ -56,7 +55,7 @@ export function MessagesPage() {
       const v = String(form.get(f) ?? "").trim();
       if (v) next.set(f, v);
     }
-    setCursors([]);
+    resetPages();
     setSearch(next);
   };
 
@@ -111,7 +110,7 @@ export function MessagesPage() {
             <button
               type="button"
               onClick={() => {
-                setCursors([]);
+                resetPages();
                 setSearch(new URLSearchParams());
               }}
             >
@@ -170,15 +169,7 @@ export function MessagesPage() {
           </tbody>
         </table>
       )}
-      <Pager
-        hasPrev={cursors.length > 0}
-        hasNext={Boolean(page.data?.next_cursor)}
-        onPrev={() => setCursors((c) => c.slice(0, -1))}
-        onNext={() => {
-          const next = page.data?.next_cursor;
-          if (next) setCursors((c) => [...c, next]);
-        }}
-      />
+      <Pager {...pager(page.data?.next_cursor)} />
     </Page>
   );
 }

@@ -1,7 +1,8 @@
 import { useState, type FormEvent } from "react";
 import { api, unwrap, type Schemas } from "../../api/client";
 import { useAction, useLoad } from "../../ui/hooks";
-import { Badge, CopyButton, Empty, ErrorNote, Field, Loading, Page, SecretOnce, Section, Time } from "../../ui/parts";
+import { Badge, CopyButton, Empty, ErrorNote, Field, Loading, Page, SecretOnce, Section } from "../../ui/parts";
+import { AttemptTable } from "./attempts";
 import { serverPath, useServer } from "./context";
 
 export function RoutesPage() {
@@ -50,6 +51,14 @@ function RouteCard(props: { route: Schemas["Route"]; canWrite: boolean; onChange
     () => (open ? unwrap(api.GET("/v1/routes/{route_id}/deliveries", path)) : Promise.resolve(undefined)),
     [r.id, open],
   );
+  const retry = useAction(async (deliveryId: string) => {
+    await unwrap(
+      api.POST("/v1/routes/{route_id}/deliveries/{route_delivery_id}/retry", {
+        params: { path: { route_id: r.id, route_delivery_id: deliveryId } },
+      }),
+    );
+    log.reload();
+  });
   const remove = useAction(async () => {
     if (!window.confirm(`Delete the route for ${r.address}? Mail to it will be refused.`)) return;
     await unwrap(api.DELETE("/v1/routes/{route_id}", path));
@@ -106,36 +115,15 @@ function RouteCard(props: { route: Schemas["Route"]; canWrite: boolean; onChange
           <ErrorNote error={log.error} />
           {log.data && log.data.data.length === 0 && <p className="muted">Nothing received for this route yet.</p>}
           {log.data && log.data.data.length > 0 && (
-            <table>
-              <thead>
-                <tr>
-                  <th scope="col">When</th>
-                  <th scope="col">Result</th>
-                  <th scope="col">Latency</th>
-                  <th scope="col">Response</th>
-                </tr>
-              </thead>
-              <tbody>
-                {log.data.data.map((a) => (
-                  <tr key={a.id}>
-                    <td>
-                      <Time at={a.attempted_at} />
-                    </td>
-                    <td>
-                      <Badge value={a.delivery_status} /> {a.http_status ?? ""}
-                    </td>
-                    <td>{a.latency_ms} ms</td>
-                    <td className="wrap">
-                      <code>{a.error ?? a.response_body ?? ""}</code>
-                    </td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
+            <AttemptTable
+              attempts={log.data.data}
+              showEvent={false}
+              onRetry={props.canWrite ? (id) => void retry.run(id) : undefined}
+            />
           )}
         </details>
       )}
-      <ErrorNote error={remove.error} />
+      <ErrorNote error={remove.error ?? retry.error} />
     </Section>
   );
 }

@@ -1,6 +1,6 @@
 import { useState, type FormEvent } from "react";
 import { api, unwrap, type Schemas } from "../../api/client";
-import { useAction, useLoad } from "../../ui/hooks";
+import { useAction, useCursorPages, useLoad } from "../../ui/hooks";
 import { Badge, Empty, ErrorNote, Field, Loading, Page, Pager, Section, Time } from "../../ui/parts";
 import { serverPath, useServer } from "./context";
 import { parseSuppressionCsv } from "./csv";
@@ -10,8 +10,7 @@ const REASONS: Schemas["SuppressionReason"][] = ["hard_bounce", "complaint", "un
 export function SuppressionsPage() {
   const { server, canWrite } = useServer();
   const [query, setQuery] = useState({ address: "", reason: "" });
-  const [cursors, setCursors] = useState<string[]>([]);
-  const cursor = cursors[cursors.length - 1];
+  const { cursor, reset: resetPages, pager } = useCursorPages();
   const list = useLoad(
     () =>
       unwrap(
@@ -40,7 +39,7 @@ export function SuppressionsPage() {
   const search = (e: FormEvent<HTMLFormElement>) => {
     e.preventDefault();
     const form = new FormData(e.currentTarget);
-    setCursors([]);
+    resetPages();
     setQuery({ address: String(form.get("address") ?? "").trim(), reason: String(form.get("reason") ?? "") });
   };
 
@@ -117,15 +116,7 @@ export function SuppressionsPage() {
           </tbody>
         </table>
       )}
-      <Pager
-        hasPrev={cursors.length > 0}
-        hasNext={Boolean(list.data?.next_cursor)}
-        onPrev={() => setCursors((c) => c.slice(0, -1))}
-        onNext={() => {
-          const next = list.data?.next_cursor;
-          if (next) setCursors((c) => [...c, next]);
-        }}
-      />
+      <Pager {...pager(list.data?.next_cursor)} />
       {canWrite && <AddOne serverId={server.id} onDone={list.reload} />}
       {canWrite && <ImportCsv serverId={server.id} onDone={list.reload} />}
     </Page>

@@ -1,8 +1,9 @@
 import { useState, type FormEvent } from "react";
 import { Link, useNavigate, useParams } from "react-router";
 import { api, unwrap, type Schemas } from "../../api/client";
-import { useAction, useLoad } from "../../ui/hooks";
+import { useAction, useCursorPages, useLoad } from "../../ui/hooks";
 import { Badge, Empty, ErrorNote, Field, Loading, Page, Pager, SecretOnce, Section, Time } from "../../ui/parts";
+import { AttemptTable } from "./attempts";
 import { useServer } from "./context";
 import { EventTypePicker } from "./event-types";
 
@@ -219,8 +220,7 @@ function Replay({ webhookId }: { webhookId: string }) {
 }
 
 function Deliveries({ webhookId, canWrite, round }: { webhookId: string; canWrite: boolean; round: number }) {
-  const [cursors, setCursors] = useState<string[]>([]);
-  const cursor = cursors[cursors.length - 1];
+  const { cursor, pager } = useCursorPages();
   const log = useLoad(
     () =>
       unwrap(
@@ -245,55 +245,13 @@ function Deliveries({ webhookId, canWrite, round }: { webhookId: string; canWrit
         <Empty title="Nothing delivered yet.">Events appear here as Tern sends them; send a test event to try.</Empty>
       )}
       {log.data && log.data.data.length > 0 && (
-        <table>
-          <thead>
-            <tr>
-              <th scope="col">When</th>
-              <th scope="col">Event</th>
-              <th scope="col">Result</th>
-              <th scope="col">Latency</th>
-              <th scope="col">Response</th>
-              {canWrite && <th scope="col">Actions</th>}
-            </tr>
-          </thead>
-          <tbody>
-            {log.data.data.map((a) => (
-              <tr key={a.id}>
-                <td>
-                  <Time at={a.attempted_at} />
-                </td>
-                <td>
-                  <code>{a.event_type}</code>
-                  <div className="muted">{a.event_id}</div>
-                </td>
-                <td>
-                  <Badge value={a.delivery_status} /> {a.http_status ?? ""}
-                </td>
-                <td>{a.latency_ms} ms</td>
-                <td className="wrap">
-                  <code>{a.error ?? a.response_body ?? ""}</code>
-                </td>
-                {canWrite && (
-                  <td>
-                    <button type="button" className="small" onClick={() => void retry.run(a.delivery_id)}>
-                      Retry
-                    </button>
-                  </td>
-                )}
-              </tr>
-            ))}
-          </tbody>
-        </table>
+        <AttemptTable
+          attempts={log.data.data}
+          showEvent
+          onRetry={canWrite ? (id) => void retry.run(id) : undefined}
+        />
       )}
-      <Pager
-        hasPrev={cursors.length > 0}
-        hasNext={Boolean(log.data?.next_cursor)}
-        onPrev={() => setCursors((c) => c.slice(0, -1))}
-        onNext={() => {
-          const next = log.data?.next_cursor;
-          if (next) setCursors((c) => [...c, next]);
-        }}
-      />
+      <Pager {...pager(log.data?.next_cursor)} />
     </Section>
   );
 }
