@@ -18,10 +18,11 @@ let browser;
 let page;
 const state = {};
 
-async function newPage(user) {
+async function newPage(user, colorScheme = "light") {
   const context = await browser.newContext({
     permissions: ["clipboard-read", "clipboard-write"],
     viewport: { width: 1280, height: 900 },
+    colorScheme,
   });
   const p = await context.newPage();
   p.on("pageerror", (e) => console.error("page error:", e));
@@ -284,13 +285,18 @@ describe("dashboard", () => {
   });
 
   test("a viewer sees no buttons that change anything, and the API refuses them", async () => {
-    const viewer = await newPage(VIEWER);
+    // The viewer's system prefers dark: the dashboard follows it.
+    const viewer = await newPage(VIEWER, "dark");
     await viewer.getByRole("link", { name: "Acme" }).click();
     await viewer.getByRole("link", { name: "Transactional" }).waitFor();
     assert.equal(await viewer.getByRole("button", { name: "Create server" }).count(), 0);
     assert.equal(await viewer.getByRole("button", { name: "Add member" }).count(), 0);
     await viewer.getByRole("link", { name: "Transactional" }).click();
     await viewer.getByText("You are a viewer here").waitFor();
+    const background = await viewer.evaluate(() => getComputedStyle(document.documentElement).backgroundColor);
+    assert.equal(background, "rgb(13, 17, 23)", "dark colours");
+    await viewer.locator(".tile", { hasText: "Accepted" }).waitFor();
+    await snap(viewer, "overview-dark-viewer");
     for (const [label, forbidden] of [
       ["Domains", ["Add domain", "Check now", "Remove"]],
       ["API keys", ["Create key", "Revoke web app", "Rename web app"]],

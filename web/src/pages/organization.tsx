@@ -3,6 +3,7 @@ import { Link, useNavigate, useParams } from "react-router";
 import { api, unwrap, type Schemas } from "../api/client";
 import { useAction, useLoad } from "../ui/hooks";
 import { Badge, Empty, ErrorNote, Field, Loading, Page, Section, Time } from "../ui/parts";
+import { ModeField } from "./mode-field";
 
 const ROLES: Schemas["Role"][] = ["viewer", "admin", "owner"];
 
@@ -103,19 +104,7 @@ function Servers({ organizationId, canWrite }: { organizationId: string; canWrit
               <input id={id} required maxLength={100} value={name} onChange={(e) => setName(e.target.value)} />
             )}
           </Field>
-          <Field label="Mode" hint="Development keeps mail as held; live delivers it.">
-            {(id, hint) => (
-              <select
-                id={id}
-                aria-describedby={hint}
-                value={mode}
-                onChange={(e) => setMode(e.target.value as Schemas["ServerMode"])}
-              >
-                <option value="development">development</option>
-                <option value="live">live</option>
-              </select>
-            )}
-          </Field>
+          <ModeField value={mode} onChange={setMode} />
           <button type="submit" className="primary" disabled={create.busy}>
             Create server
           </button>

@@ -11,6 +11,8 @@ export function DailyChart(props: { days: string[]; series: Series[]; title: str
   useEffect(() => {
     const el = box.current;
     if (!el) return;
+    // Canvas text takes no CSS: axes get the page's text colour (light or dark).
+    const ink = getComputedStyle(el).color;
     const x = props.days.map((d) => Date.parse(`${d}T00:00:00Z`) / 1000);
     const data: uPlot.AlignedData = [x, ...props.series.map((s) => s.values)];
     const plot = new uPlot(
@@ -22,8 +24,8 @@ export function DailyChart(props: { days: string[]; series: Series[]; title: str
           ...props.series.map((s) => ({ label: s.label, stroke: s.color, width: 2, points: { show: x.length < 3 } })),
         ],
         axes: [
-          { stroke: "currentColor", grid: { stroke: "rgba(128,128,128,0.2)" } },
-          { stroke: "currentColor", grid: { stroke: "rgba(128,128,128,0.2)" } },
+          { stroke: ink, grid: { stroke: "rgba(128,128,128,0.2)" } },
+          { stroke: ink, grid: { stroke: "rgba(128,128,128,0.2)" } },
         ],
         scales: { x: { time: true } },
       },

@@ -4,6 +4,7 @@ import { api, unwrap, type Schemas } from "../../api/client";
 import { useAction } from "../../ui/hooks";
 import { ErrorNote, Field, Page, Section, Time } from "../../ui/parts";
 import { serverPath, useServer } from "./context";
+import { ModeField } from "../mode-field";
 import { DnsRecords } from "./dns-records";
 
 export function SettingsPage() {
@@ -58,19 +59,7 @@ export function SettingsPage() {
             <Field label="Name">
               {(id) => <input id={id} required maxLength={100} value={name} onChange={(e) => setName(e.target.value)} />}
             </Field>
-            <Field label="Mode" hint="Development servers keep mail as held and never deliver it.">
-              {(id, hint) => (
-                <select
-                  id={id}
-                  aria-describedby={hint}
-                  value={mode}
-                  onChange={(e) => setMode(e.target.value as Schemas["ServerMode"])}
-                >
-                  <option value="development">development</option>
-                  <option value="live">live</option>
-                </select>
-              )}
-            </Field>
+            <ModeField value={mode} onChange={setMode} />
             <label className="check">
               <input type="checkbox" checked={listUnsubscribe} onChange={(e) => setListUnsubscribe(e.target.checked)} />{" "}
               Add List-Unsubscribe (one click) to messages with one recipient
