@@ -1,6 +1,7 @@
 // A real Tern for the browser tests: a throwaway PostgreSQL database, the
-// `tern` binary (TERN_BIN, default ../target/debug/tern) serving the API
-// and the dashboard on a free loopback port, users made with its CLI, and
+// `tern` binary (TERN_BIN, default ../target/debug/tern) serving the API,
+// the dashboard and its SMTP server on free loopback ports, users made with
+// its CLI, and
 // Debian's chromium driven by playwright-core (no browser download).
 import { execFileSync, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -44,6 +45,7 @@ export class Tern {
     this.dir = mkdtempSync(join(tmpdir(), "tern-e2e-"));
     this.port = await freePort();
     this.dnsPort = await freePort();
+    this.smtpPort = await freePort();
     this.base = `http://127.0.0.1:${this.port}`;
     psql(`CREATE DATABASE ${this.database}`);
     this.config = join(this.dir, "tern.toml");
@@ -61,6 +63,10 @@ export class Tern {
         "[dns]",
         `nameservers = ["127.0.0.1:${this.dnsPort}"]`,
         "timeout_ms = 500",
+        // The inbound SMTP server, for mail to routes.
+        "[smtp]",
+        `listen = ["127.0.0.1:${this.smtpPort}"]`,
+        `self_signed_dir = "${join(this.dir, "smtp-tls")}"`,
         // Webhook tests post to a receiver on loopback over plain HTTP.
         "[webhooks]",
         "allow_private_targets = true",
@@ -74,7 +80,7 @@ export class Tern {
     );
     this.cli("migrate");
     this.log = [];
-    this.process = spawn(TERN_BIN, ["--config", this.config, "serve", "--role", "api"], {
+    this.process = spawn(TERN_BIN, ["--config", this.config, "serve"], {
       stdio: ["ignore", "pipe", "pipe"],
     });
     this.process.stdout.on("data", (d) => this.log.push(String(d)));

@@ -31,10 +31,7 @@ export function AuthProvider({ children }: { children: ReactNode }) {
     [end],
   );
 
-  const value = useMemo<Auth>(
-    () => ({ user, notice, login, logout: () => end(null) }),
-    [user, notice, login, end],
-  );
+  const value = useMemo<Auth>(() => ({ user, notice, login, logout: () => end(null) }), [user, notice, login, end]);
   return <AuthContext.Provider value={value}>{children}</AuthContext.Provider>;
 }
 

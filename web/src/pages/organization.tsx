@@ -42,10 +42,7 @@ export function OrganizationPage() {
 
 function Servers({ organizationId, canWrite }: { organizationId: string; canWrite: boolean }) {
   const path = { params: { path: { organization_id: organizationId } } };
-  const servers = useLoad(
-    () => unwrap(api.GET("/v1/organizations/{organization_id}/servers", path)),
-    [organizationId],
-  );
+  const servers = useLoad(() => unwrap(api.GET("/v1/organizations/{organization_id}/servers", path)), [organizationId]);
   const navigate = useNavigate();
   const [name, setName] = useState("");
   const [mode, setMode] = useState<Schemas["ServerMode"]>("development");
@@ -100,9 +97,7 @@ function Servers({ organizationId, canWrite }: { organizationId: string; canWrit
       {canWrite && (
         <form onSubmit={submit} className="inline-form">
           <Field label="Server name">
-            {(id) => (
-              <input id={id} required maxLength={100} value={name} onChange={(e) => setName(e.target.value)} />
-            )}
+            {(id) => <input id={id} required maxLength={100} value={name} onChange={(e) => setName(e.target.value)} />}
           </Field>
           <ModeField value={mode} onChange={setMode} />
           <button type="submit" className="primary" disabled={create.busy}>
@@ -117,10 +112,7 @@ function Servers({ organizationId, canWrite }: { organizationId: string; canWrit
 
 function Members({ organizationId, isOwner }: { organizationId: string; isOwner: boolean }) {
   const path = { params: { path: { organization_id: organizationId } } };
-  const members = useLoad(
-    () => unwrap(api.GET("/v1/organizations/{organization_id}/members", path)),
-    [organizationId],
-  );
+  const members = useLoad(() => unwrap(api.GET("/v1/organizations/{organization_id}/members", path)), [organizationId]);
   const [email, setEmail] = useState("");
   const [role, setRole] = useState<Schemas["Role"]>("viewer");
   const add = useAction(async (who: string, as: Schemas["Role"]) => {

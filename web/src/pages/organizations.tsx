@@ -57,9 +57,7 @@ export function OrganizationsPage() {
       <Section title="New organization">
         <form onSubmit={submit} className="inline-form">
           <Field label="Organization name">
-            {(id) => (
-              <input id={id} required maxLength={100} value={name} onChange={(e) => setName(e.target.value)} />
-            )}
+            {(id) => <input id={id} required maxLength={100} value={name} onChange={(e) => setName(e.target.value)} />}
           </Field>
           <button type="submit" className="primary" disabled={create.busy}>
             Create organization

@@ -101,6 +101,12 @@ const TONES: Record<string, string> = {
   revoked: "bad",
   wrong: "bad",
   fail: "bad",
+  softfail: "warn",
+  temperror: "warn",
+  permerror: "bad",
+  ham: "good",
+  spam: "bad",
+  flagged: "warn",
 };
 
 export function Badge({ value }: { value: string }) {
@@ -173,9 +179,7 @@ export function SecretOnce(props: { title: string; secret: string; onDone: () =>
   return (
     <div className="secret" role="region" aria-label={props.title}>
       <h3>{props.title}</h3>
-      <p className="warn-text">
-        Copy it now: Tern keeps only a hash of it and will never show it again.
-      </p>
+      <p className="warn-text">Copy it now: Tern keeps only a hash of it and will never show it again.</p>
       {props.children}
       <div className="secret-row">
         <code data-testid="secret">{props.secret}</code>

@@ -23,7 +23,10 @@ export function ApiKeysPage() {
   };
 
   return (
-    <Page title="API keys" lead="Web apps send mail with these keys (Authorization: Bearer …). Each key belongs to this server only.">
+    <Page
+      title="API keys"
+      lead="Web apps send mail with these keys (Authorization: Bearer …). Each key belongs to this server only."
+    >
       {created && (
         <SecretOnce title={`API key “${created.name}”`} secret={created.secret} onDone={() => setCreated(undefined)} />
       )}
@@ -31,7 +34,9 @@ export function ApiKeysPage() {
       {keys.loading && !keys.data && <Loading what="API keys" />}
       {keys.data && keys.data.data.length === 0 && (
         <Empty title="No API keys yet.">
-          {canWrite ? "Create one below to send mail through the API." : "An admin of this organization can create one."}
+          {canWrite
+            ? "Create one below to send mail through the API."
+            : "An admin of this organization can create one."}
         </Empty>
       )}
       {keys.data && keys.data.data.length > 0 && (
@@ -105,7 +110,13 @@ function KeyRow(props: { apiKey: Schemas["ApiKey"]; canWrite: boolean; onChange:
               void rename.run();
             }}
           >
-            <input aria-label="New name" required maxLength={100} value={name} onChange={(e) => setName(e.target.value)} />
+            <input
+              aria-label="New name"
+              required
+              maxLength={100}
+              value={name}
+              onChange={(e) => setName(e.target.value)}
+            />
             <button type="submit" className="small">
               Save
             </button>
@@ -135,7 +146,12 @@ function KeyRow(props: { apiKey: Schemas["ApiKey"]; canWrite: boolean; onChange:
               <button type="button" className="small" onClick={() => setEditing(true)} aria-label={`Rename ${k.name}`}>
                 Rename
               </button>
-              <button type="button" className="small danger" onClick={() => void revoke.run()} aria-label={`Revoke ${k.name}`}>
+              <button
+                type="button"
+                className="small danger"
+                onClick={() => void revoke.run()}
+                aria-label={`Revoke ${k.name}`}
+              >
                 Revoke
               </button>
             </>

@@ -4,6 +4,7 @@ import { api, unwrap, type Schemas } from "../../api/client";
 import { useAction, useLoad } from "../../ui/hooks";
 import { Badge, ErrorNote, Loading, Page, Section, Time } from "../../ui/parts";
 import { useServer } from "./context";
+import { InboundSection, TrackingSection } from "./message-extras";
 import { HtmlPreview } from "./preview";
 
 function detailText(detail: unknown): string {
@@ -39,7 +40,9 @@ export function MessagePage() {
   );
   const [source, setSource] = useState<string>();
   const loadSource = useAction(async () => {
-    setSource(await unwrap(api.GET("/v1/servers/{server_id}/messages/{message_id}/source", { ...path, parseAs: "text" })));
+    setSource(
+      await unwrap(api.GET("/v1/servers/{server_id}/messages/{message_id}/source", { ...path, parseAs: "text" })),
+    );
   });
   const [tab, setTab] = useState<"html" | "text">("html");
 
@@ -61,7 +64,8 @@ export function MessagePage() {
       title={m.subject || "(no subject)"}
       lead={
         <>
-          <Link to="..">All messages</Link> · {m.direction === "incoming" ? "Received" : "Sent"} <Time at={m.created_at} />
+          <Link to="..">All messages</Link> · {m.direction === "incoming" ? "Received" : "Sent"}{" "}
+          <Time at={m.created_at} />
         </>
       }
     >
@@ -90,48 +94,62 @@ export function MessagePage() {
           ))}
         </dl>
       </Section>
-      <Section title="Recipients">
-        <table>
-          <thead>
-            <tr>
-              <th scope="col">Address</th>
-              <th scope="col">Kind</th>
-              <th scope="col">Status</th>
-              <th scope="col">Attempts</th>
-              <th scope="col">Last reply</th>
-              <th scope="col">Next attempt</th>
-            </tr>
-          </thead>
-          <tbody>
-            {m.recipients.map((r) => (
-              <tr key={r.id}>
-                <td>{r.address}</td>
-                <td>{r.kind}</td>
-                <td>
-                  <Badge value={r.status} />
-                </td>
-                <td>{r.attempts}</td>
-                <td className="wrap">
-                  {r.last_reply ?? ""}
-                  {r.last_host && <span className="muted"> ({r.last_host}{r.last_tls ? ", TLS" : ""})</span>}
-                </td>
-                <td>{r.next_attempt_at ? <Time at={r.next_attempt_at} /> : ""}</td>
+      {m.recipients.length > 0 && (
+        <Section title="Recipients">
+          <table>
+            <thead>
+              <tr>
+                <th scope="col">Address</th>
+                <th scope="col">Kind</th>
+                <th scope="col">Status</th>
+                <th scope="col">Attempts</th>
+                <th scope="col">Last reply</th>
+                <th scope="col">Next attempt</th>
               </tr>
+            </thead>
+            <tbody>
+              {m.recipients.map((r) => (
+                <tr key={r.id}>
+                  <td>{r.address}</td>
+                  <td>{r.kind}</td>
+                  <td>
+                    <Badge value={r.status} />
+                  </td>
+                  <td>{r.attempts}</td>
+                  <td className="wrap">
+                    {r.last_reply ?? ""}
+                    {r.last_host && (
+                      <span className="muted">
+                        {" "}
+                        ({r.last_host}
+                        {r.last_tls ? ", TLS" : ""})
+                      </span>
+                    )}
+                  </td>
+                  <td>{r.next_attempt_at ? <Time at={r.next_attempt_at} /> : ""}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </Section>
+      )}
+      {m.inbound && <InboundSection inbound={m.inbound} />}
+      {m.tracking && (m.tracking.opens > 0 || m.tracking.clicks > 0 || m.tracking.links.length > 0) && (
+        <TrackingSection tracking={m.tracking} />
+      )}
+      {m.events.length > 0 && (
+        <Section title="Timeline">
+          <ol className="timeline" aria-label="Events, oldest first">
+            {m.events.map((e: Schemas["Event"]) => (
+              <li key={e.id}>
+                <Time at={e.created_at} /> <Badge value={e.kind} />{" "}
+                {e.recipient_id && <span>{addresses.get(e.recipient_id) ?? e.recipient_id}</span>}{" "}
+                <span className="muted wrap">{detailText(e.detail)}</span>
+              </li>
             ))}
-          </tbody>
-        </table>
-      </Section>
-      <Section title="Timeline">
-        <ol className="timeline" aria-label="Events, oldest first">
-          {m.events.map((e: Schemas["Event"]) => (
-            <li key={e.id}>
-              <Time at={e.created_at} /> <Badge value={e.kind} />{" "}
-              {e.recipient_id && <span>{addresses.get(e.recipient_id) ?? e.recipient_id}</span>}{" "}
-              <span className="muted wrap">{detailText(e.detail)}</span>
-            </li>
-          ))}
-        </ol>
-      </Section>
+          </ol>
+        </Section>
+      )}
       <Section title="Content">
         <div role="tablist" aria-label="Body" className="tabs">
           <button type="button" role="tab" aria-selected={tab === "html"} onClick={() => setTab("html")}>
@@ -145,7 +163,13 @@ export function MessagePage() {
           {tab === "html" &&
             (body?.html ? <HtmlPreview html={body.html} /> : <p className="muted">This message has no HTML body.</p>)}
           {tab === "text" &&
-            (body?.text ? <pre className="source" tabIndex={0} aria-label="Text body">{body.text}</pre> : <p className="muted">This message has no text body.</p>)}
+            (body?.text ? (
+              <pre className="source" tabIndex={0} aria-label="Text body">
+                {body.text}
+              </pre>
+            ) : (
+              <p className="muted">This message has no text body.</p>
+            ))}
         </div>
       </Section>
       <Section title="Headers">
@@ -176,7 +200,11 @@ export function MessagePage() {
             {source}
           </pre>
         ) : (
-          <p className="muted">The message as stored and sent, DKIM signature included.</p>
+          <p className="muted">
+            {m.direction === "incoming"
+              ? "The message as received, with Tern's Authentication-Results."
+              : "The message as stored and sent, DKIM signature included."}
+          </p>
         )}
       </Section>
     </Page>

@@ -5,7 +5,15 @@ import { useCursorPages, useInterval, useLoad } from "../../ui/hooks";
 import { Badge, Empty, ErrorNote, Field, Loading, Page, Pager, Time } from "../../ui/parts";
 import { useServer } from "./context";
 
-const STATUSES: Schemas["RecipientStatus"][] = ["queued", "held", "sent", "deferred", "bounced", "failed", "suppressed"];
+const STATUSES: Schemas["RecipientStatus"][] = [
+  "queued",
+  "held",
+  "sent",
+  "deferred",
+  "bounced",
+  "failed",
+  "suppressed",
+];
 const FILTERS = ["recipient", "status", "tag", "direction", "since", "until"] as const;
 type Filter = (typeof FILTERS)[number];
 
@@ -84,9 +92,7 @@ export function MessagesPage() {
             </select>
           )}
         </Field>
-        <Field label="Tag">
-          {(id) => <input id={id} name="tag" defaultValue={value("tag")} maxLength={100} />}
-        </Field>
+        <Field label="Tag">{(id) => <input id={id} name="tag" defaultValue={value("tag")} maxLength={100} />}</Field>
         <Field label="Direction">
           {(id) => (
             <select id={id} name="direction" defaultValue={value("direction")}>

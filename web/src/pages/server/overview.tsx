@@ -131,7 +131,12 @@ export function OverviewPage() {
       </Section>
       <div className="two">
         <Section title="Reputation">
-          <Rate label="Bounce rate" rate={bounceRate} limit={BOUNCE_LIMIT} of={`${totals.bounced} of ${finished} finished`} />
+          <Rate
+            label="Bounce rate"
+            rate={bounceRate}
+            limit={BOUNCE_LIMIT}
+            of={`${totals.bounced} of ${finished} finished`}
+          />
           <Rate
             label="Complaint rate"
             rate={complaintRate}

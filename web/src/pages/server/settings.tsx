@@ -57,7 +57,9 @@ export function SettingsPage() {
           <fieldset disabled={!canWrite}>
             <legend className="visually-hidden">Server settings</legend>
             <Field label="Name">
-              {(id) => <input id={id} required maxLength={100} value={name} onChange={(e) => setName(e.target.value)} />}
+              {(id) => (
+                <input id={id} required maxLength={100} value={name} onChange={(e) => setName(e.target.value)} />
+              )}
             </Field>
             <ModeField value={mode} onChange={setMode} />
             <label className="check">

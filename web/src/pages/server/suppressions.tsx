@@ -148,7 +148,14 @@ function AddOne({ serverId, onDone }: { serverId: string; onDone: () => void }) 
       >
         <Field label="Address">
           {(id) => (
-            <input id={id} type="email" required maxLength={254} value={address} onChange={(e) => setAddress(e.target.value)} />
+            <input
+              id={id}
+              type="email"
+              required
+              maxLength={254}
+              value={address}
+              onChange={(e) => setAddress(e.target.value)}
+            />
           )}
         </Field>
         <Field label="Note">
@@ -168,9 +175,7 @@ function ImportCsv({ serverId, onDone }: { serverId: string; onDone: () => void 
   const importCsv = useAction(async (file: File) => {
     const entries = parseSuppressionCsv(await file.text());
     setResult(
-      await unwrap(
-        api.POST("/v1/servers/{server_id}/suppressions", { ...serverPath(serverId), body: { entries } }),
-      ),
+      await unwrap(api.POST("/v1/servers/{server_id}/suppressions", { ...serverPath(serverId), body: { entries } })),
     );
     onDone();
   });

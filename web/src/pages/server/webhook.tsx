@@ -30,7 +30,9 @@ export function WebhookPage() {
     await unwrap(
       api.PATCH("/v1/webhooks/{webhook_id}", {
         ...path,
-        body: enabled ? { enabled, replay_missed: window.confirm("Also send again what it missed while off?") } : { enabled },
+        body: enabled
+          ? { enabled, replay_missed: window.confirm("Also send again what it missed while off?") }
+          : { enabled },
       }),
     );
     hook.reload();
@@ -170,7 +172,9 @@ function Edit({ hook, onSaved }: { hook: Schemas["Webhook"]; onSaved: () => void
           {(id) => <input id={id} type="url" required value={url} onChange={(e) => setUrl(e.target.value)} />}
         </Field>
         <Field label="Description">
-          {(id) => <input id={id} maxLength={200} value={description} onChange={(e) => setDescription(e.target.value)} />}
+          {(id) => (
+            <input id={id} maxLength={200} value={description} onChange={(e) => setDescription(e.target.value)} />
+          )}
         </Field>
         <EventTypePicker value={events} onChange={setEvents} />
         <button type="submit" className="primary" disabled={save.busy}>
@@ -203,7 +207,9 @@ function Replay({ webhookId }: { webhookId: string }) {
       }}
     >
       <Field label="Send again every event since">
-        {(id) => <input id={id} type="datetime-local" required value={since} onChange={(e) => setSince(e.target.value)} />}
+        {(id) => (
+          <input id={id} type="datetime-local" required value={since} onChange={(e) => setSince(e.target.value)} />
+        )}
       </Field>
       <button type="submit" disabled={replay.busy}>
         Replay
@@ -211,7 +217,13 @@ function Replay({ webhookId }: { webhookId: string }) {
       {result && (
         <span role="status">
           {result.queued} events queued
-          {result.next_since && <> (more from <Time at={result.next_since} />)</>}.
+          {result.next_since && (
+            <>
+              {" "}
+              (more from <Time at={result.next_since} />)
+            </>
+          )}
+          .
         </span>
       )}
       <ErrorNote error={replay.error} />
@@ -239,17 +251,20 @@ function Deliveries({ webhookId, canWrite, round }: { webhookId: string; canWrit
     log.reload();
   });
   return (
-    <Section title="Delivery log" actions={<button type="button" onClick={log.reload}>Refresh</button>}>
+    <Section
+      title="Delivery log"
+      actions={
+        <button type="button" onClick={log.reload}>
+          Refresh
+        </button>
+      }
+    >
       <ErrorNote error={log.error ?? retry.error} />
       {log.data && log.data.data.length === 0 && (
         <Empty title="Nothing delivered yet.">Events appear here as Tern sends them; send a test event to try.</Empty>
       )}
       {log.data && log.data.data.length > 0 && (
-        <AttemptTable
-          attempts={log.data.data}
-          showEvent
-          onRetry={canWrite ? (id) => void retry.run(id) : undefined}
-        />
+        <AttemptTable attempts={log.data.data} showEvent onRetry={canWrite ? (id) => void retry.run(id) : undefined} />
       )}
       <Pager {...pager(log.data?.next_cursor)} />
     </Section>
