@@ -1,5 +1,5 @@
 // A real Tern for the browser tests: a throwaway PostgreSQL database, the
-// `tern` binary (TERN_BIN, default ../target/debug/tern) serving the API,
+// `tern` binary (TERN_TEST_BIN, default ../target/debug/tern) serving the API,
 // the dashboard and its SMTP server on free loopback ports, users made with
 // its CLI, and
 // Debian's chromium driven by playwright-core (no browser download).
@@ -14,7 +14,7 @@ import { chromium } from "playwright-core";
 
 const here = dirname(fileURLToPath(import.meta.url));
 export const OUTPUT = resolve(here, "..", "e2e-output");
-const TERN_BIN = process.env.TERN_BIN ?? resolve(here, "..", "..", "target", "debug", "tern");
+const TERN_TEST_BIN = process.env.TERN_TEST_BIN ?? resolve(here, "..", "..", "target", "debug", "tern");
 const DATABASE_BASE = (process.env.TERN_TEST_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432").replace(/\/$/, "");
 const CHROMIUM = process.env.TERN_TEST_CHROMIUM ?? "/usr/bin/chromium";
 
@@ -28,6 +28,10 @@ function freePort() {
     });
   });
 }
+
+/** The environment without TERN_* settings: a developer's shell must not
+ * point the tern under test at another database or port. */
+const CHILD_ENV = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("TERN_")));
 
 function psql(sql) {
   execFileSync("psql", [`${DATABASE_BASE}/postgres`, "-q", "-v", "ON_ERROR_STOP=1", "-c", sql], { stdio: "pipe" });
@@ -80,7 +84,8 @@ export class Tern {
     );
     this.cli("migrate");
     this.log = [];
-    this.process = spawn(TERN_BIN, ["--config", this.config, "serve"], {
+    this.process = spawn(TERN_TEST_BIN, ["--config", this.config, "serve"], {
+      env: CHILD_ENV,
       stdio: ["ignore", "pipe", "pipe"],
     });
     this.process.stdout.on("data", (d) => this.log.push(String(d)));
@@ -99,7 +104,11 @@ export class Tern {
   }
 
   cli(...args) {
-    return execFileSync(TERN_BIN, ["--config", this.config, ...args], { encoding: "utf8", stdio: "pipe" });
+    return execFileSync(TERN_TEST_BIN, ["--config", this.config, ...args], {
+      encoding: "utf8",
+      stdio: "pipe",
+      env: CHILD_ENV,
+    });
   }
 
   /** A user made with `tern admin create-user`. */
