@@ -155,7 +155,10 @@ describe("dashboard", () => {
         to: ["jane@example.org"],
         subject: "Your receipt",
         text: "Thanks for your order.",
-        html: '<h1>Thanks!</h1><p>Your order is on its way.</p><img src="https://images.example.invalid/logo.png" alt="logo">',
+        html:
+          '<head><link rel="dns-prefetch" href="//tracker.example.invalid">' +
+          '<meta http-equiv="refresh" content="0;url=https://tracker.example.invalid/"></head>' +
+          '<h1>Thanks!</h1><p>Your order is on its way.</p><img src="https://images.example.invalid/logo.png" alt="logo">',
         tag: "receipt",
       }),
     });
@@ -184,6 +187,9 @@ describe("dashboard", () => {
     await timeline.getByText("held").first().waitFor();
     const frame = page.locator('iframe[title="HTML preview of the message"]');
     assert.equal(await frame.getAttribute("sandbox"), "");
+    const srcdoc = await frame.getAttribute("srcdoc");
+    assert.match(srcdoc, /<meta http-equiv="Content-Security-Policy" content="default-src 'none'; img-src data:;/);
+    assert.doesNotMatch(srcdoc, /dns-prefetch|refresh/, "what fetches or navigates outside the CSP is stripped");
     await page
       .frameLocator('iframe[title="HTML preview of the message"]')
       .getByText("Your order is on its way.")

@@ -8,25 +8,33 @@ function policy(remote: boolean): string {
   return `default-src 'none'; img-src ${images}; style-src 'unsafe-inline'; font-src data:`;
 }
 
-function remoteImages(html: string): number {
+/** Elements that fetch or navigate outside what a CSP governs (DNS
+ * prefetch, preconnect, refresh, base URL) or embed other content. */
+const STRIPPED = "script, link, base, meta, object, embed, applet, iframe, frame, frameset, portal";
+
+const REMOTE = /^\s*(https?:)?\/\//i;
+
+/** The sender's HTML as an inert document (DOMParser runs and loads
+ * nothing), stripped, with the frame's policy first in its head. */
+function prepare(html: string, remote: boolean): { srcDoc: string; blocked: number } {
   const doc = new DOMParser().parseFromString(html, "text/html");
-  let count = 0;
-  doc.querySelectorAll("img[src], image, [background]").forEach((el) => {
-    const src = el.getAttribute("src") ?? el.getAttribute("background") ?? el.getAttribute("href") ?? "";
-    if (/^\s*(https?:)?\/\//i.test(src)) count += 1;
+  doc.querySelectorAll(STRIPPED).forEach((el) => el.remove());
+  let blocked = 0;
+  doc.querySelectorAll("img[src], [background]").forEach((el) => {
+    if (REMOTE.test(el.getAttribute("src") ?? el.getAttribute("background") ?? "")) blocked += 1;
   });
-  return count;
+  const meta = doc.createElement("meta");
+  meta.httpEquiv = "Content-Security-Policy";
+  meta.content = policy(remote);
+  doc.head.prepend(meta);
+  return { srcDoc: "<!doctype html>" + doc.documentElement.outerHTML, blocked };
 }
 
 /** A message's HTML in a sandboxed frame: no scripts, no forms, no
  * same-origin access, no referrer; remote images blocked until clicked. */
 export function HtmlPreview({ html }: { html: string }) {
   const [remote, setRemote] = useState(false);
-  const blocked = useMemo(() => remoteImages(html), [html]);
-  const srcDoc = useMemo(
-    () => `<meta http-equiv="Content-Security-Policy" content="${policy(remote)}">` + html,
-    [html, remote],
-  );
+  const { srcDoc, blocked } = useMemo(() => prepare(html, remote), [html, remote]);
   return (
     <div className="preview">
       {blocked > 0 && !remote && (
