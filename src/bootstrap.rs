@@ -172,6 +172,7 @@ impl Demo {
         format!(
             r#"
 ==================== Tern demo ====================
+Dashboard:      {base}/ (log in with the admin below)
 API and docs:   {base}/docs
 Admin login:    {email} / {password}
 Organization:   {org}
