@@ -237,7 +237,7 @@ describe("dashboard", () => {
     const checks = page.getByRole("region", { name: "Sender checks" });
     await checks.getByRole("rowheader", { name: "SPF (MAIL FROM)" }).waitFor();
     await checks.getByRole("rowheader", { name: "DMARC" }).waitFor();
-    await page.getByRole("tab", { name: "Text" }).click();
+    await page.getByRole("button", { name: "Text", exact: true }).click();
     await page.getByText("My order is late.").waitFor();
     await snap(page, "message-received");
   });
@@ -333,7 +333,7 @@ describe("dashboard", () => {
     await page.getByLabel("Member email").fill(VIEWER.email);
     await page.getByLabel("Role", { exact: true }).selectOption("viewer");
     await page.getByRole("button", { name: "Add member" }).click();
-    await page.getByRole("cell", { name: VIEWER.email }).waitFor();
+    await page.getByRole("cell", { name: VIEWER.email, exact: true }).waitFor();
     await snap(page, "organization");
   });
 
@@ -355,7 +355,7 @@ describe("dashboard", () => {
       ["API keys", ["Create key", "Revoke web app", "Rename web app"]],
       ["Webhooks", ["Add endpoint"]],
       ["Inbound routes", ["Add route"]],
-      ["Suppressions", ["Suppress"]],
+      ["Suppressions", ["Suppress", "Remove noreply@example.org"]],
       ["Settings", ["Save", "Delete server"]],
     ]) {
       await nav(viewer, label);
@@ -365,6 +365,14 @@ describe("dashboard", () => {
         assert.equal(await viewer.getByRole("button", { name, exact: true }).count(), 0, `${label}: ${name}`);
       }
     }
+    await nav(viewer, "Webhooks");
+    await viewer.getByRole("link", { name: /^http:\/\/127\.0\.0\.1/ }).click();
+    await viewer.getByRole("heading", { name: "Delivery log" }).waitFor();
+    await viewer.getByText("webhook.test").first().waitFor();
+    for (const name of ["Send a test event", "Turn off", "Rotate the signing secret", "Delete endpoint", "Replay"]) {
+      assert.equal(await viewer.getByRole("button", { name, exact: true }).count(), 0, `webhook: ${name}`);
+    }
+    assert.equal(await viewer.getByRole("button", { name: /^Retry/ }).count(), 0, "webhook: retry");
     const api = await tern.as(VIEWER);
     const key = await api("POST", `/v1/servers/${state.server}/api-keys`, { name: "sneaky" });
     assert.equal(key.status, 403);

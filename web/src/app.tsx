@@ -1,5 +1,4 @@
-import { useEffect } from "react";
-import { Link, Navigate, Route, Routes, useLocation } from "react-router";
+import { Link, Navigate, Route, Routes } from "react-router";
 import { useAuth } from "./auth";
 import { LoginPage } from "./pages/login";
 import { NotFoundPage } from "./pages/not-found";
@@ -19,14 +18,6 @@ import { WebhooksPage } from "./pages/server/webhooks";
 
 export function App() {
   const { user, logout } = useAuth();
-  const location = useLocation();
-
-  // After a navigation, the new page's heading takes the focus, so keyboard
-  // and screen reader users start at the top of what changed.
-  useEffect(() => {
-    const heading = document.getElementById("page-title");
-    if (heading && document.activeElement === document.body) heading.focus();
-  }, [location.pathname]);
 
   if (!user) return <LoginPage />;
 

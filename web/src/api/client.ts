@@ -65,12 +65,3 @@ export async function unwrap<T>(call: Promise<Answer<T>>): Promise<T> {
     detail?.field ?? undefined,
   );
 }
-
-/** Bytes the API returns as a body of its own type (message source). */
-export async function fetchText(path: string): Promise<string> {
-  const response = await fetch(path, {
-    headers: token ? { Authorization: `Bearer ${token}` } : {},
-  });
-  if (!response.ok) throw new ApiError(response.status, "http_" + response.status, await response.text());
-  return response.text();
-}

@@ -34,7 +34,7 @@ export function OrganizationPage() {
       }
     >
       <Servers organizationId={organizationId} canWrite={canWrite} />
-      <Members organizationId={organizationId} isOwner={role === "owner"} />
+      <Members organizationId={organizationId} isOwner={role === "owner"} onChange={org.reload} />
       {role === "owner" && <Manage org={org.data} reload={org.reload} />}
     </Page>
   );
@@ -110,7 +110,8 @@ function Servers({ organizationId, canWrite }: { organizationId: string; canWrit
   );
 }
 
-function Members({ organizationId, isOwner }: { organizationId: string; isOwner: boolean }) {
+function Members(props: { organizationId: string; isOwner: boolean; onChange: () => void }) {
+  const { organizationId, isOwner } = props;
   const path = { params: { path: { organization_id: organizationId } } };
   const members = useLoad(() => unwrap(api.GET("/v1/organizations/{organization_id}/members", path)), [organizationId]);
   const [email, setEmail] = useState("");
@@ -119,14 +120,18 @@ function Members({ organizationId, isOwner }: { organizationId: string; isOwner:
     await unwrap(api.POST("/v1/organizations/{organization_id}/members", { ...path, body: { email: who, role: as } }));
     setEmail("");
     members.reload();
+    // Your own role may have changed: the page shows what it now allows.
+    props.onChange();
   });
-  const remove = useAction(async (userId: string) => {
+  const remove = useAction(async (userId: string, email: string) => {
+    if (!window.confirm(`Remove ${email} from this organization?`)) return;
     await unwrap(
       api.DELETE("/v1/organizations/{organization_id}/members/{user_id}", {
         params: { path: { organization_id: organizationId, user_id: userId } },
       }),
     );
     members.reload();
+    props.onChange();
   });
   const submit = (e: FormEvent) => {
     e.preventDefault();
@@ -156,7 +161,10 @@ function Members({ organizationId, isOwner }: { organizationId: string; isOwner:
                     <select
                       aria-label={`Role of ${m.email}`}
                       value={m.role}
-                      onChange={(e) => void add.run(m.email, e.target.value as Schemas["Role"])}
+                      onChange={(e) => {
+                        const next = e.target.value as Schemas["Role"];
+                        if (window.confirm(`Make ${m.email} ${next}?`)) void add.run(m.email, next);
+                      }}
                     >
                       {ROLES.map((r) => (
                         <option key={r}>{r}</option>
@@ -168,7 +176,13 @@ function Members({ organizationId, isOwner }: { organizationId: string; isOwner:
                 </td>
                 {isOwner && (
                   <td>
-                    <button type="button" className="danger small" onClick={() => void remove.run(m.user_id)}>
+                    <button
+                      type="button"
+                      className="danger small"
+                      aria-label={`Remove ${m.email}`}
+                      disabled={remove.busy}
+                      onClick={() => void remove.run(m.user_id, m.email)}
+                    >
                       Remove
                     </button>
                   </td>

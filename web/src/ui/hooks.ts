@@ -14,8 +14,10 @@ function asApiError(e: unknown): ApiError {
 
 /** Loads data when `deps` change; `reload()` loads again in place. */
 export function useLoad<T>(load: () => Promise<T>, deps: unknown[]): Loaded<T> {
-  const [data, setData] = useState<T>();
-  const [error, setError] = useState<ApiError>();
+  // Data and errors belong to the inputs they were loaded for: when the
+  // inputs change, the last answer is not shown as if it were the new one.
+  const key = JSON.stringify(deps);
+  const [state, setState] = useState<{ key: string; data?: T; error?: ApiError }>({ key });
   const [loading, setLoading] = useState(true);
   const [round, setRound] = useState(0);
   const loadRef = useRef(load);
@@ -27,11 +29,11 @@ export function useLoad<T>(load: () => Promise<T>, deps: unknown[]): Loaded<T> {
     loadRef
       .current()
       .then((value) => {
-        if (!live) return;
-        setData(value);
-        setError(undefined);
+        if (live) setState({ key, data: value });
       })
-      .catch((e: unknown) => live && setError(asApiError(e)))
+      .catch((e: unknown) => {
+        if (live) setState((prev) => ({ key, data: prev.key === key ? prev.data : undefined, error: asApiError(e) }));
+      })
       .finally(() => live && setLoading(false));
     return () => {
       live = false;
@@ -40,7 +42,13 @@ export function useLoad<T>(load: () => Promise<T>, deps: unknown[]): Loaded<T> {
   }, [...deps, round]);
 
   const reload = useCallback(() => setRound((r) => r + 1), []);
-  return { data, error, loading, reload };
+  const current = state.key === key;
+  return {
+    data: current ? state.data : undefined,
+    error: current ? state.error : undefined,
+    loading: loading || !current,
+    reload,
+  };
 }
 
 export type Action<A extends unknown[]> = {
@@ -56,7 +64,11 @@ export function useAction<A extends unknown[]>(act: (...args: A) => Promise<unkn
   const [error, setError] = useState<ApiError>();
   const actRef = useRef(act);
   actRef.current = act;
+  // A second click while the first request runs does nothing.
+  const running = useRef(false);
   const run = useCallback(async (...args: A) => {
+    if (running.current) return false;
+    running.current = true;
     setBusy(true);
     setError(undefined);
     try {
@@ -66,6 +78,7 @@ export function useAction<A extends unknown[]>(act: (...args: A) => Promise<unkn
       setError(asApiError(e));
       return false;
     } finally {
+      running.current = false;
       setBusy(false);
     }
   }, []);
@@ -86,11 +99,14 @@ export function useInterval(tick: () => void, ms: number, on: boolean): void {
   }, [ms, on]);
 }
 
-/** Cursor pagination: the cursors of the pages behind the current one. */
-export function useCursorPages() {
-  const [cursors, setCursors] = useState<string[]>([]);
+/** Cursor pagination: the cursors of the pages behind the current one.
+ * They belong to `key` (the filters): other filters start on page one. */
+export function useCursorPages(key = "") {
+  const [state, setState] = useState<{ key: string; cursors: string[] }>({ key, cursors: [] });
+  const cursors = state.key === key ? state.cursors : [];
+  const setCursors = (next: (c: string[]) => string[]) => setState({ key, cursors: next(cursors) });
   const cursor = cursors[cursors.length - 1];
-  const reset = useCallback(() => setCursors([]), []);
+  const reset = useCallback(() => setState({ key, cursors: [] }), [key]);
   /** Props for {@link Pager}, given the page's `next_cursor`. */
   const pager = (next: string | null | undefined) => ({
     hasPrev: cursors.length > 0,

@@ -1,11 +1,20 @@
-import { useId, useState, type ReactNode } from "react";
+import { useEffect, useId, useRef, useState, type ReactNode } from "react";
 import type { ApiError } from "../api/client";
 
 export function Page(props: { title: string; actions?: ReactNode; children: ReactNode; lead?: ReactNode }) {
+  const heading = useRef<HTMLHeadingElement>(null);
+  // A new page takes the focus to its heading (keyboard and screen reader
+  // users start at the top of what changed) and names the tab.
+  useEffect(() => {
+    heading.current?.focus();
+  }, []);
+  useEffect(() => {
+    document.title = `${props.title} · Tern`;
+  }, [props.title]);
   return (
     <section className="page" aria-labelledby="page-title">
       <header className="page-head">
-        <h1 id="page-title" tabIndex={-1}>
+        <h1 id="page-title" tabIndex={-1} ref={heading}>
           {props.title}
         </h1>
         {props.actions && <div className="page-actions">{props.actions}</div>}
@@ -176,9 +185,15 @@ export function Field(props: {
 
 /** A secret shown once, with a warning and a copy button. */
 export function SecretOnce(props: { title: string; secret: string; onDone: () => void; children?: ReactNode }) {
+  const heading = useRef<HTMLHeadingElement>(null);
+  useEffect(() => {
+    heading.current?.focus();
+  }, []);
   return (
     <div className="secret" role="region" aria-label={props.title}>
-      <h3>{props.title}</h3>
+      <h3 tabIndex={-1} ref={heading}>
+        {props.title}
+      </h3>
       <p className="warn-text">Copy it now: Tern keeps only a hash of it and will never show it again.</p>
       {props.children}
       <div className="secret-row">

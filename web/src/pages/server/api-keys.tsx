@@ -112,6 +112,7 @@ function KeyRow(props: { apiKey: Schemas["ApiKey"]; canWrite: boolean; onChange:
           >
             <input
               aria-label="New name"
+              autoFocus
               required
               maxLength={100}
               value={name}

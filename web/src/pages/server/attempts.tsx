@@ -7,6 +7,7 @@ export function AttemptTable(props: {
   attempts: Schemas["WebhookAttempt"][];
   showEvent: boolean;
   onRetry?: (deliveryId: string) => void;
+  retrying?: boolean;
 }) {
   return (
     <table>
@@ -41,7 +42,13 @@ export function AttemptTable(props: {
             </td>
             {props.onRetry && (
               <td>
-                <button type="button" className="small" onClick={() => props.onRetry?.(a.delivery_id)}>
+                <button
+                  type="button"
+                  className="small"
+                  disabled={props.retrying}
+                  aria-label={`Retry ${a.event_type} ${a.event_id}`}
+                  onClick={() => props.onRetry?.(a.delivery_id)}
+                >
                   Retry
                 </button>
               </td>

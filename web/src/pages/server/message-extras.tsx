@@ -5,7 +5,7 @@ import { AttemptTable } from "./attempts";
 
 /** What Tern's SMTP server recorded of a received message: the
  * connection, the sender checks, the route and the endpoint's answers. */
-export function InboundSection({ inbound }: { inbound: Schemas["InboundDetail"] }) {
+export function InboundSection({ inbound, serverId }: { inbound: Schemas["InboundDetail"]; serverId: string }) {
   const { envelope, checks } = inbound;
   return (
     <>
@@ -31,7 +31,9 @@ export function InboundSection({ inbound }: { inbound: Schemas["InboundDetail"] 
             <>
               <dt>About</dt>
               <dd>
-                <Link to={`../${inbound.about_message_id}`}>the message this report is about</Link>
+                <Link to={`/servers/${serverId}/messages/${inbound.about_message_id}`}>
+                  the message this report is about
+                </Link>
               </dd>
             </>
           )}

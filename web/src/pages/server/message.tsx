@@ -26,8 +26,15 @@ function detailText(detail: unknown): string {
 }
 
 export function MessagePage() {
-  const { server } = useServer();
   const messageId = useParams().messageId ?? "";
+  // One component per message: what was loaded or allowed (the source,
+  // remote images) for one message never carries over to the next.
+  return <MessageView key={messageId} messageId={messageId} />;
+}
+
+function MessageView({ messageId }: { messageId: string }) {
+  const { server } = useServer();
+  const list = `/servers/${server.id}/messages`;
   const path = { params: { path: { server_id: server.id, message_id: messageId } } };
   const message = useLoad(
     () =>
@@ -50,7 +57,7 @@ export function MessagePage() {
     return (
       <Page title="Message">
         <ErrorNote error={message.error} />
-        <Link to="..">All messages</Link>
+        <Link to={list}>All messages</Link>
       </Page>
     );
   }
@@ -64,7 +71,7 @@ export function MessagePage() {
       title={m.subject || "(no subject)"}
       lead={
         <>
-          <Link to="..">All messages</Link> · {m.direction === "incoming" ? "Received" : "Sent"}{" "}
+          <Link to={list}>All messages</Link> · {m.direction === "incoming" ? "Received" : "Sent"}{" "}
           <Time at={m.created_at} />
         </>
       }
@@ -133,7 +140,7 @@ export function MessagePage() {
           </table>
         </Section>
       )}
-      {m.inbound && <InboundSection inbound={m.inbound} />}
+      {m.inbound && <InboundSection inbound={m.inbound} serverId={server.id} />}
       {m.tracking && (m.tracking.opens > 0 || m.tracking.clicks > 0 || m.tracking.links.length > 0) && (
         <TrackingSection tracking={m.tracking} />
       )}
@@ -151,15 +158,15 @@ export function MessagePage() {
         </Section>
       )}
       <Section title="Content">
-        <div role="tablist" aria-label="Body" className="tabs">
-          <button type="button" role="tab" aria-selected={tab === "html"} onClick={() => setTab("html")}>
+        <div role="group" aria-label="Show the body as" className="tabs">
+          <button type="button" aria-pressed={tab === "html"} onClick={() => setTab("html")}>
             HTML
           </button>
-          <button type="button" role="tab" aria-selected={tab === "text"} onClick={() => setTab("text")}>
+          <button type="button" aria-pressed={tab === "text"} onClick={() => setTab("text")}>
             Text
           </button>
         </div>
-        <div role="tabpanel">
+        <div>
           {tab === "html" &&
             (body?.html ? <HtmlPreview html={body.html} /> : <p className="muted">This message has no HTML body.</p>)}
           {tab === "text" &&

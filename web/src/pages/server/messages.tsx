@@ -27,7 +27,7 @@ function toInstant(local: string): string | undefined {
 export function MessagesPage() {
   const { server } = useServer();
   const [search, setSearch] = useSearchParams();
-  const { cursor, reset: resetPages, pager } = useCursorPages();
+  const { cursor, reset: resetPages, pager } = useCursorPages(search.toString());
   const [live, setLive] = useState(true);
   const value = (f: Filter) => search.get(f) ?? "";
 
@@ -133,7 +133,8 @@ export function MessagesPage() {
             "Widen the time range or clear a filter."
           ) : (
             <>
-              Send one with an <Link to="../api-keys">API key</Link> and <code>POST /v1/messages</code>.
+              Send one with an <Link to={`/servers/${server.id}/api-keys`}>API key</Link> and{" "}
+              <code>POST /v1/messages</code>.
             </>
           )}
         </Empty>

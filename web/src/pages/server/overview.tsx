@@ -93,8 +93,8 @@ export function OverviewPage() {
       <Section title="Delivery over time">
         {totals.accepted + totals.delivered + totals.deferred + totals.bounced + totals.failed === 0 ? (
           <Empty title="Nothing sent in the last 30 days.">
-            Create an <Link to="../api-keys">API key</Link> and send with <code>POST /v1/messages</code>; see the{" "}
-            <a href="/docs">API docs</a>.
+            Create an <Link to={`/servers/${server.id}/api-keys`}>API key</Link> and send with{" "}
+            <code>POST /v1/messages</code>; see the <a href="/docs">API docs</a>.
           </Empty>
         ) : (
           <>

@@ -1,7 +1,7 @@
 import { useState, type FormEvent } from "react";
 import { api, unwrap, type Schemas } from "../../api/client";
-import { useAction, useLoad } from "../../ui/hooks";
-import { Badge, CopyButton, Empty, ErrorNote, Field, Loading, Page, SecretOnce, Section } from "../../ui/parts";
+import { useAction, useCursorPages, useLoad } from "../../ui/hooks";
+import { Badge, CopyButton, Empty, ErrorNote, Field, Loading, Page, Pager, SecretOnce, Section } from "../../ui/parts";
 import { AttemptTable } from "./attempts";
 import { serverPath, useServer } from "./context";
 
@@ -47,9 +47,17 @@ function RouteCard(props: { route: Schemas["Route"]; canWrite: boolean; onChange
   const r = props.route;
   const path = { params: { path: { route_id: r.id } } };
   const [open, setOpen] = useState(false);
+  const { cursor, pager } = useCursorPages();
   const log = useLoad(
-    () => (open ? unwrap(api.GET("/v1/routes/{route_id}/deliveries", path)) : Promise.resolve(undefined)),
-    [r.id, open],
+    () =>
+      open
+        ? unwrap(
+            api.GET("/v1/routes/{route_id}/deliveries", {
+              params: { path: { route_id: r.id }, query: { cursor, limit: 25 } },
+            }),
+          )
+        : Promise.resolve(undefined),
+    [r.id, open, cursor],
   );
   const retry = useAction(async (deliveryId: string) => {
     await unwrap(
@@ -119,8 +127,10 @@ function RouteCard(props: { route: Schemas["Route"]; canWrite: boolean; onChange
               attempts={log.data.data}
               showEvent={false}
               onRetry={props.canWrite ? (id) => void retry.run(id) : undefined}
+              retrying={retry.busy}
             />
           )}
+          <Pager {...pager(log.data?.next_cursor)} />
         </details>
       )}
       <ErrorNote error={remove.error ?? retry.error} />

@@ -10,7 +10,7 @@ const REASONS: Schemas["SuppressionReason"][] = ["hard_bounce", "complaint", "un
 export function SuppressionsPage() {
   const { server, canWrite } = useServer();
   const [query, setQuery] = useState({ address: "", reason: "" });
-  const { cursor, reset: resetPages, pager } = useCursorPages();
+  const { cursor, reset: resetPages, pager } = useCursorPages(JSON.stringify(query));
   const list = useLoad(
     () =>
       unwrap(

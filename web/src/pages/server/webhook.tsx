@@ -8,7 +8,8 @@ import { useServer } from "./context";
 import { EventTypePicker } from "./event-types";
 
 export function WebhookPage() {
-  const { canWrite } = useServer();
+  const { server, canWrite } = useServer();
+  const list = `/servers/${server.id}/webhooks`;
   const webhookId = useParams().webhookId ?? "";
   const path = { params: { path: { webhook_id: webhookId } } };
   const hook = useLoad(() => unwrap(api.GET("/v1/webhooks/{webhook_id}", path)), [webhookId]);
@@ -40,14 +41,14 @@ export function WebhookPage() {
   const remove = useAction(async () => {
     if (!window.confirm("Delete this endpoint and its delivery log?")) return;
     await unwrap(api.DELETE("/v1/webhooks/{webhook_id}", path));
-    navigate("..");
+    navigate(list);
   });
 
   if (hook.error) {
     return (
       <Page title="Webhook">
         <ErrorNote error={hook.error} />
-        <Link to="..">All webhooks</Link>
+        <Link to={list}>All webhooks</Link>
       </Page>
     );
   }
@@ -59,7 +60,7 @@ export function WebhookPage() {
       title={h.description || h.url}
       lead={
         <>
-          <Link to="..">All webhooks</Link> · <code>{h.url}</code>
+          <Link to={list}>All webhooks</Link> · <code>{h.url}</code>
         </>
       }
       actions={
@@ -264,7 +265,12 @@ function Deliveries({ webhookId, canWrite, round }: { webhookId: string; canWrit
         <Empty title="Nothing delivered yet.">Events appear here as Tern sends them; send a test event to try.</Empty>
       )}
       {log.data && log.data.data.length > 0 && (
-        <AttemptTable attempts={log.data.data} showEvent onRetry={canWrite ? (id) => void retry.run(id) : undefined} />
+        <AttemptTable
+          attempts={log.data.data}
+          showEvent
+          onRetry={canWrite ? (id) => void retry.run(id) : undefined}
+          retrying={retry.busy}
+        />
       )}
       <Pager {...pager(log.data?.next_cursor)} />
     </Section>
