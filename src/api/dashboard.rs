@@ -110,8 +110,3 @@ fn respond(status: StatusCode, content_type: &str, cache: &'static str, body: Ve
     );
     (status, headers, body).into_response()
 }
-
-/// Whether this binary can serve the dashboard (for the startup log).
-pub fn built() -> bool {
-    Assets::get("index.html").is_some()
-}

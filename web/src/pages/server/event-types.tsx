@@ -1,6 +1,6 @@
 import type { Schemas } from "../../api/client";
 
-export const EVENT_TYPES: Schemas["EventType"][] = [
+const EVENT_TYPES: Schemas["EventType"][] = [
   "message.held",
   "message.sent",
   "message.deferred",
