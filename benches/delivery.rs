@@ -37,6 +37,8 @@ use clap::Parser;
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 
+#[path = "delivery/cpu.rs"]
+mod cpu;
 #[path = "delivery/inbound.rs"]
 mod inbound;
 #[path = "delivery/tracking.rs"]
@@ -250,7 +252,7 @@ impl Bench {
         );
 
         let e2e_start = SystemTime::now();
-        let busy_before = machine_busy_seconds();
+        let meter = cpu::Meter::start(&["API", "worker"], &self.processes);
         let both = self.load(&client, &body, args.messages, args.concurrency).await?;
         let e2e = self
             .wait_sent(queued + total(args.messages), e2e_start, Duration::from_secs(600))
@@ -263,10 +265,13 @@ impl Bench {
             e2e.as_secs_f64(),
             e2e_rate
         );
-        let e2e_cpu = (machine_busy_seconds() - busy_before) * 1000.0 / args.messages as f64;
+        let e2e_cpu = meter.machine_ms(args.messages);
         let (p50, p99) = self.delivery_latency(queued).await?;
         println!("    accept-to-sent latency: p50 {p50:.0} ms, p99 {p99:.0} ms");
-        println!("    CPU of the whole machine per message: {e2e_cpu:.2} ms");
+        println!(
+            "    CPU per message: {}; the whole machine {e2e_cpu:.2} ms",
+            meter.parts(args.messages)
+        );
         let after_e2e = self.transactions().await?;
         println!(
             "    PostgreSQL transactions per message: {:.2}",
@@ -365,8 +370,7 @@ impl Bench {
             .await?;
         let hooks_before = receiver.count();
         let tx_before = self.transactions().await?;
-        let cpu_before: Vec<f64> = self.processes.iter().map(cpu_seconds).collect();
-        let busy_before = machine_busy_seconds();
+        let meter = cpu::Meter::start(&["dispatcher", "API", "worker"], &self.processes);
         let start = SystemTime::now();
         let load = self.load(client, body, args.messages, args.concurrency).await?;
         let took = self
@@ -377,26 +381,17 @@ impl Bench {
             )
             .await?;
         let rate = args.messages as f64 / took.as_secs_f64();
-        let machine_cpu = (machine_busy_seconds() - busy_before) * 1000.0 / args.messages as f64;
         load.print("6a. accept while delivering, webhooks on");
         let published = args.messages * args.recipients;
         receiver
             .wait_for(hooks_before + published, Duration::from_secs(600))
             .await?;
-        let cpu: Vec<String> = ["dispatcher", "API", "worker"]
-            .iter()
-            .zip(self.processes.iter().zip(&cpu_before))
-            .map(|(role, (process, before))| {
-                format!(
-                    "{role} {:.0} µs",
-                    (cpu_seconds(process) - before) * 1e6 / args.messages as f64
-                )
-            })
-            .collect();
+        // Until the last webhook arrived: all the work the sends caused.
+        let machine_cpu = meter.machine_ms(args.messages);
         println!(
             "    CPU per message: {}; the whole machine {machine_cpu:.2} ms against {e2e_cpu:.2} ms \
              without ({:+.1}%)",
-            cpu.join(", "),
+            meter.parts(args.messages),
             100.0 * (machine_cpu - e2e_cpu) / e2e_cpu
         );
         let tx_after = self.transactions().await?;
@@ -446,25 +441,15 @@ impl Bench {
         source(warm_up, inbound::ROUTE, smtp_port).await??;
         receiver.wait_for(warm_up, Duration::from_secs(120)).await?;
 
-        let cpu_before: Vec<f64> = self.processes.iter().map(cpu_seconds).collect();
-        let busy_before = machine_busy_seconds();
+        let meter = cpu::Meter::start(&["SMTP server", "dispatcher"], &self.processes);
         let started = SystemTime::now();
         let accepted = source(n, inbound::ROUTE, smtp_port).await??;
         receiver.wait_for(warm_up + n, Duration::from_secs(600)).await?;
         let arrivals = receiver.arrivals();
         let last = arrivals.iter().map(|(_, at)| *at).max().unwrap_or(started);
         let delivered = last.duration_since(started)?;
-        let machine_cpu = (machine_busy_seconds() - busy_before) * 1000.0 / n as f64;
-        let cpu: Vec<String> = ["SMTP server", "dispatcher"]
-            .iter()
-            .zip(self.processes.iter().zip(&cpu_before))
-            .map(|(role, (process, before))| {
-                format!(
-                    "{role} {:.0} µs",
-                    (cpu_seconds(process) - before) * 1e6 / n as f64
-                )
-            })
-            .collect();
+        let machine_cpu = meter.machine_ms(n);
+        let cpu = meter.parts(n);
         let passed: (i64, i64) = sqlx::query_as(
             "SELECT count(*) FILTER (WHERE checks->'dkim'->0->>'result' = 'pass'),
                     count(*) FILTER (WHERE checks->'spf'->>'result' = 'pass')
@@ -498,7 +483,7 @@ impl Bench {
             passed.0,
             passed.1,
             warm_up + n,
-            cpu.join(", ")
+            cpu
         );
         println!(
             "8c. ceiling: smtp-source -> smtp-sink, the same file and sessions: {:.0} msg/s; \
@@ -850,35 +835,6 @@ fn tern(config: &PathBuf, args: &[&str]) -> anyhow::Result<Child> {
         .args(args)
         .spawn()
         .with_context(|| format!("starting tern {args:?}"))
-}
-
-/// CPU time the whole machine has spent busy so far (all cores, from
-/// /proc/stat: everything but idle and I/O wait), in seconds.
-fn machine_busy_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-    let ticks: Vec<f64> = stat
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .split_whitespace()
-        .skip(1)
-        .filter_map(|v| v.parse().ok())
-        .collect();
-    let idle = ticks.get(3).unwrap_or(&0.0) + ticks.get(4).unwrap_or(&0.0);
-    (ticks.iter().sum::<f64>() - idle) / 100.0
-}
-
-/// CPU time (user and system) a child has used so far, in seconds.
-fn cpu_seconds(process: &Child) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{}/stat", process.id())).unwrap_or_default();
-    // The fields after the command name, which is in parentheses.
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest.split_whitespace().collect())
-        .unwrap_or_default();
-    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    // utime and stime are fields 14 and 15; CLK_TCK is 100 on Linux.
-    (ticks(11) + ticks(12)) / 100.0
 }
 
 fn free_udp_port() -> anyhow::Result<u16> {

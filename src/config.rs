@@ -235,6 +235,12 @@ pub struct WebhookSettings {
     /// How long a dispatcher owns the deliveries it claimed: one that dies
     /// mid-send leaves them to others after this many seconds.
     pub lease_secs: u64,
+    /// How often a dispatcher looks for due deliveries, in milliseconds:
+    /// the longest an event waits before it is sent (a backlog is taken
+    /// without waiting). Polling rather than notifications: a `NOTIFY` in
+    /// every transaction that writes an event would serialise their
+    /// commits and wake every listening connection of the database.
+    pub poll_interval_ms: u64,
 }
 
 impl Default for WebhookSettings {
@@ -253,6 +259,7 @@ impl Default for WebhookSettings {
             concurrency: 64,
             disable_after_secs: 3 * 24 * 3600,
             lease_secs: 120,
+            poll_interval_ms: 50,
         }
     }
 }
@@ -668,6 +675,9 @@ impl Settings {
         }
         if self.delivery.poll_interval_ms < 10 {
             return invalid("delivery.poll_interval_ms", "must be at least 10");
+        }
+        if !(10..=60_000).contains(&self.webhooks.poll_interval_ms) {
+            return invalid("webhooks.poll_interval_ms", "must be from 10 to 60000");
         }
         if self.delivery.concurrency == 0 || self.delivery.per_domain_concurrency == 0 {
             return invalid("delivery.concurrency", "concurrency limits must be at least 1");

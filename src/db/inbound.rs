@@ -59,7 +59,7 @@ pub async fn store(pool: &PgPool, copies: &[NewInbound<'_>]) -> sqlx::Result<()>
     tx.commit().await
 }
 
-/// One copy: message, source, outbox row (and its notification) and record.
+/// One copy: message, source, outbox row and record.
 async fn insert(conn: &mut sqlx::PgConnection, copy: &NewInbound<'_>) -> sqlx::Result<()> {
     let size = i32::try_from(copy.raw.len()).unwrap_or(i32::MAX);
     let (delivery, endpoint, event_id, payload) = match copy.delivery {
@@ -87,7 +87,7 @@ async fn insert(conn: &mut sqlx::PgConnection, copy: &NewInbound<'_>) -> sqlx::R
               SELECT id, $10, $11, $12, $13, $14, $15::text::inet, $16, $17, $5, $18, $19, $23, $24,
                      $25, CASE WHEN $10 = 'return_path' THEN now() END FROM m
            )
-           SELECT count(pg_notify('tern_webhooks', '')) AS "notified!" FROM d"#,
+           SELECT count(*) AS "queued!" FROM d"#,
         copy.id,
         copy.server_id,
         copy.domain_id,

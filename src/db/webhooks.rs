@@ -220,11 +220,6 @@ pub async fn replay(
     )
     .fetch_one(pool)
     .await?;
-    if row.queued > 0 {
-        sqlx::query!("SELECT pg_notify('tern_webhooks', '')")
-            .execute(pool)
-            .await?;
-    }
     Ok(Replayed {
         queued: row.queued,
         next_since: if row.found >= limit { row.last } else { None },

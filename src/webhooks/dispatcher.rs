@@ -10,6 +10,12 @@
 //! other than 408 and 429 from it fails the delivery at once.
 //! A dispatcher that dies leaves leases that expire: the delivery is sent
 //! again with the same `webhook-id`, which receivers use to drop the copy.
+//!
+//! Dispatchers poll (`webhooks.poll_interval_ms`) rather than listen: a
+//! `NOTIFY` from every transaction that writes an event (each delivery
+//! outcome, each message received) would serialise those commits and wake
+//! every listening connection of the database. A poll finds events that
+//! came one by one a few at a time, so claims and records carry batches.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -22,7 +28,6 @@ use anyhow::Context;
 use chrono::Utc;
 use hickory_resolver::TokioResolver;
 use rand::Rng;
-use sqlx::postgres::PgListener;
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 use uuid::Uuid;
@@ -34,8 +39,6 @@ use crate::domain::is_private_address;
 use crate::observability::logs::chain;
 use crate::state::AppState;
 
-/// The channel the outbox trigger notifies.
-pub const CHANNEL: &str = "tern_webhooks";
 /// How much of a response is read at most, and kept for the log.
 const READ_LIMIT: usize = 64 * 1024;
 const LOG_LIMIT: usize = 1024;
@@ -43,11 +46,9 @@ const LOG_LIMIT: usize = 1024;
 const BATCH: usize = 100;
 /// 2xx answers recorded in one statement, at most.
 const RECORD_BATCH: usize = 200;
-/// Fallback poll without notifications.
-const POLL: Duration = Duration::from_secs(1);
-/// The least time between two claims without a backlog: events coming one
-/// by one are sent a few at a time (this much later at most).
-const LINGER: Duration = Duration::from_millis(10);
+/// How long 2xx answers wait for others to be recorded with: one
+/// statement for a few of them rather than one each.
+const RECORD_LINGER: Duration = Duration::from_millis(20);
 /// The longest `Retry-After` honoured.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
 /// "Failing for longer than this turns it off", for endpoints never turned
@@ -193,18 +194,14 @@ impl Dispatcher {
     /// Runs until `shutdown` resolves; sends under way finish.
     pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
         let concurrency = self.settings().concurrency.max(1);
+        let poll = Duration::from_millis(self.settings().poll_interval_ms.max(1));
         let (delivered, batches) = mpsc::channel(concurrency * 4);
         self.delivered = Some(delivered);
         let recorder = tokio::spawn(record_batches(self.state.db.clone(), self.id.clone(), batches));
         let dispatcher = Arc::new(self);
-        let mut listener = PgListener::connect_with(&dispatcher.state.db)
-            .await
-            .context("LISTEN connection")?;
-        listener.listen(CHANNEL).await?;
         let mut jobs = JoinSet::new();
         tokio::pin!(shutdown);
-        // Claim on this turn of the loop; without waiting for LINGER.
-        let (mut claim, mut eager) = (true, true);
+        let mut claim = true;
         let mut last_claim = Instant::now();
         loop {
             while jobs.try_join_next().is_some() {}
@@ -212,11 +209,6 @@ impl Dispatcher {
             // The claim took all it was allowed to: more is probably due.
             let (mut full, mut capped) = (false, false);
             if claim && room > 0 {
-                // A trickle of events is claimed a few at a time, not one
-                // claim (and one record) per event.
-                if !eager {
-                    tokio::time::sleep_until((last_claim + LINGER).into()).await;
-                }
                 last_claim = Instant::now();
                 // No endpoint gets more than its share in hand at once:
                 // a slow one holds only its own.
@@ -261,24 +253,16 @@ impl Dispatcher {
             }
             // Probably more due: claim again while there is room.
             if full && jobs.len() < concurrency {
-                (claim, eager) = (true, true);
+                claim = true;
                 continue;
             }
             // A backlog: the claim was full, or an endpoint had all it may
             // have in hand (when one of those ends, the next goes at once).
             let backlog = full || capped;
-            (claim, eager) = tokio::select! {
+            claim = tokio::select! {
                 () = &mut shutdown => break,
-                Some(_) = jobs.join_next(), if !jobs.is_empty() => (backlog, true),
-                notified = listener.recv() => {
-                    if let Err(err) = notified {
-                        tracing::warn!(error = %chain(&err), "webhook notifications interrupted");
-                        tokio::time::sleep(POLL).await;
-                    }
-                    while listener.next_buffered().is_some() {}
-                    (true, backlog)
-                }
-                () = tokio::time::sleep(POLL) => (true, backlog),
+                Some(_) = jobs.join_next(), if !jobs.is_empty() => backlog,
+                () = tokio::time::sleep_until((last_claim + poll).into()) => true,
             };
         }
         while jobs.join_next().await.is_some() {}
@@ -507,10 +491,20 @@ impl Dispatcher {
     }
 }
 
-/// Stores 2xx answers as they come, as many at once as are waiting.
+/// Stores 2xx answers as they come, those that come within
+/// `RECORD_LINGER` of each other together.
 async fn record_batches(db: sqlx::PgPool, owner: String, mut delivered: mpsc::Receiver<Delivered>) {
     let mut batch = Vec::with_capacity(RECORD_BATCH);
     while delivered.recv_many(&mut batch, RECORD_BATCH).await > 0 {
+        let until = tokio::time::Instant::now() + RECORD_LINGER;
+        while batch.len() < RECORD_BATCH {
+            let room = RECORD_BATCH - batch.len();
+            let more = delivered.recv_many(&mut batch, room);
+            // Time is up, or the dispatcher is gone.
+            if !matches!(tokio::time::timeout_at(until, more).await, Ok(n) if n > 0) {
+                break;
+            }
+        }
         if let Err(err) = db::record_delivered(&db, &owner, &batch).await {
             tracing::error!(deliveries = batch.len(), error = %chain(&err),
                 "storing webhook deliveries failed; they are sent again when their leases run out");
