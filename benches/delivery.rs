@@ -12,8 +12,9 @@
 //!    answers 200 at once, then keeps up with a steady stream (state change
 //!    to arrival p50/p99); `wrk` posting the same body to the same receiver
 //!    gives the ceiling.
-//! 6. end to end again with the endpoint and the dispatcher running: what
-//!    webhooks cost the send rate.
+//! 6. end to end twice more with a dispatcher running, the endpoint off (the
+//!    control, on the database as the earlier phases left it) and on: what
+//!    webhooks cost the send rate and the CPU.
 //! 7. queue claim cost at each depth of `--claim-depths`.
 //! 8. inbound (benches/delivery/inbound.rs): `smtp-source` sends signed
 //!    messages to a route of `tern serve --role smtp`, a dispatcher POSTs
@@ -252,7 +253,7 @@ impl Bench {
         );
 
         let e2e_start = SystemTime::now();
-        let meter = cpu::Meter::start(&["API", "worker"], &self.processes);
+        let meter = cpu::Meter::start(&self.db, &["API", "worker"], &self.processes).await;
         let both = self.load(&client, &body, args.messages, args.concurrency).await?;
         let e2e = self
             .wait_sent(queued + total(args.messages), e2e_start, Duration::from_secs(600))
@@ -270,7 +271,7 @@ impl Bench {
         println!("    accept-to-sent latency: p50 {p50:.0} ms, p99 {p99:.0} ms");
         println!(
             "    CPU per message: {}; the whole machine {e2e_cpu:.2} ms",
-            meter.parts(args.messages)
+            meter.parts(&self.db, args.messages).await
         );
         let after_e2e = self.transactions().await?;
         println!(
@@ -359,18 +360,54 @@ impl Bench {
             100.0 * drained / ceiling
         );
 
-        // Phase 6: end to end with the endpoint taking every `sent` event.
+        // Phase 6: end to end twice with the same processes and a database
+        // in the same state, the endpoint off and then on: what it costs.
         self.processes
             .push(tern(&self.config, &["serve", "--role", "api"])?);
         self.processes
             .push(tern(&self.config, &["serve", "--role", "worker"])?);
         self.wait_ready(client).await?;
+        let endpoint_on = |on: bool| {
+            sqlx::query("UPDATE webhook_endpoints SET enabled = $1")
+                .bind(on)
+                .execute(&self.db)
+        };
+        endpoint_on(false).await?;
+        let (control_rate, control_cpu) = self.end_to_end(args, client, body, None, "6a").await?;
+        endpoint_on(true).await?;
+        let (rate, cpu) = self.end_to_end(args, client, body, Some(&receiver), "6b").await?;
+        println!(
+            "6c. what the webhooks cost: send rate {:+.1}% against the endpoint off just before \
+             ({:+.1}% against phase 3's {e2e_rate:.0} msg/s); CPU per message {:+.1}% ({:+.1}% \
+             against phase 3's {e2e_cpu:.2} ms)",
+            100.0 * (rate - control_rate) / control_rate,
+            100.0 * (rate - e2e_rate) / e2e_rate,
+            100.0 * (cpu - control_cpu) / control_cpu,
+            100.0 * (cpu - e2e_cpu) / e2e_cpu,
+        );
+        self.stop_tern();
+        Ok(())
+    }
+
+    /// One round of phase 6: `args.messages` sends through the running
+    /// API and worker until every recipient is `sent` and, with a
+    /// receiver, every `message.sent` webhook arrived. Returns msg/s (to
+    /// the last `sent`) and the machine's CPU per message in ms (to the
+    /// last arrival: all the work the sends caused).
+    async fn end_to_end(
+        &self,
+        args: &Args,
+        client: &reqwest::Client,
+        body: &Arc<String>,
+        receiver: Option<&webhooks::Receiver>,
+        label: &str,
+    ) -> anyhow::Result<(f64, f64)> {
         let sent: i64 = sqlx::query_scalar("SELECT count(*) FROM recipients WHERE status = 'sent'")
             .fetch_one(&self.db)
             .await?;
-        let hooks_before = receiver.count();
+        let hooks_before = receiver.map_or(0, webhooks::Receiver::count);
         let tx_before = self.transactions().await?;
-        let meter = cpu::Meter::start(&["dispatcher", "API", "worker"], &self.processes);
+        let meter = cpu::Meter::start(&self.db, &["dispatcher", "API", "worker"], &self.processes).await;
         let start = SystemTime::now();
         let load = self.load(client, body, args.messages, args.concurrency).await?;
         let took = self
@@ -381,34 +418,37 @@ impl Bench {
             )
             .await?;
         let rate = args.messages as f64 / took.as_secs_f64();
-        load.print("6a. accept while delivering, webhooks on");
         let published = args.messages * args.recipients;
-        receiver
-            .wait_for(hooks_before + published, Duration::from_secs(600))
-            .await?;
-        // Until the last webhook arrived: all the work the sends caused.
+        if let Some(receiver) = receiver {
+            receiver
+                .wait_for(hooks_before + published, Duration::from_secs(600))
+                .await?;
+        }
         let machine_cpu = meter.machine_ms(args.messages);
+        let endpoint = if receiver.is_some() { "on" } else { "off" };
+        load.print(&format!(
+            "{label}. accept while delivering, webhook endpoint {endpoint}"
+        ));
         println!(
-            "    CPU per message: {}; the whole machine {machine_cpu:.2} ms against {e2e_cpu:.2} ms \
-             without ({:+.1}%)",
-            meter.parts(args.messages),
-            100.0 * (machine_cpu - e2e_cpu) / e2e_cpu
+            "    end to end: {} messages in {:.2} s = {rate:.0} msg/s{}",
+            args.messages,
+            took.as_secs_f64(),
+            if receiver.is_some() {
+                format!("; all {published} message.sent webhooks arrived")
+            } else {
+                String::new()
+            }
+        );
+        println!(
+            "    CPU per message: {}; the whole machine {machine_cpu:.2} ms",
+            meter.parts(&self.db, args.messages).await
         );
         let tx_after = self.transactions().await?;
         println!(
             "    PostgreSQL transactions per message: {:.2}",
             (tx_after - tx_before) as f64 / args.messages as f64
         );
-        println!(
-            "6b. end to end with a webhook endpoint and its dispatcher: {} messages in {:.2} s = \
-             {rate:.0} msg/s against {e2e_rate:.0} without ({:+.1}%); all {published} message.sent \
-             webhooks arrived",
-            args.messages,
-            took.as_secs_f64(),
-            100.0 * (rate - e2e_rate) / e2e_rate
-        );
-        self.stop_tern();
-        Ok(())
+        Ok((rate, machine_cpu))
     }
 
     /// Phase 8.
@@ -441,7 +481,7 @@ impl Bench {
         source(warm_up, inbound::ROUTE, smtp_port).await??;
         receiver.wait_for(warm_up, Duration::from_secs(120)).await?;
 
-        let meter = cpu::Meter::start(&["SMTP server", "dispatcher"], &self.processes);
+        let meter = cpu::Meter::start(&self.db, &["SMTP server", "dispatcher"], &self.processes).await;
         let started = SystemTime::now();
         let accepted = source(n, inbound::ROUTE, smtp_port).await??;
         receiver.wait_for(warm_up + n, Duration::from_secs(600)).await?;
@@ -449,7 +489,7 @@ impl Bench {
         let last = arrivals.iter().map(|(_, at)| *at).max().unwrap_or(started);
         let delivered = last.duration_since(started)?;
         let machine_cpu = meter.machine_ms(n);
-        let cpu = meter.parts(n);
+        let cpu = meter.parts(&self.db, n).await;
         let passed: (i64, i64) = sqlx::query_as(
             "SELECT count(*) FILTER (WHERE checks->'dkim'->0->>'result' = 'pass'),
                     count(*) FILTER (WHERE checks->'spf'->>'result' = 'pass')
@@ -829,7 +869,10 @@ fn message_body(size: usize, recipients: usize) -> String {
 }
 
 fn tern(config: &PathBuf, args: &[&str]) -> anyhow::Result<Child> {
+    // Its connections are named for the benchmark's CPU split by role.
+    let role = args.last().filter(|_| args.len() > 1).unwrap_or(&"tern");
     Command::new(env!("CARGO_BIN_EXE_tern"))
+        .env("PGAPPNAME", format!("tern-{role}"))
         .arg("--config")
         .arg(config)
         .args(args)

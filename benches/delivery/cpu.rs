@@ -1,22 +1,46 @@
 //! Where the CPU went during a phase: the whole machine, each Tern process,
 //! PostgreSQL (every `postgres` process, backends that exited included
-//! through the postmaster's reaped-children time), and this benchmark
-//! process (its load generators and receivers).
+//! through the postmaster's reaped-children time), split by whose
+//! connection it worked for (`application_name`, which the benchmark sets
+//! to `tern-<role>`), and this benchmark process (its load generators and
+//! receivers).
 
+use std::collections::HashMap;
 use std::process::Child;
+
+use sqlx::PgPool;
 
 /// CPU seconds used so far, taken at the start of a phase.
 pub struct Meter {
     machine: f64,
     processes: Vec<(&'static str, u32, f64)>,
     postgres: f64,
+    /// Backends serving Tern's processes, by pid: (role, CPU so far).
+    backends: HashMap<i32, (String, f64)>,
     bench: f64,
+}
+
+/// Tern's backends now: pid and role.
+async fn tern_backends(db: &PgPool) -> Vec<(i32, String)> {
+    sqlx::query_as(
+        "SELECT pid, substr(application_name, 6) FROM pg_stat_activity
+         WHERE application_name LIKE 'tern-%' AND datname = current_database()",
+    )
+    .fetch_all(db)
+    .await
+    .unwrap_or_default()
 }
 
 impl Meter {
     /// `roles` names `processes` in order.
-    pub fn start(roles: &[&'static str], processes: &[Child]) -> Meter {
+    pub async fn start(db: &PgPool, roles: &[&'static str], processes: &[Child]) -> Meter {
+        let backends = tern_backends(db)
+            .await
+            .into_iter()
+            .map(|(pid, role)| (pid, (role, process_seconds(&pid.to_string(), false))))
+            .collect();
         Meter {
+            backends,
             machine: machine_busy_seconds(),
             processes: roles
                 .iter()
@@ -34,7 +58,7 @@ impl Meter {
     }
 
     /// Each part's CPU per unit since the start, in µs, as one line.
-    pub fn parts(&self, units: usize) -> String {
+    pub async fn parts(&self, db: &PgPool, units: usize) -> String {
         let per = |seconds: f64| seconds * 1e6 / units as f64;
         let mut parts: Vec<String> = self
             .processes
@@ -46,9 +70,29 @@ impl Meter {
                 )
             })
             .collect();
+        let postgres = postgres_seconds() - self.postgres;
+        // Backends that came later count from zero; those that left are
+        // in "other".
+        let mut by_role: Vec<(String, f64)> = Vec::new();
+        for (pid, role) in tern_backends(db).await {
+            let before = self.backends.get(&pid).map_or(0.0, |(_, s)| *s);
+            let used = process_seconds(&pid.to_string(), false) - before;
+            match by_role.iter_mut().find(|(r, _)| *r == role) {
+                Some((_, sum)) => *sum += used,
+                None => by_role.push((role, used)),
+            }
+        }
+        by_role.sort_by(|a, b| a.0.cmp(&b.0));
+        let other = postgres - by_role.iter().map(|(_, s)| s).sum::<f64>();
+        let split: Vec<String> = by_role
+            .iter()
+            .map(|(role, used)| format!("for {role} {:.0}", per(*used)))
+            .chain(std::iter::once(format!("other {:.0}", per(other))))
+            .collect();
         parts.push(format!(
-            "PostgreSQL {:.0} µs",
-            per(postgres_seconds() - self.postgres)
+            "PostgreSQL {:.0} µs ({})",
+            per(postgres),
+            split.join(", ")
         ));
         parts.push(format!(
             "bench clients and receivers {:.0} µs",
