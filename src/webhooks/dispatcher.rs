@@ -262,7 +262,10 @@ impl Dispatcher {
             claim = tokio::select! {
                 () = &mut shutdown => break,
                 Some(_) = jobs.join_next(), if !jobs.is_empty() => backlog,
-                () = tokio::time::sleep_until((last_claim + poll).into()) => true,
+                // Only with room: a due poll with every slot taken would
+                // spin until a job ends.
+                () = tokio::time::sleep_until((last_claim + poll).into()),
+                    if jobs.len() < concurrency => true,
             };
         }
         while jobs.join_next().await.is_some() {}
