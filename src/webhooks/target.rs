@@ -68,11 +68,16 @@ pub async fn check(text: &str, settings: &WebhookSettings, resolver: &TokioResol
 /// The addresses of a host name; a name without any is refused.
 pub async fn resolve(resolver: &TokioResolver, name: &str) -> Result<Vec<IpAddr>, Invalid> {
     let fqdn = format!("{}.", name.trim_end_matches('.'));
-    let found: Vec<IpAddr> = resolver
-        .lookup_ip(fqdn.as_str())
-        .await
-        .map(|ips| ips.iter().collect())
-        .unwrap_or_default();
+    let found: Vec<IpAddr> = match resolver.lookup_ip(fqdn.as_str()).await {
+        Ok(ips) => ips.iter().collect(),
+        Err(err) if err.is_no_records_found() || err.is_nx_domain() => Vec::new(),
+        Err(err) => {
+            return Err(invalid(
+                "unresolvable_url",
+                format!("{name} could not be resolved: {err}"),
+            ));
+        }
+    };
     if found.is_empty() {
         return Err(invalid("unresolvable_url", format!("{name} has no address")));
     }

@@ -333,35 +333,57 @@ pub struct Dnsmasq(Child);
 
 impl Dnsmasq {
     /// Serves `records` (dnsmasq flags) on 127.0.0.1:`port`; other names are NXDOMAIN.
+    ///
+    /// The port was free when it was reserved, but the suite's resolvers
+    /// pick their query sockets' ports at random over the whole range, so
+    /// one may hold it for a moment: dnsmasq then cannot listen and exits,
+    /// and is started again until it answers.
     pub fn start(port: u16, records: &[String]) -> Dnsmasq {
-        let child = Command::new("dnsmasq")
-            .args([
-                "-k",
-                "-C",
-                "/dev/null",
-                "--no-resolv",
-                "--no-hosts",
-                "--bind-interfaces",
-            ])
-            .args([
-                "--listen-address=127.0.0.1",
-                "--user=nobody",
-                "--pid-file=",
-                "--address=/#/",
-            ])
-            .arg(format!("--port={port}"))
-            .args(records)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("dnsmasq (scripts/test installs dnsmasq-base)");
-        // Ready once it answers a query (a fixed wait was too short for a
-        // loaded machine: the first query of a test went unanswered).
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while !dns_answers(port) && std::time::Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let mut child = Command::new("dnsmasq")
+                .args([
+                    "-k",
+                    "-C",
+                    "/dev/null",
+                    "--no-resolv",
+                    "--no-hosts",
+                    "--bind-interfaces",
+                ])
+                .args([
+                    "--listen-address=127.0.0.1",
+                    "--user=nobody",
+                    "--pid-file=",
+                    "--address=/#/",
+                ])
+                .arg(format!("--port={port}"))
+                .args(records)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("dnsmasq (scripts/test installs dnsmasq-base)");
+            // Ready once it answers a query (a fixed wait was too short for
+            // a loaded machine: the first query of a test went unanswered).
+            loop {
+                if dns_answers(port) {
+                    return Dnsmasq(child);
+                }
+                if matches!(child.try_wait(), Ok(Some(_))) {
+                    break;
+                }
+                if std::time::Instant::now() > deadline {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!("dnsmasq did not answer on 127.0.0.1:{port}");
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "dnsmasq could not listen on 127.0.0.1:{port}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
         }
-        Dnsmasq(child)
     }
 }
 
@@ -425,9 +447,19 @@ pub fn test_secrets_key() -> String {
 }
 
 /// A UDP port on 127.0.0.1 free now (for a DNS server started later).
+/// Never the same port twice in one run, so two tests cannot both wait
+/// for it.
 pub fn free_udp_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0")
-        .and_then(|socket| socket.local_addr())
-        .map(|addr| addr.port())
-        .expect("a free UDP port")
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    loop {
+        let port = std::net::UdpSocket::bind("127.0.0.1:0")
+            .and_then(|socket| socket.local_addr())
+            .map(|addr| addr.port())
+            .expect("a free UDP port");
+        let mut given = GIVEN.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }

@@ -30,7 +30,7 @@ async fn mx_order_implicit_mx_null_mx_and_overrides() {
     );
     let dns = DnsSettings {
         nameservers: vec![SocketAddr::from(([127, 0, 0, 1], port))],
-        timeout_ms: 1000,
+        timeout_ms: 3000,
         ..Settings::default().dns
     };
     let resolver = tern::dns::resolver::build(&dns).unwrap();
