@@ -38,6 +38,12 @@ pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<PgPool> 
         .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_millis(500));
     let pool = PgPoolOptions::new()
         .max_connections(max_connections)
+        // No ping before each use: it doubled the round trips (and the
+        // wake-ups of both processes) of every statement. A connection
+        // that broke while idle fails its next statement instead, which
+        // every caller already answers as a temporary error, and the pool
+        // drops it.
+        .test_before_acquire(false)
         .acquire_timeout(Duration::from_secs(5))
         .connect_with(options)
         .await?;

@@ -1203,3 +1203,81 @@ async fn rspamd_scores_messages_and_routes_reject_or_flag_spam_and_a_dead_scanne
         assert!(checks["spam_score"].is_null());
     }
 }
+
+/// Servers, domains, routes and webhook endpoints are parents without
+/// foreign keys pointing at them from the hot tables (the migration
+/// `hot_parent_rows` says why): deleting one cascades by trigger.
+#[tokio::test]
+async fn deleting_a_route_endpoint_domain_or_server_takes_or_keeps_what_it_should() {
+    let app = spawn_app_with(smtp_settings).await;
+    let t = app
+        .tenant("parents@example.com", "in.example.com", "development", "ed25519")
+        .await;
+    let route = create_route(&app, &t, json!({"local_part": "*", "action": "hold"})).await;
+    let hook = json_of(
+        app.post(
+            &format!("/v1/servers/{}/webhooks", t.server_id),
+            &t.token,
+            &json!({"url": "http://127.0.0.1:9/hook"}),
+        )
+        .await,
+        201,
+    )
+    .await;
+    app.send(
+        &t.key,
+        &json!({"from": "a@in.example.com", "to": "b@example.org", "text": "x"}),
+    )
+    .await;
+    let smtp = start_smtp(&app).await;
+    let (ok, out) = swaks(smtp, &["--from", "x@sender.test", "--to", "u@in.example.com"]).await;
+    assert!(ok, "{out}");
+    let db = app.db.clone();
+    let count = |sql: &'static str| {
+        let db = db.clone();
+        async move { sqlx::query_scalar::<_, i64>(sql).fetch_one(&db).await.unwrap() }
+    };
+    assert_eq!(count("SELECT count(*) FROM messages").await, 2);
+    assert!(count("SELECT count(*) FROM webhook_deliveries").await > 0);
+
+    let id = route["id"].as_str().unwrap();
+    assert_eq!(
+        app.delete(&format!("/v1/routes/{id}"), &t.token).await.status(),
+        204
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM inbound_messages WHERE route_id IS NULL").await,
+        1
+    );
+    let id = hook["id"].as_str().unwrap();
+    assert_eq!(
+        app.delete(&format!("/v1/webhooks/{id}"), &t.token).await.status(),
+        204
+    );
+    assert_eq!(count("SELECT count(*) FROM webhook_deliveries").await, 0);
+    assert_eq!(
+        app.delete(&format!("/v1/domains/{}", t.domain_id), &t.token)
+            .await
+            .status(),
+        204
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM messages WHERE domain_id IS NULL").await,
+        2
+    );
+    assert_eq!(
+        app.delete(&format!("/v1/servers/{}", t.server_id), &t.token)
+            .await
+            .status(),
+        204
+    );
+    for table in [
+        "messages",
+        "message_sources",
+        "recipients",
+        "message_events",
+        "inbound_messages",
+    ] {
+        assert_eq!(app.count(table).await, 0, "{table}");
+    }
+}
