@@ -5,6 +5,9 @@ use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use uuid::Uuid;
 
+/// Notified (by a trigger) whenever the rules change.
+pub const CHANNEL: &str = "tern_smtp_ip_rules";
+
 #[derive(Debug, Clone)]
 pub struct IpRuleRow {
     pub id: Uuid,
@@ -56,20 +59,4 @@ pub async fn delete(pool: &PgPool, id: Uuid) -> sqlx::Result<bool> {
         .execute(pool)
         .await?;
     Ok(done.rows_affected() == 1)
-}
-
-/// Whether the rules block `ip` (a block rule covers it and no allow rule
-/// does), and whether an allow rule covers it.
-#[tracing::instrument(level = "debug", skip(pool))]
-pub async fn verdict(pool: &PgPool, ip: std::net::IpAddr) -> sqlx::Result<(bool, bool)> {
-    let row = sqlx::query!(
-        r#"SELECT EXISTS (SELECT 1 FROM smtp_ip_rules WHERE action = 'block' AND network >>= $1::text::inet)
-                  AS "blocked!",
-                  EXISTS (SELECT 1 FROM smtp_ip_rules WHERE action = 'allow' AND network >>= $1::text::inet)
-                  AS "allowed!""#,
-        ip.to_string()
-    )
-    .fetch_one(pool)
-    .await?;
-    Ok((row.blocked && !row.allowed, row.allowed))
 }

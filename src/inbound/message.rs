@@ -3,6 +3,7 @@
 //! with its `inbound.received` delivery, all before answering `250`.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use chrono::Utc;
 use mail_parser::MessageParser;
@@ -15,8 +16,7 @@ use super::reply::Reply;
 use super::report::{self, About, Plan};
 use super::session::{Session, Transaction};
 use super::spam::{self, Scan};
-use crate::db;
-use crate::db::inbound::NewInbound;
+use crate::db::inbound::{NewInbound, NewInboundDelivery};
 use crate::mail::received;
 use crate::webhooks::events::{InboundEnvelope, InboundFormat, InboundReceivedData};
 
@@ -257,9 +257,12 @@ pub(super) async fn receive(session: &mut Session<'_>, transaction: Transaction,
         .unwrap_or_default();
     // Decoded text may hold a NUL (`=00`), which PostgreSQL's text refuses.
     let subject = message.subject().unwrap_or_default().replace('\0', "");
-    let rows: Vec<NewInbound<'_>> = copies
-        .values()
+    let size = stored.len();
+    let stored: Arc<[u8]> = stored.into();
+    let rows: Vec<NewInbound> = copies
+        .into_values()
         .filter_map(|copy| {
+            let flagged = flagged_for(&copy.target);
             let (server_id, domain_id, kind, route_id, action, about_recipient_id, about_message_id) =
                 match (&copy.target, &copy.plan) {
                     (_, Some(plan)) => (
@@ -267,7 +270,7 @@ pub(super) async fn receive(session: &mut Session<'_>, transaction: Transaction,
                         None,
                         "return_path",
                         None,
-                        plan.action,
+                        plan.action.to_string(),
                         plan.recipient_id,
                         Some(plan.message_id),
                     ),
@@ -276,13 +279,17 @@ pub(super) async fn receive(session: &mut Session<'_>, transaction: Transaction,
                         Some(route.domain_id),
                         "route",
                         Some(route.route_id),
-                        route.action.as_str(),
+                        route.action.clone(),
                         None,
                         None,
                     ),
                     // Every report has its plan (unmatched feedback went).
                     (Target::ReturnPath { .. } | Target::Feedback, None) => return None,
                 };
+            let (report, effects) = match copy.plan {
+                Some(plan) => (Some(plan.report), plan.effects),
+                None => (None, Vec::new()),
+            };
             Some(NewInbound {
                 id: copy.id,
                 server_id,
@@ -292,31 +299,34 @@ pub(super) async fn receive(session: &mut Session<'_>, transaction: Transaction,
                 action,
                 about_recipient_id,
                 about_message_id,
-                message_id_header: &message_id_header,
-                mail_from: &transaction.mail_from,
-                from_header: &from_header,
-                subject: &subject,
-                raw: &stored,
+                message_id_header: message_id_header.clone(),
+                mail_from: transaction.mail_from.clone(),
+                from_header: from_header.clone(),
+                subject: subject.clone(),
+                raw: stored.clone(),
                 client_ip: session.peer.ip(),
-                helo,
+                helo: helo.to_string(),
                 tls: session.tls,
-                rcpt_to: &copy.rcpt_to,
-                checks: &checks_json,
-                flagged: flagged_for(&copy.target),
+                rcpt_to: copy.rcpt_to,
+                checks: checks_json.clone(),
+                flagged,
                 delivery: copy
                     .payload
-                    .as_ref()
-                    .map(|(delivery, endpoint, event_id, event)| {
-                        (*delivery, *endpoint, event_id.as_str(), event)
+                    .map(|(id, endpoint_id, event_id, payload)| NewInboundDelivery {
+                        id,
+                        endpoint_id,
+                        event_id,
+                        payload,
                     }),
-                report: copy.plan.as_ref().map(|p| &p.report),
-                effects: copy.plan.as_ref().map_or(&[], |p| p.effects.as_slice()),
+                report,
+                effects,
             })
         })
         .collect();
-    match db::inbound::store(&ctx.state.db, &rows).await {
+    let copies = rows.len();
+    match ctx.store.store(rows).await {
         Ok(()) => {
-            tracing::info!(message = %id, copies = rows.len(), size = stored.len(), "message received");
+            tracing::info!(message = %id, copies, size, "message received");
             Reply::owned(250, "2.0.0", format!("OK queued as {}", id.simple()))
         }
         Err(err) => {

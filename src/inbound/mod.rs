@@ -4,14 +4,16 @@
 //! `250`. Never a relay: a recipient is accepted only for a route's address
 //! or a signed return path, everything else is refused in the dialogue.
 //!
-//! Data flow: `server` (accept, session limits, IP rules, `dnsbl`) → `session` (the
+//! Data flow: `server` (accept, session limits, `ip_rules` held in memory, `dnsbl`) → `session` (the
 //! command state machine, reading with `wire`) → `recipient` (RCPT TO:
 //! routes and return paths) → `message` (end of DATA: `checks`, `spam`, policy,
-//! trace fields, `payload`, then `db::inbound::store`). The dispatcher
+//! trace fields, `payload`, then `store`: the group commit
+//! into `db::inbound`). The dispatcher
 //! (`webhooks`) delivers `inbound.received` to route endpoints.
 
 pub mod checks;
 pub mod dnsbl;
+pub mod ip_rules;
 pub mod message;
 pub mod payload;
 pub mod recipient;
@@ -20,6 +22,7 @@ pub mod report;
 pub mod server;
 pub mod session;
 pub mod spam;
+pub mod store;
 pub mod tls;
 pub mod wire;
 

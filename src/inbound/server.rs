@@ -16,6 +16,7 @@ use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 use tracing::Instrument;
 
+use super::ip_rules::IpRules;
 use super::reply::Reply;
 use super::session::{Ending, Session};
 use crate::db;
@@ -38,6 +39,10 @@ pub struct Context {
     pub hostname: String,
     /// `rp.<public_hostname>`: return paths are accepted there too.
     pub return_path_target: String,
+    /// Where accepted messages are written (group commit).
+    pub store: super::store::Store,
+    /// The IP rules, kept current by `IpRules::follow`.
+    pub ip_rules: Arc<IpRules>,
 }
 
 /// Bound SMTP listeners, ready to serve.
@@ -66,6 +71,9 @@ impl SmtpServer {
             .await
             .context("loading the VERP key")?;
         let tls = super::tls::acceptor(&settings.smtp, settings.smtp_hostname())?;
+        let ip_rules = IpRules::load(&state.db)
+            .await
+            .context("loading the SMTP IP rules")?;
 
         let ctx = Context {
             // The process's resolver (and its cache), as `dns.*` configures it.
@@ -76,6 +84,8 @@ impl SmtpServer {
             tls: Some(tls),
             hostname: settings.smtp_hostname().to_string(),
             return_path_target: settings.return_path_target(),
+            store: super::store::Store::start(state.db.clone()),
+            ip_rules: Arc::new(ip_rules),
             state,
         };
         Ok(SmtpServer {
@@ -101,6 +111,7 @@ impl SmtpServer {
             per_ip: Mutex::new(HashMap::new()),
         });
         let mut accepting = tokio::task::JoinSet::new();
+        accepting.spawn(self.ctx.ip_rules.clone().follow(self.ctx.state.db.clone()));
         for listener in self.listeners {
             accepting.spawn(accept_loop(listener, self.ctx.clone(), limits.clone()));
         }
@@ -200,21 +211,11 @@ async fn admit_and_serve(
         )
         .await;
     };
-    let allowed = match db::smtp_rules::verdict(&ctx.state.db, peer.ip()).await {
-        Ok((true, _)) => {
-            return refuse(stream, Reply::new(554, "5.7.1", "Your address is blocked")).await;
-        }
-        Ok((false, allowed)) => allowed,
-        Err(err) => {
-            tracing::error!(error = %err, "reading the SMTP IP rules failed");
-            return refuse(
-                stream,
-                Reply::new(421, "4.3.0", "Temporary failure, try again later"),
-            )
-            .await;
-        }
-    };
-    if !allowed
+    let verdict = ctx.ip_rules.verdict(peer.ip());
+    if verdict.blocked {
+        return refuse(stream, Reply::new(554, "5.7.1", "Your address is blocked")).await;
+    }
+    if !verdict.allowed
         && let Some(zone) = super::dnsbl::listed(&ctx.authenticator.0, peer.ip(), &settings.dnsbl_zones).await
     {
         let text = format!("Your address is listed at {zone}");

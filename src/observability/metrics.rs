@@ -27,6 +27,8 @@ pub const SMTP_SESSION: &str = "tern_smtp_session_duration_seconds";
 /// DNS lookups for delivery that failed temporarily, by record kind.
 pub const DNS_FAILURES: &str = "tern_dns_lookup_failures_total";
 pub const PUSHED_BACK: &str = "tern_recipients_pushed_back_total";
+/// Received messages per shared store statement (group commit).
+pub const INBOUND_STORE_BATCH: &str = "tern_inbound_store_batch_messages";
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -42,7 +44,13 @@ pub fn handle() -> &'static PrometheusHandle {
         ];
         let builder = builder
             .set_buckets_for_metric(Matcher::Full(DELIVERY_LATENCY.into()), &latency)
-            .and_then(|b| b.set_buckets_for_metric(Matcher::Full(SMTP_SESSION.into()), &session));
+            .and_then(|b| b.set_buckets_for_metric(Matcher::Full(SMTP_SESSION.into()), &session))
+            .and_then(|b| {
+                b.set_buckets_for_metric(
+                    Matcher::Full(INBOUND_STORE_BATCH.into()),
+                    &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0],
+                )
+            });
         let recorder = match builder {
             Ok(builder) => builder.build_recorder(),
             Err(err) => {
@@ -77,6 +85,10 @@ fn describe() {
         PUSHED_BACK,
         "Recipients given back unattempted for later, their domain having more in hand than it takes"
     );
+    metrics::describe_histogram!(
+        INBOUND_STORE_BATCH,
+        "Received messages written by one shared statement (group commit)"
+    );
     metrics::describe_gauge!(QUEUE_DEPTH, "Recipients waiting for delivery, by status");
     metrics::describe_gauge!(
         QUEUE_OLDEST_AGE,
@@ -100,6 +112,10 @@ pub fn delivery_latency(elapsed: Duration) {
 pub fn smtp_session(elapsed: Duration, ok: bool) {
     let result = if ok { "ok" } else { "error" };
     histogram!(SMTP_SESSION, "result" => result).record(elapsed.as_secs_f64());
+}
+
+pub fn inbound_store_batch(messages: usize) {
+    histogram!(INBOUND_STORE_BATCH).record(messages as f64);
 }
 
 pub fn dns_failure(kind: &'static str) {

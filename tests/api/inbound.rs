@@ -5,7 +5,7 @@
 //! signed `inbound.received` events in both formats.
 
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -1045,7 +1045,7 @@ async fn ip_rules_and_dns_blocklists_refuse_clients_at_connect() {
     let bad = json!({"network": "127.0.0.4/8", "action": "block"});
     assert_error(app.post(rules, &t.token, &bad).await, 422, "invalid_network").await;
 
-    let (_, greeting) = Client::connect_from(smtp, "127.0.0.4").await;
+    let greeting = greeting_once(smtp, "127.0.0.4", "554 5.7.1").await;
     assert!(greeting.starts_with("554 5.7.1"), "{greeting}");
     let (_, greeting) = Client::connect_from(smtp, "127.0.0.3").await;
     assert!(
@@ -1055,7 +1055,7 @@ async fn ip_rules_and_dns_blocklists_refuse_clients_at_connect() {
     // An allow rule exempts a client from the blocklists.
     let allow = json!({"network": "127.0.0.3/32", "action": "allow"});
     json_of(app.post(rules, &t.token, &allow).await, 201).await;
-    let (_, greeting) = Client::connect_from(smtp, "127.0.0.3").await;
+    let greeting = greeting_once(smtp, "127.0.0.3", "220 ").await;
     assert!(greeting.starts_with("220 "), "{greeting}");
 
     let (ok, output) = swaks(
@@ -1083,8 +1083,22 @@ async fn ip_rules_and_dns_blocklists_refuse_clients_at_connect() {
     let item = format!("{rules}/{}", created["id"].as_str().unwrap());
     assert_eq!(app.delete(&item, &t.token).await.status(), 204);
     assert_eq!(app.delete(&item, &t.token).await.status(), 404);
-    let (_, greeting) = Client::connect_from(smtp, "127.0.0.4").await;
+    let greeting = greeting_once(smtp, "127.0.0.4", "220 ").await;
     assert!(greeting.starts_with("220 "), "{greeting}");
+}
+
+/// The greeting a client at `ip` gets once it starts with `wanted`, or
+/// the last one after 5 s: the SMTP server reloads the IP rules on a
+/// notification, a moment after a change commits.
+async fn greeting_once(smtp: SocketAddr, ip: &str, wanted: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (_, greeting) = Client::connect_from(smtp, ip).await;
+        if greeting.starts_with(wanted) || Instant::now() > deadline {
+            return greeting;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// rspamd's normal worker, which scripts/test starts.
@@ -1280,4 +1294,91 @@ async fn deleting_a_route_endpoint_domain_or_server_takes_or_keeps_what_it_shoul
     ] {
         assert_eq!(app.count(table).await, 0, "{table}");
     }
+}
+
+#[tokio::test]
+async fn concurrent_sessions_share_commits_and_every_message_is_stored_whole() {
+    let app = spawn_app_with(smtp_settings).await;
+    let t = app
+        .tenant("group-commit@example.com", "in.example.com", "live", "ed25519")
+        .await;
+    create_route(
+        &app,
+        &t,
+        json!({"local_part": "support", "action": "endpoint", "url": "http://127.0.0.1:9/in"}),
+    )
+    .await;
+    create_route(&app, &t, json!({"local_part": "*", "action": "hold"})).await;
+    let smtp = start_smtp_with(&app, |s| s.smtp.max_sessions_per_ip = 40).await;
+
+    // Forty clients at once; every other one also writes to a held
+    // address, so its message is stored as two copies.
+    let sessions = (0..40).map(|i| {
+        let domain = t.domain.clone();
+        tokio::spawn(async move {
+            let (mut c, greeting) = Client::connect(smtp).await;
+            assert_eq!(code(&greeting), "220", "{greeting}");
+            assert_eq!(code(&c.command("EHLO many.test").await), "250");
+            assert_eq!(
+                code(&c.command(&format!("MAIL FROM:<s{i}@many.test>")).await),
+                "250"
+            );
+            let rcpt = c.command(&format!("RCPT TO:<support@{domain}>")).await;
+            assert_eq!(code(&rcpt), "250");
+            if i % 2 == 0 {
+                let rcpt = c.command(&format!("RCPT TO:<held{i}@{domain}>")).await;
+                assert_eq!(code(&rcpt), "250");
+            }
+            assert_eq!(code(&c.command("DATA").await), "354");
+            let body = format!("From: s{i}@many.test\r\nSubject: number {i}\r\n\r\nbody {i}\r\n.\r\n");
+            let done = c.command(&body).await;
+            assert_eq!(code(&done), "250", "{done}");
+            c.command("QUIT").await;
+            (i, done)
+        })
+    });
+    let replies = futures_util::future::join_all(sessions).await;
+
+    for reply in replies {
+        let (i, done) = reply.unwrap();
+        // The id in the reply is the message's first copy, stored whole.
+        let id = done.trim().rsplit(' ').next().unwrap();
+        let id = uuid::Uuid::parse_str(id).unwrap();
+        let (subject, rcpt_to, delivery, raw): (String, Vec<String>, Option<uuid::Uuid>, Vec<u8>) =
+            sqlx::query_as(
+                "SELECT m.subject, i.rcpt_to, i.delivery_id, s.raw FROM messages m
+             JOIN inbound_messages i ON i.message_id = m.id
+             JOIN message_sources s ON s.message_id = m.id WHERE m.id = $1",
+            )
+            .bind(id)
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+        assert_eq!(subject, format!("number {i}"));
+        assert!(String::from_utf8_lossy(&raw).contains(&format!("body {i}")));
+        let held: Vec<Vec<String>> = sqlx::query_scalar(
+            "SELECT i.rcpt_to FROM inbound_messages i JOIN messages m ON m.id = i.message_id
+             WHERE m.subject = $1 AND i.action = 'hold'",
+        )
+        .bind(&subject)
+        .fetch_all(&app.db)
+        .await
+        .unwrap();
+        let support = format!("support@{}", t.domain);
+        if rcpt_to == [support.clone()] {
+            assert!(delivery.is_some());
+        } else {
+            assert_eq!(rcpt_to, [format!("held{i}@{}", t.domain)]);
+            assert!(delivery.is_none());
+        }
+        let expected: Vec<Vec<String>> = if i % 2 == 0 {
+            vec![vec![format!("held{i}@{}", t.domain)]]
+        } else {
+            vec![]
+        };
+        assert_eq!(held, expected);
+    }
+    assert_eq!(app.count("inbound_messages").await, 60);
+    assert_eq!(app.count("message_sources").await, 60);
+    assert_eq!(app.count("webhook_deliveries").await, 40);
 }
