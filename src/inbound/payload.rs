@@ -90,7 +90,12 @@ pub fn parsed(message: &Message<'_>, message_id: Uuid, max_attachment: usize) ->
         in_reply_to: ids(message.in_reply_to()),
         references: ids(message.references()),
         text: message.body_text(0).map(|t| t.into_owned()),
-        html: message.body_html(0).map(|h| h.into_owned()),
+        // `body_html` would make HTML of a plain-text body.
+        html: message
+            .html_part(0)
+            .filter(|part| part.is_text_html())
+            .and_then(|part| part.text_contents())
+            .map(str::to_string),
         attachments,
         headers: message
             .headers_raw()
@@ -166,6 +171,7 @@ mod tests {
         assert_eq!(parsed.to.len(), 2);
         assert_eq!(parsed.references, ["a@x.test", "m0@x.test"]);
         assert_eq!(parsed.text.as_deref(), Some("Hello"));
+        assert_eq!(parsed.html.as_deref(), Some("<p>Hello</p>"));
         assert_eq!(parsed.attachments.len(), 2);
         let logo = &parsed.attachments[0];
         assert_eq!((logo.content_id.as_deref(), logo.inline), (Some("logo"), true));
@@ -174,6 +180,32 @@ mod tests {
         assert_eq!(pdf.filename.as_deref(), Some("a.pdf"));
         assert!(pdf.content.is_none());
         assert_eq!(pdf.url.as_deref(), Some(attachment_path(Uuid::nil(), 1).as_str()));
+    }
+
+    #[test]
+    fn plain_text_gets_no_made_up_html_and_html_gets_its_text() {
+        let plain = MessageParser::default()
+            .parse(&b"Subject: plain\r\n\r\nJust <words> & text\r\n"[..])
+            .unwrap();
+        let parsed_plain = parsed(&plain, Uuid::nil(), 4);
+        assert_eq!(parsed_plain.text.as_deref(), Some("Just <words> & text\r\n"));
+        assert_eq!(parsed_plain.html, None);
+        let html = MessageParser::default()
+            .parse(&b"Subject: html\r\nContent-Type: text/html\r\n\r\n<p>Hi <b>there</b></p>\r\n"[..])
+            .unwrap();
+        let parsed_html = parsed(&html, Uuid::nil(), 4);
+        assert!(
+            parsed_html
+                .html
+                .as_deref()
+                .is_some_and(|h| h.contains("<b>there</b>"))
+        );
+        assert!(
+            parsed_html
+                .text
+                .as_deref()
+                .is_some_and(|t| t.contains("Hi there"))
+        );
     }
 
     /// The payload builder's fuzz target, on stable: random mutations of a

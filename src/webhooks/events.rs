@@ -428,6 +428,8 @@ pub struct InboundParsed {
     pub references: Vec<String>,
     /// The plain-text body (converted from HTML when there is none).
     pub text: Option<String>,
+    /// The HTML body; null when the message has none (plain text is not
+    /// converted to HTML).
     pub html: Option<String>,
     pub attachments: Vec<InboundAttachment>,
     pub headers: Vec<InboundHeader>,

@@ -1611,6 +1611,10 @@ export interface components {
             date?: string | null;
             from?: components["schemas"]["InboundMailbox"] | null;
             headers: components["schemas"]["InboundHeader"][];
+            /**
+             * @description The HTML body; null when the message has none (plain text is not
+             *     converted to HTML).
+             */
             html?: string | null;
             in_reply_to: string[];
             /** @description The `Message-ID` header, without angle brackets. */
