@@ -297,44 +297,14 @@ pub async fn claim(
     in_hand: &[(Uuid, i64)],
 ) -> sqlx::Result<Vec<ClaimedDelivery>> {
     let (endpoints, counts): (Vec<Uuid>, Vec<i64>) = in_hand.iter().copied().unzip();
+    // The statement is a function (migration `webhook_claim_in_due_order`)
+    // so that its plan walks the due index in order.
     sqlx::query_as!(
         ClaimedDelivery,
-        r#"WITH hand AS (
-              SELECT * FROM unnest($4::uuid[], $5::bigint[]) AS h(endpoint_id, n)
-           ), candidates AS (
-              SELECT d.id, d.endpoint_id, d.next_attempt_at FROM webhook_deliveries d
-              JOIN webhook_endpoints w ON w.id = d.endpoint_id AND w.enabled
-              WHERE d.status = 'pending' AND d.next_attempt_at <= now()
-                AND (d.lease_expires_at IS NULL OR d.lease_expires_at < now())
-                AND d.endpoint_id NOT IN (SELECT endpoint_id FROM hand WHERE n >= $6)
-              ORDER BY d.next_attempt_at
-              LIMIT $2::bigint * 4
-           ), allowed AS (
-              SELECT c.id, c.next_attempt_at FROM (
-                  SELECT c.*, row_number() OVER (PARTITION BY c.endpoint_id ORDER BY c.next_attempt_at) AS turn
-                  FROM candidates c
-              ) c
-              LEFT JOIN hand h ON h.endpoint_id = c.endpoint_id
-              WHERE c.turn <= $6 - coalesce(h.n, 0)
-              ORDER BY c.next_attempt_at
-              LIMIT $2
-           ), due AS (
-              SELECT d.id FROM webhook_deliveries d
-              JOIN allowed a ON a.id = d.id
-              JOIN webhook_endpoints w ON w.id = d.endpoint_id AND w.enabled
-              WHERE d.status = 'pending'
-                AND (d.lease_expires_at IS NULL OR d.lease_expires_at < now())
-              FOR UPDATE OF d SKIP LOCKED
-           )
-           UPDATE webhook_deliveries d
-           SET lease_owner = $1, lease_expires_at = now() + make_interval(secs => $3),
-               attempts = d.attempts + 1
-           FROM due, webhook_endpoints w
-           WHERE d.id = due.id AND w.id = d.endpoint_id
-           RETURNING d.id, d.endpoint_id, d.event_id, d.payload::text AS "payload!", d.attempts, w.url,
-                     w.signing, w.secret, w.purpose,
-                     CASE WHEN w.previous_secret_expires_at > now() THEN w.previous_secret END
-                         AS "previous_secret?""#,
+        r#"SELECT id AS "id!", endpoint_id AS "endpoint_id!", event_id AS "event_id!",
+                  payload AS "payload!", attempts AS "attempts!", url AS "url!", signing AS "signing!",
+                  secret AS "secret!", purpose AS "purpose!", previous_secret
+           FROM tern_claim_webhook_deliveries($1, $2, $3, $4, $5, $6)"#,
         owner,
         batch,
         lease_secs,
