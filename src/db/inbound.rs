@@ -50,19 +50,17 @@ pub struct NewInboundDelivery {
     pub payload: serde_json::Value,
 }
 
-/// Stores the copies of one message, all or none: one statement for the
-/// usual single copy, a transaction around several.
+/// Stores the copies of one message, all or none, with the effects of
+/// return-path mail applied in the same transaction.
 #[tracing::instrument(level = "debug", skip_all, fields(copies = copies.len()))]
 pub async fn store(pool: &PgPool, copies: &[NewInbound]) -> sqlx::Result<()> {
-    if let [copy] = copies
-        && copy.effects.is_empty()
-    {
-        let mut conn = pool.acquire().await?;
-        return insert(&mut conn, copy).await;
+    let all: Vec<&NewInbound> = copies.iter().collect();
+    if copies.iter().all(|c| c.effects.is_empty()) {
+        return store_many(pool, &all).await;
     }
     let mut tx = pool.begin().await?;
+    store_many(&mut *tx, &all).await?;
     for copy in copies {
-        insert(&mut tx, copy).await?;
         for effect in &copy.effects {
             reports::apply(&mut tx, Some(copy.id), effect).await?;
         }
@@ -70,62 +68,11 @@ pub async fn store(pool: &PgPool, copies: &[NewInbound]) -> sqlx::Result<()> {
     tx.commit().await
 }
 
-/// One copy: message, source, outbox row and record.
-async fn insert(conn: &mut sqlx::PgConnection, copy: &NewInbound) -> sqlx::Result<()> {
-    let size = i32::try_from(copy.raw.len()).unwrap_or(i32::MAX);
-    let delivery = copy.delivery.as_ref();
-    sqlx::query!(
-        r#"WITH m AS (
-              INSERT INTO messages (id, server_id, domain_id, message_id, mail_from, from_header, subject,
-                                    size, direction)
-              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'incoming')
-              RETURNING id
-           ), s AS (
-              INSERT INTO message_sources (message_id, raw) SELECT id, $9 FROM m
-           ), d AS (
-              INSERT INTO webhook_deliveries (id, endpoint_id, event_id, event_type, payload)
-              SELECT $24, $20, $21, 'inbound.received', $22 FROM m WHERE $20::uuid IS NOT NULL
-           )
-           INSERT INTO inbound_messages (message_id, kind, route_id, action, about_recipient_id,
-                                         about_message_id, client_ip, helo, tls, mail_from, rcpt_to,
-                                         checks, flagged, delivery_id, report, processed_at)
-           SELECT id, $10, $11, $12, $13, $14, $15::text::inet, $16, $17, $5, $18, $19, $23, $24,
-                  $25, CASE WHEN $10 = 'return_path' THEN now() END FROM m"#,
-        copy.id,
-        copy.server_id,
-        copy.domain_id,
-        copy.message_id_header,
-        copy.mail_from,
-        copy.from_header,
-        copy.subject,
-        size,
-        &copy.raw[..],
-        copy.kind,
-        copy.route_id,
-        copy.action,
-        copy.about_recipient_id,
-        copy.about_message_id,
-        copy.client_ip.to_string(),
-        copy.helo,
-        copy.tls,
-        &copy.rcpt_to[..],
-        copy.checks,
-        delivery.map(|d| d.endpoint_id),
-        delivery.map(|d| d.event_id.as_str()),
-        delivery.map(|d| &d.payload),
-        copy.flagged,
-        delivery.map(|d| d.id),
-        copy.report.as_ref()
-    )
-    .execute(&mut *conn)
-    .await
-    .map(|_| ())
-}
-
-/// Stores many copies (of messages without effects) with one statement,
-/// all or none: the group commit of `inbound::store`.
+/// Writes copies (of one message or, by the group commit of
+/// `inbound::store`, of many) with one statement, all or none: message,
+/// source, outbox row and record of each. Effects are the caller's.
 #[tracing::instrument(level = "debug", skip_all, fields(copies = copies.len()))]
-pub async fn store_many(pool: &PgPool, copies: &[&NewInbound]) -> sqlx::Result<()> {
+pub async fn store_many(db: impl sqlx::PgExecutor<'_>, copies: &[&NewInbound]) -> sqlx::Result<()> {
     let column = |f: fn(&NewInbound) -> Option<Uuid>| copies.iter().map(|c| f(c)).collect::<Vec<_>>();
     let ids: Vec<Uuid> = copies.iter().map(|c| c.id).collect();
     let servers: Vec<Uuid> = copies.iter().map(|c| c.server_id).collect();
@@ -222,7 +169,7 @@ pub async fn store_many(pool: &PgPool, copies: &[&NewInbound]) -> sqlx::Result<(
         &deliveries as &[Option<Uuid>],
         &reports as &[Option<&serde_json::Value>]
     )
-    .execute(pool)
+    .execute(db)
     .await
     .map(|_| ())
 }
