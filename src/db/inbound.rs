@@ -47,7 +47,8 @@ pub struct NewInboundDelivery {
     pub id: Uuid,
     pub endpoint_id: Uuid,
     pub event_id: String,
-    pub payload: serde_json::Value,
+    /// The event as JSON text, stored and later sent as it is.
+    pub payload: String,
 }
 
 /// Stores the copies of one message, all or none, with the effects of
@@ -86,9 +87,9 @@ pub async fn store_many(db: impl sqlx::PgExecutor<'_>, copies: &[&NewInbound]) -
         .iter()
         .map(|c| c.delivery.as_ref().map(|d| d.event_id.as_str()))
         .collect();
-    let payloads: Vec<Option<&serde_json::Value>> = copies
+    let payloads: Vec<Option<&str>> = copies
         .iter()
-        .map(|c| c.delivery.as_ref().map(|d| &d.payload))
+        .map(|c| c.delivery.as_ref().map(|d| d.payload.as_str()))
         .collect();
     let message_ids: Vec<&str> = copies.iter().map(|c| c.message_id_header.as_str()).collect();
     let mail_froms: Vec<&str> = copies.iter().map(|c| c.mail_from.as_str()).collect();
@@ -116,7 +117,7 @@ pub async fn store_many(db: impl sqlx::PgExecutor<'_>, copies: &[&NewInbound]) -
                                    $7::text[], $8::int4[], $9::bytea[], $10::text[], $11::uuid[],
                                    $12::text[], $13::uuid[], $14::uuid[], $15::text[], $16::text[],
                                    $17::bool[], $18::jsonb[], $19::jsonb[], $20::uuid[], $21::text[],
-                                   $22::jsonb[], $23::bool[], $24::uuid[], $25::jsonb[])
+                                   $22::text[], $23::bool[], $24::uuid[], $25::jsonb[])
                   AS r(id, server_id, domain_id, message_id, mail_from, from_header, subject, size, raw,
                        kind, route_id, action, about_recipient_id, about_message_id, client_ip, helo,
                        tls, rcpt_to, checks, endpoint_id, event_id, payload, flagged, delivery_id,
@@ -132,7 +133,7 @@ pub async fn store_many(db: impl sqlx::PgExecutor<'_>, copies: &[&NewInbound]) -
               INSERT INTO message_sources (message_id, raw) SELECT r.id, r.raw FROM r JOIN m USING (id)
            ), d AS (
               INSERT INTO webhook_deliveries (id, endpoint_id, event_id, event_type, payload)
-              SELECT r.delivery_id, r.endpoint_id, r.event_id, 'inbound.received', r.payload
+              SELECT r.delivery_id, r.endpoint_id, r.event_id, 'inbound.received', r.payload::json
               FROM r JOIN m USING (id) WHERE r.endpoint_id IS NOT NULL
            )
            INSERT INTO inbound_messages (message_id, kind, route_id, action, about_recipient_id,
@@ -164,7 +165,7 @@ pub async fn store_many(db: impl sqlx::PgExecutor<'_>, copies: &[&NewInbound]) -
         &checks as &[&serde_json::Value],
         &endpoints as &[Option<Uuid>],
         &event_ids as &[Option<&str>],
-        &payloads as &[Option<&serde_json::Value>],
+        &payloads as &[Option<&str>],
         &flagged,
         &deliveries as &[Option<Uuid>],
         &reports as &[Option<&serde_json::Value>]

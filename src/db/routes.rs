@@ -8,6 +8,10 @@ use uuid::Uuid;
 
 use crate::domain::Role;
 
+/// Notified (by triggers) when routes, or what a lookup reads of their
+/// domains, change.
+pub const CHANNEL: &str = "tern_routes";
+
 /// A route as its server's members see it.
 #[derive(Debug, Clone)]
 pub struct RouteRow {

@@ -267,7 +267,7 @@ pub struct ClaimedDelivery {
     pub id: Uuid,
     pub endpoint_id: Uuid,
     pub event_id: String,
-    /// The JSON body, as PostgreSQL writes `jsonb` out: sent as it is.
+    /// The JSON body, as stored (`json`): sent as it is.
     pub payload: String,
     /// Attempts so far, this one included.
     pub attempts: i32,

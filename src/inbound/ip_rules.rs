@@ -1,23 +1,15 @@
 //! The IP rules, held in memory: a connection is judged without a query.
 //! They are loaded at start and again whenever the table changes (its
-//! trigger notifies `db::smtp_rules::CHANNEL`), when the notification
-//! connection comes back after a loss, and every `REFRESH` in any case.
-//! A change applies to new connections a moment after its commit.
+//! trigger notifies `db::smtp_rules::CHANNEL`; `follow` listens). A
+//! change applies to new connections a moment after its commit.
 
 use std::net::IpAddr;
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
 
 use ipnet::IpNet;
 use sqlx::PgPool;
-use sqlx::postgres::PgListener;
 
 use crate::db;
-
-/// A reload even without a notification, should one be missed.
-const REFRESH: Duration = Duration::from_secs(60);
-/// The wait before connecting again after the notification connection failed.
-const RECONNECT: Duration = Duration::from_secs(1);
 
 /// What the rules say of a client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,41 +49,8 @@ impl IpRules {
         }
     }
 
-    /// Keeps the rules current; runs until dropped (aborted).
-    pub async fn follow(self: Arc<Self>, pool: PgPool) {
-        loop {
-            let mut listener = match PgListener::connect_with(&pool).await {
-                Ok(listener) => listener,
-                Err(err) => {
-                    tracing::warn!(error = %err, "listening for IP rule changes failed");
-                    tokio::time::sleep(RECONNECT).await;
-                    continue;
-                }
-            };
-            if let Err(err) = listener.listen(db::smtp_rules::CHANNEL).await {
-                tracing::warn!(error = %err, "listening for IP rule changes failed");
-                tokio::time::sleep(RECONNECT).await;
-                continue;
-            }
-            // Listening first: no change can fall between load and listen.
-            self.reload(&pool).await;
-            loop {
-                // `None`: the connection was lost and is back; what was
-                // notified meanwhile is lost, so load anyway.
-                match tokio::time::timeout(REFRESH, listener.try_recv()).await {
-                    Ok(Ok(_)) | Err(_) => self.reload(&pool).await,
-                    Ok(Err(err)) => {
-                        tracing::warn!(error = %err, "the IP rule notifications stopped");
-                        tokio::time::sleep(RECONNECT).await;
-                        break;
-                    }
-                }
-            }
-        }
-    }
-
     /// Loads the rules again; on failure the last ones stay.
-    async fn reload(&self, pool: &PgPool) {
+    pub async fn reload(&self, pool: &PgPool) {
         match read(pool).await {
             Ok(rules) => *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(rules),
             Err(err) => {

@@ -30,8 +30,8 @@ struct Copy {
     id: Uuid,
     target: Target,
     rcpt_to: Vec<String>,
-    /// The delivery's id, endpoint, event id and payload.
-    payload: Option<(Uuid, Uuid, String, serde_json::Value)>,
+    /// The delivery's id, endpoint, event id and payload (JSON text).
+    payload: Option<(Uuid, Uuid, String, String)>,
     /// Return-path mail: what it is and does.
     plan: Option<Plan>,
 }

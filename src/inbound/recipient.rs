@@ -108,7 +108,11 @@ pub async fn accept(ctx: &Context, address: &str) -> Result<Target, Reply> {
     {
         return return_path(ctx, &parts).await;
     }
-    match db::routes::lookup(&ctx.state.db, &parts.domain, &parts.local, &parts.base).await {
+    let found = ctx
+        .routes
+        .lookup(&ctx.state.db, &parts.domain, &parts.local, &parts.base)
+        .await;
+    match found {
         Ok(Lookup::Route(route)) if route.action == "reject" => {
             let code = route
                 .reject_code

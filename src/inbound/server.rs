@@ -18,6 +18,7 @@ use tracing::Instrument;
 
 use super::ip_rules::IpRules;
 use super::reply::Reply;
+use super::routes::RouteCache;
 use super::session::{Ending, Session};
 use crate::db;
 use crate::mail::verp::Verp;
@@ -41,8 +42,10 @@ pub struct Context {
     pub return_path_target: String,
     /// Where accepted messages are written (group commit).
     pub store: super::store::Store,
-    /// The IP rules, kept current by `IpRules::follow`.
+    /// The IP rules, kept current by `follow`.
     pub ip_rules: Arc<IpRules>,
+    /// Route lookups, forgotten on change by `follow`.
+    pub routes: Arc<RouteCache>,
 }
 
 /// Bound SMTP listeners, ready to serve.
@@ -86,6 +89,7 @@ impl SmtpServer {
             return_path_target: settings.return_path_target(),
             store: super::store::Store::start(state.db.clone()),
             ip_rules: Arc::new(ip_rules),
+            routes: Arc::default(),
             state,
         };
         Ok(SmtpServer {
@@ -111,7 +115,11 @@ impl SmtpServer {
             per_ip: Mutex::new(HashMap::new()),
         });
         let mut accepting = tokio::task::JoinSet::new();
-        accepting.spawn(self.ctx.ip_rules.clone().follow(self.ctx.state.db.clone()));
+        accepting.spawn(super::follow::follow(
+            self.ctx.state.db.clone(),
+            self.ctx.ip_rules.clone(),
+            self.ctx.routes.clone(),
+        ));
         for listener in self.listeners {
             accepting.spawn(accept_loop(listener, self.ctx.clone(), limits.clone()));
         }

@@ -1101,6 +1101,75 @@ async fn greeting_once(smtp: SocketAddr, ip: &str, wanted: &str) -> String {
     }
 }
 
+/// The reply to `RCPT TO:<rcpt>` in a new session, asked again (for up to
+/// 5 s) until it starts with `wanted`.
+async fn rcpt_once(smtp: SocketAddr, rcpt: &str, wanted: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (mut client, _) = Client::connect(smtp).await;
+        client.command("EHLO cache.test").await;
+        client.command("MAIL FROM:<a@cache.test>").await;
+        let reply = client.command(&format!("RCPT TO:<{rcpt}>")).await;
+        client.command("QUIT").await;
+        if reply.starts_with(wanted) || Instant::now() > deadline {
+            return reply;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn route_changes_reach_the_smtp_server_a_moment_after_they_are_saved() {
+    let app = spawn_app_with(smtp_settings).await;
+    let t = app
+        .tenant("cache@example.com", "in.example.com", "live", "ed25519")
+        .await;
+    let support = create_route(&app, &t, json!({"local_part": "support", "action": "hold"})).await;
+    let gone = create_route(
+        &app,
+        &t,
+        json!({"local_part": "gone", "action": "reject", "reject_code": 550, "reject_message": "Moved away"}),
+    )
+    .await;
+    let smtp = start_smtp(&app).await;
+    // Each answer is looked up once, then held in memory.
+    let asked = [
+        ("support@in.example.com", "250"),
+        ("sales@in.example.com", "550 5.1.1"),
+        ("gone@in.example.com", "550 5.7.1 Moved away"),
+    ];
+    for _ in 0..2 {
+        for (rcpt, wanted) in asked {
+            let reply = rcpt_once(smtp, rcpt, wanted).await;
+            assert!(reply.starts_with(wanted), "{rcpt}: {reply}");
+        }
+    }
+
+    // A new route, a changed one and a deleted one.
+    create_route(&app, &t, json!({"local_part": "sales", "action": "hold"})).await;
+    let path = format!("/v1/routes/{}", gone["id"].as_str().unwrap());
+    let changed = app
+        .patch(&path, &t.token, &json!({"reject_message": "Gone for good"}))
+        .await;
+    assert_eq!(changed.status(), 200);
+    let path = format!("/v1/routes/{}", support["id"].as_str().unwrap());
+    assert_eq!(app.delete(&path, &t.token).await.status(), 204);
+    for (rcpt, wanted) in [
+        ("sales@in.example.com", "250"),
+        ("gone@in.example.com", "550 5.7.1 Gone for good"),
+        ("support@in.example.com", "550 5.1.1"),
+    ] {
+        let reply = rcpt_once(smtp, rcpt, wanted).await;
+        assert!(reply.starts_with(wanted), "{rcpt}: {reply}");
+    }
+
+    // Without its domain, nothing of it is taken.
+    let path = format!("/v1/domains/{}", t.domain_id);
+    assert_eq!(app.delete(&path, &t.token).await.status(), 204);
+    let reply = rcpt_once(smtp, "sales@in.example.com", "550 5.7.1").await;
+    assert!(reply.starts_with("550 5.7.1"), "{reply}");
+}
+
 /// rspamd's normal worker, which scripts/test starts.
 async fn rspamd_url() -> String {
     let url = std::env::var("TERN_TEST_RSPAMD_URL").unwrap_or_else(|_| "http://127.0.0.1:11333".into());
