@@ -12,9 +12,9 @@
 //!    answers 200 at once, then keeps up with a steady stream (state change
 //!    to arrival p50/p99); `wrk` posting the same body to the same receiver
 //!    gives the ceiling.
-//! 6. end to end twice more with a dispatcher running, the endpoint off (the
-//!    control, on the database as the earlier phases left it) and on: what
-//!    webhooks cost the send rate and the CPU.
+//! 6. end to end with a dispatcher running, the endpoint off (the control)
+//!    and on, in turns for `--cost-rounds` rounds: what webhooks cost the
+//!    send rate and the CPU, the median of the rounds' ratios.
 //! 7. queue claim cost at each depth of `--claim-depths`.
 //! 8. inbound (benches/delivery/inbound.rs): `smtp-source` sends signed
 //!    messages to a route of `tern serve --role smtp`, a dispatcher POSTs
@@ -78,6 +78,9 @@ struct Args {
     /// (`webhooks.per_endpoint_concurrency`), and wrk's connections.
     #[arg(long, default_value_t = 16)]
     webhook_connections: usize,
+    /// Rounds of phase 6 (endpoint off, then on); its figure is the median.
+    #[arg(long, default_value_t = 3)]
+    cost_rounds: usize,
     /// Messages per round of the tracking phase (0 skips it).
     #[arg(long, default_value_t = 1000)]
     tracking_messages: usize,
@@ -372,18 +375,45 @@ impl Bench {
                 .bind(on)
                 .execute(&self.db)
         };
-        endpoint_on(false).await?;
-        let (control_rate, control_cpu) = self.end_to_end(args, client, body, None, "6a").await?;
-        endpoint_on(true).await?;
-        let (rate, cpu) = self.end_to_end(args, client, body, Some(&receiver), "6b").await?;
+        // Off and on in turns, so that a drift of the machine's speed
+        // (a shared VM's is several per cent within a minute) falls on both
+        // alike; each round's pair gives one ratio, and the median is the
+        // figure.
+        let mut rounds = Vec::new();
+        for round in 1..=args.cost_rounds.max(1) {
+            endpoint_on(false).await?;
+            let off = self
+                .end_to_end(args, client, body, None, &format!("6.{round}a"))
+                .await?;
+            endpoint_on(true).await?;
+            let on = self
+                .end_to_end(args, client, body, Some(&receiver), &format!("6.{round}b"))
+                .await?;
+            let (rate, cpu) = ((on.0 - off.0) / off.0, (on.1 - off.1) / off.1);
+            println!(
+                "    round {round}: send rate {:+.1}% with the endpoint on, CPU per message {:+.1}%",
+                100.0 * rate,
+                100.0 * cpu
+            );
+            rounds.push((rate, cpu, on));
+        }
+        let median = |mut values: Vec<f64>| {
+            values.sort_by(f64::total_cmp);
+            values[values.len() / 2]
+        };
+        let rate = median(rounds.iter().map(|r| r.0).collect());
+        let cpu = median(rounds.iter().map(|r| r.1).collect());
+        let on_rate = median(rounds.iter().map(|r| r.2.0).collect());
+        let on_cpu = median(rounds.iter().map(|r| r.2.1).collect());
         println!(
-            "6c. what the webhooks cost: send rate {:+.1}% against the endpoint off just before \
-             ({:+.1}% against phase 3's {e2e_rate:.0} msg/s); CPU per message {:+.1}% ({:+.1}% \
-             against phase 3's {e2e_cpu:.2} ms)",
-            100.0 * (rate - control_rate) / control_rate,
-            100.0 * (rate - e2e_rate) / e2e_rate,
-            100.0 * (cpu - control_cpu) / control_cpu,
-            100.0 * (cpu - e2e_cpu) / e2e_cpu,
+            "6c. what the webhooks cost, median of {} rounds: send rate {:+.1}% against the \
+             endpoint off in the same round ({:+.1}% against phase 3's {e2e_rate:.0} msg/s); CPU \
+             per message {:+.1}% ({:+.1}% against phase 3's {e2e_cpu:.2} ms)",
+            rounds.len(),
+            100.0 * rate,
+            100.0 * (on_rate - e2e_rate) / e2e_rate,
+            100.0 * cpu,
+            100.0 * (on_cpu - e2e_cpu) / e2e_cpu,
         );
         self.stop_tern();
         Ok(())
@@ -868,10 +898,14 @@ fn message_body(size: usize, recipients: usize) -> String {
     .to_string()
 }
 
+/// Starts `tern`: this build's, or the binary `BENCH_TERN_BIN` names (to
+/// measure another build with the same benchmark, in turns; not `TERN_…`,
+/// which Tern's settings would read).
 fn tern(config: &PathBuf, args: &[&str]) -> anyhow::Result<Child> {
     // Its connections are named for the benchmark's CPU split by role.
     let role = args.last().filter(|_| args.len() > 1).unwrap_or(&"tern");
-    Command::new(env!("CARGO_BIN_EXE_tern"))
+    let binary = std::env::var_os("BENCH_TERN_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_tern").into());
+    Command::new(binary)
         .env("PGAPPNAME", format!("tern-{role}"))
         .arg("--config")
         .arg(config)
