@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use mail_auth::MessageAuthenticator;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
@@ -96,6 +96,18 @@ impl SmtpServer {
             listeners,
             ctx: Arc::new(ctx),
         })
+    }
+
+    /// Runs one session over `io` as if `peer` had connected, greeting
+    /// included, up to its end (a STARTTLS request ends it: there is no
+    /// TLS in memory). No listener, session limits or IP rules: for the
+    /// fuzz targets (fuzz/), which drive sessions without sockets.
+    pub async fn serve_in_memory<S>(&self, io: S, peer: SocketAddr) -> std::io::Result<()>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        let mut session = Session::new(&self.ctx, peer);
+        session.run(io, Some(greeting(&self.ctx))).await.map(|_| ())
     }
 
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
@@ -237,10 +249,13 @@ async fn admit_and_serve(
     }
 }
 
+fn greeting(ctx: &Context) -> Reply {
+    Reply::owned(220, "", format!("{} ESMTP Tern", ctx.hostname))
+}
+
 async fn serve(stream: TcpStream, peer: SocketAddr, ctx: &Context) -> std::io::Result<()> {
     let mut session = Session::new(ctx, peer);
-    let greeting = Reply::owned(220, "", format!("{} ESMTP Tern", ctx.hostname));
-    let Ending::StartTls(stream) = session.run(stream, Some(greeting)).await? else {
+    let Ending::StartTls(stream) = session.run(stream, Some(greeting(ctx))).await? else {
         return Ok(());
     };
     let Some(acceptor) = &ctx.tls else {

@@ -1,9 +1,10 @@
-//! A randomized run of the SMTP server (issue 10's fuzz target, on the
-//! stable toolchain: cargo-fuzz needs nightly, which these machines do not
-//! have). Sessions are made of valid commands, broken ones, random bytes,
-//! bare CRs and LFs, long lines, dots and pipelining, sent in random chunks
-//! over real TCP. Every reply line must be well formed, no session task may
-//! panic, and the server must still serve a normal session afterwards.
+//! A randomized run of the SMTP server, on the stable toolchain, in every
+//! test run (the cargo-fuzz target fuzz/fuzz_targets/smtp_session.rs
+//! drives the same state machine under libFuzzer: scripts/fuzz). Sessions
+//! are made of valid commands, broken ones, random bytes, bare CRs and
+//! LFs, long lines, dots and pipelining, sent in random chunks over real
+//! TCP. Every reply line must be well formed, no session task may panic,
+//! and the server must still serve a normal session afterwards.
 //! `TERN_FUZZ_SESSIONS` sets how many sessions (default 200; `scripts/fuzz`
 //! runs many more).
 
