@@ -102,7 +102,11 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let mut bench = Bench::start(&args).await?;
-    let result = bench.run(&args).await;
+    // Whatever fails, what was started stops and the database goes.
+    let result = match bench.prepare(&args).await {
+        Ok(()) => bench.run(&args).await,
+        Err(err) => Err(err),
+    };
     bench.stop().await;
     result
 }
@@ -124,27 +128,54 @@ struct Bench {
 }
 
 impl Bench {
+    /// Starts the sink and the inbound phase's DNS; nothing else yet, so
+    /// that [`Bench::stop`] undoes whatever [`Bench::prepare`] got to.
     async fn start(args: &Args) -> anyhow::Result<Bench> {
         let admin = PgPool::connect(&format!("{}/postgres", args.database))
             .await
             .context("connecting to PostgreSQL")?;
         let db_name = format!("tern_bench_{}", std::process::id());
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db_name}")))
-            .execute(&admin)
-            .await?;
         let db_url = format!("{}/{db_name}", args.database);
         let sink_port = free_port()?;
-        let sink = Command::new("smtp-sink")
+        let mut sink = Command::new("smtp-sink")
             .args(["-u", "nobody", &format!("127.0.0.1:{sink_port}"), "1024"])
             .stdout(Stdio::null())
             .spawn()
             .context("starting smtp-sink (Debian package postfix)")?;
-        let http = format!("127.0.0.1:{}", free_port()?);
-        let secrets_key = rand::random::<[u8; 32]>();
-        let inbound = inbound::Setup::start(args.size, free_udp_port()?, free_port()?, &db_name)?;
-        let config = std::env::temp_dir().join(format!("{db_name}.toml"));
+        let inbound = match inbound::Setup::start(args.size, free_udp_port()?, free_port()?, &db_name) {
+            Ok(inbound) => inbound,
+            Err(err) => {
+                let _ = sink.kill();
+                let _ = sink.wait();
+                return Err(err);
+            }
+        };
+        Ok(Bench {
+            admin,
+            db: PgPoolOptions::new().max_connections(4).connect_lazy(&db_url)?,
+            config: std::env::temp_dir().join(format!("{db_name}.toml")),
+            db_name,
+            db_url,
+            sink,
+            sink_port,
+            processes: Vec::new(),
+            http: format!("127.0.0.1:{}", free_port()?),
+            api_key: String::new(),
+            secrets_key: rand::random::<[u8; 32]>(),
+            inbound: Some(inbound),
+        })
+    }
+
+    /// Writes Tern's configuration, creates and migrates the database, and
+    /// makes the demo tenant live, with its key.
+    async fn prepare(&mut self, args: &Args) -> anyhow::Result<()> {
+        let inbound = self
+            .inbound
+            .as_ref()
+            .map(inbound::Setup::config)
+            .unwrap_or_default();
         std::fs::write(
-            &config,
+            &self.config,
             format!(
                 "public_hostname = \"tern.bench\"\n\
                  [database]\nurl = \"{db_url}\"\nmax_connections = {pool}\n\
@@ -159,43 +190,36 @@ impl Bench {
                  batch_size = {batch}\n\
                  [[delivery.transports]]\ndomain = \"bench.test\"\nhost = \"127.0.0.1\"\nport = {sink_port}\n\
                  {inbound}",
+                db_url = self.db_url,
+                http = self.http,
+                sink_port = self.sink_port,
                 pool = args.pool,
-                secrets = base64::engine::general_purpose::STANDARD.encode(secrets_key),
+                secrets = base64::engine::general_purpose::STANDARD.encode(self.secrets_key),
                 max_recipients = args.recipients.max(50),
                 sessions = args.sessions,
                 batch = (args.sessions * 4).max(50),
                 hook_connections = args.webhook_connections,
-                inbound = inbound.config(),
             ),
         )?;
-        tern(&config, &["migrate"])?
+        let create = format!("CREATE DATABASE {}", self.db_name);
+        sqlx::query(sqlx::AssertSqlSafe(create))
+            .execute(&self.admin)
+            .await?;
+        tern(&self.config, &["migrate"])?
             .wait()
             .context("tern migrate")?
             .success()
             .then_some(())
             .context("tern migrate failed")?;
-        let db = PgPoolOptions::new().max_connections(4).connect(&db_url).await?;
-        let demo = tern::bootstrap::demo(&db, &tern::sealing::SealingKey::from_bytes(&secrets_key)?).await?;
+        let key = tern::sealing::SealingKey::from_bytes(&self.secrets_key)?;
+        self.api_key = tern::bootstrap::demo(&self.db, &key).await?.api_key;
         sqlx::query("UPDATE servers SET mode = 'live'")
-            .execute(&db)
+            .execute(&self.db)
             .await?;
         sqlx::query("UPDATE domains SET verified_at = now()")
-            .execute(&db)
+            .execute(&self.db)
             .await?;
-        Ok(Bench {
-            admin,
-            db,
-            db_name,
-            db_url,
-            sink,
-            sink_port,
-            config,
-            processes: Vec::new(),
-            http,
-            api_key: demo.api_key,
-            secrets_key,
-            inbound: Some(inbound),
-        })
+        Ok(())
     }
 
     async fn run(&mut self, args: &Args) -> anyhow::Result<()> {
@@ -381,6 +405,11 @@ impl Bench {
         // figure.
         let mut rounds = Vec::new();
         for round in 1..=args.cost_rounds.max(1) {
+            // What autovacuum does on an installation (this machine's
+            // PostgreSQL may run without it): otherwise each round runs on
+            // the dead rows and index entries of all the rounds before, and
+            // the later ones, always with the endpoint on, pay for them.
+            sqlx::query("VACUUM (ANALYZE)").execute(&self.db).await?;
             endpoint_on(false).await?;
             let off = self
                 .end_to_end(args, client, body, None, &format!("6.{round}a"))
