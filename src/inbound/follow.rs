@@ -23,22 +23,9 @@ const RECONNECT: Duration = Duration::from_secs(1);
 
 /// Keeps `ip_rules` and `routes` current; runs until dropped (aborted).
 pub async fn follow(pool: PgPool, ip_rules: Arc<IpRules>, routes: Arc<RouteCache>) {
-    let changed = |channel: Option<&str>| {
-        let (ip_rules, routes, pool) = (ip_rules.clone(), routes.clone(), pool.clone());
-        let all = channel.is_none();
-        let reload_rules = all || channel == Some(db::smtp_rules::CHANNEL);
-        let clear_routes = all || channel == Some(db::routes::CHANNEL);
-        async move {
-            if clear_routes {
-                routes.clear();
-            }
-            if reload_rules {
-                ip_rules.reload(&pool).await;
-            }
-        }
-    };
+    let channels = [db::smtp_rules::CHANNEL, db::routes::CHANNEL];
     loop {
-        let mut listener = match PgListener::connect_with(&pool).await {
+        let mut listener = match listen(&pool, &channels).await {
             Ok(listener) => listener,
             Err(err) => {
                 tracing::warn!(error = %err, "listening for changes of IP rules and routes failed");
@@ -46,18 +33,12 @@ pub async fn follow(pool: PgPool, ip_rules: Arc<IpRules>, routes: Arc<RouteCache
                 continue;
             }
         };
-        let channels = [db::smtp_rules::CHANNEL, db::routes::CHANNEL];
-        if let Err(err) = listener.listen_all(channels).await {
-            tracing::warn!(error = %err, "listening for changes of IP rules and routes failed");
-            tokio::time::sleep(RECONNECT).await;
-            continue;
-        }
-        changed(None).await;
+        changed(&pool, &ip_rules, &routes, None).await;
         loop {
             match tokio::time::timeout(REFRESH, listener.try_recv()).await {
-                Ok(Ok(Some(notification))) => changed(Some(notification.channel())).await,
+                Ok(Ok(Some(note))) => changed(&pool, &ip_rules, &routes, Some(note.channel())).await,
                 // `Ok(None)`: the connection was lost and is back.
-                Ok(Ok(None)) | Err(_) => changed(None).await,
+                Ok(Ok(None)) | Err(_) => changed(&pool, &ip_rules, &routes, None).await,
                 Ok(Err(err)) => {
                     tracing::warn!(error = %err, "the notifications of IP rule and route changes stopped");
                     tokio::time::sleep(RECONNECT).await;
@@ -65,5 +46,21 @@ pub async fn follow(pool: PgPool, ip_rules: Arc<IpRules>, routes: Arc<RouteCache
                 }
             }
         }
+    }
+}
+
+async fn listen(pool: &PgPool, channels: &[&str]) -> sqlx::Result<PgListener> {
+    let mut listener = PgListener::connect_with(pool).await?;
+    listener.listen_all(channels.iter().copied()).await?;
+    Ok(listener)
+}
+
+/// Reloads what `channel` names; everything when it is `None`.
+async fn changed(pool: &PgPool, ip_rules: &IpRules, routes: &RouteCache, channel: Option<&str>) {
+    if channel.is_none_or(|c| c == db::routes::CHANNEL) {
+        routes.clear();
+    }
+    if channel.is_none_or(|c| c == db::smtp_rules::CHANNEL) {
+        ip_rules.reload(pool).await;
     }
 }

@@ -1087,35 +1087,41 @@ async fn ip_rules_and_dns_blocklists_refuse_clients_at_connect() {
     assert!(greeting.starts_with("220 "), "{greeting}");
 }
 
-/// The greeting a client at `ip` gets once it starts with `wanted`, or
-/// the last one after 5 s: the SMTP server reloads the IP rules on a
-/// notification, a moment after a change commits.
-async fn greeting_once(smtp: SocketAddr, ip: &str, wanted: &str) -> String {
+/// What `ask` answers once it starts with `wanted`, or its last answer
+/// after 5 s: the SMTP server reloads what it holds in memory (IP rules,
+/// routes) on a notification, a moment after a change commits.
+async fn eventually<F, Fut>(wanted: &str, mut ask: F) -> String
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = String>,
+{
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        let (_, greeting) = Client::connect_from(smtp, ip).await;
-        if greeting.starts_with(wanted) || Instant::now() > deadline {
-            return greeting;
+        let answer = ask().await;
+        if answer.starts_with(wanted) || Instant::now() > deadline {
+            return answer;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
-/// The reply to `RCPT TO:<rcpt>` in a new session, asked again (for up to
-/// 5 s) until it starts with `wanted`.
+/// The greeting a client at `ip` gets, once it starts with `wanted`.
+async fn greeting_once(smtp: SocketAddr, ip: &str, wanted: &str) -> String {
+    eventually(wanted, || async { Client::connect_from(smtp, ip).await.1 }).await
+}
+
+/// The reply to `RCPT TO:<rcpt>` in a new session, once it starts with
+/// `wanted`.
 async fn rcpt_once(smtp: SocketAddr, rcpt: &str, wanted: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
+    eventually(wanted, || async {
         let (mut client, _) = Client::connect(smtp).await;
         client.command("EHLO cache.test").await;
         client.command("MAIL FROM:<a@cache.test>").await;
         let reply = client.command(&format!("RCPT TO:<{rcpt}>")).await;
         client.command("QUIT").await;
-        if reply.starts_with(wanted) || Instant::now() > deadline {
-            return reply;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        reply
+    })
+    .await
 }
 
 #[tokio::test]
