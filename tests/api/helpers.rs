@@ -446,20 +446,48 @@ pub fn test_secrets_key() -> String {
     base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 32]>())
 }
 
-/// A UDP port on 127.0.0.1 free now (for a DNS server started later).
-/// Never the same port twice in one run, so two tests cannot both wait
-/// for it.
+/// A port on 127.0.0.1, free now for both UDP and TCP, for a DNS server
+/// started later (dnsmasq listens on both).
+///
+/// It lies outside the kernel's ephemeral range, so no outgoing connection
+/// (a pool's link to PostgreSQL, an HTTP client) and no `bind(:0)` can take
+/// it in the meantime and hold it for the rest of the run: that made
+/// dnsmasq fail to listen for good. Never the same port twice in one run.
 pub fn free_udp_port() -> u16 {
-    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
-    loop {
-        let port = std::net::UdpSocket::bind("127.0.0.1:0")
-            .and_then(|socket| socket.local_addr())
-            .map(|addr| addr.port())
-            .expect("a free UDP port");
-        let mut given = GIVEN.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if !given.contains(&port) {
-            given.push(port);
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let (low, high) = outside_ephemeral_range();
+    let span = u32::from(high - low) + 1;
+    // Start at a random place so that separate runs spread out.
+    let _ = NEXT.compare_exchange(
+        0,
+        rand::random_range(1..=span),
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    for _ in 0..span {
+        let offset = NEXT.fetch_add(1, Ordering::SeqCst) % span;
+        let port = low + u16::try_from(offset).expect("offset below span");
+        let free = std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok()
+            && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok();
+        if free {
             return port;
         }
+    }
+    panic!("no free port in {low}..={high}");
+}
+
+/// The unprivileged ports below (or, failing room there, above) the
+/// kernel's ephemeral range.
+fn outside_ephemeral_range() -> (u16, u16) {
+    let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap_or_default();
+    let mut bounds = range.split_whitespace().filter_map(|n| n.parse::<u16>().ok());
+    let (first, last) = (bounds.next().unwrap_or(32768), bounds.next().unwrap_or(60999));
+    if first > 11_024 {
+        (10_000, first - 1)
+    } else if last < 64_535 {
+        (last + 1, 65_535)
+    } else {
+        (1024, 65_535)
     }
 }
