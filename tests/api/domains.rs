@@ -29,7 +29,7 @@ fn txt(name: &Value, value: &str) -> String {
 async fn published_records_verify_the_domain_and_unlock_live_sending() {
     // Tern generates the DKIM keys, so reserve a port for the DNS server,
     // create the domains, then serve their records on that port.
-    let port = crate::helpers::free_udp_port();
+    let port = crate::helpers::free_port();
     let app = spawn_app_with(|s| s.dns.nameservers = vec![SocketAddr::from(([127, 0, 0, 1], port))]).await;
     let t = app
         .tenant("ann@example.com", "good.test", "live", "ed25519")
@@ -156,7 +156,7 @@ async fn published_records_verify_the_domain_and_unlock_live_sending() {
 
 /// Runs `tern doctor` against a dnsmasq serving `records`.
 fn doctor(records: &[String]) -> (bool, String) {
-    let port = crate::helpers::free_udp_port();
+    let port = crate::helpers::free_port();
     let _dns = Dnsmasq::start(port, records);
     let config = std::env::temp_dir().join(format!("tern-doctor-{}.toml", uuid::Uuid::new_v4()));
     std::fs::write(

@@ -205,7 +205,7 @@ async fn special_use_recipient_domains_are_refused_unless_routed() {
 async fn mx_records_never_lead_to_private_addresses() {
     let port = free_port();
     let sink = Sink::start_at("127.0.0.2", port, &[]);
-    let dns_port = crate::helpers::free_udp_port();
+    let dns_port = crate::helpers::free_port();
     let records = [
         "--mx-host=corp.example.org,mx.corp.example.org,10",
         "--host-record=mx.corp.example.org,127.0.0.2",

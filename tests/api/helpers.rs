@@ -415,14 +415,6 @@ pub fn recipient<'a>(message: &'a Value, address: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no recipient {address} in {message}"))
 }
 
-/// A loopback port that was free a moment ago, for a peer to listen on.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
-}
-
 /// A transport rule sending `domain`'s mail to a peer on 127.0.0.1:`port`.
 pub fn loopback_route(domain: &str, port: u16) -> tern::config::TransportRule {
     tls_route(domain, port, tern::config::TlsPolicy::Opportunistic)
@@ -446,14 +438,14 @@ pub fn test_secrets_key() -> String {
     base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 32]>())
 }
 
-/// A port on 127.0.0.1, free now for both UDP and TCP, for a DNS server
-/// started later (dnsmasq listens on both).
+/// A port on 127.0.0.1, free now for both UDP and TCP, for a peer to
+/// listen on (dnsmasq listens on both).
 ///
 /// It lies outside the kernel's ephemeral range, so no outgoing connection
 /// (a pool's link to PostgreSQL, an HTTP client) and no `bind(:0)` can take
 /// it in the meantime and hold it for the rest of the run: that made
 /// dnsmasq fail to listen for good. Never the same port twice in one run.
-pub fn free_udp_port() -> u16 {
+pub fn free_port() -> u16 {
     use std::sync::atomic::{AtomicU32, Ordering};
     static NEXT: AtomicU32 = AtomicU32::new(0);
     let (low, high) = outside_ephemeral_range();

@@ -755,7 +755,7 @@ async fn checks_of(app: &TestApp, rcpt: &str) -> Value {
 
 #[tokio::test]
 async fn spf_dkim_and_dmarc_are_checked_against_dns_and_dmarc_reject_is_enforced() {
-    let dns_port = crate::helpers::free_udp_port();
+    let dns_port = crate::helpers::free_port();
     let app = spawn_app_with(|s| {
         smtp_settings(s);
         s.dns.nameservers = vec![format!("127.0.0.1:{dns_port}").parse().unwrap()];
@@ -1008,7 +1008,7 @@ async fn bounces_to_signed_return_paths_are_taken_and_forged_ones_refused() {
 
 #[tokio::test]
 async fn ip_rules_and_dns_blocklists_refuse_clients_at_connect() {
-    let dns_port = crate::helpers::free_udp_port();
+    let dns_port = crate::helpers::free_port();
     let app = spawn_app_with(|s| {
         smtp_settings(s);
         s.dns.nameservers = vec![format!("127.0.0.1:{dns_port}").parse().unwrap()];

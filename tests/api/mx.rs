@@ -22,7 +22,7 @@ async fn mail_follows_mx_records_with_fallbacks_and_verifies_on_arrival() {
     let port = free_port();
     let first = Sink::start_at("127.0.0.2", port, &[]);
     let second = Sink::start_at("127.0.0.3", port, &[]);
-    let dns_port = crate::helpers::free_udp_port();
+    let dns_port = crate::helpers::free_port();
     let records = [
         "--mx-host=alpha.test,mx.alpha.test,10",
         "--host-record=mx.alpha.test,127.0.0.2",
@@ -216,7 +216,7 @@ async fn no_second_copy_after_the_final_dot_and_no_retries_for_a_domain_without_
     // The preferred MX takes the message and hangs up before answering.
     let silent = Sink::start_at("127.0.0.2", port, &["-q", "."]);
     let backup = Sink::start_at("127.0.0.3", port, &[]);
-    let dns_port = crate::helpers::free_udp_port();
+    let dns_port = crate::helpers::free_port();
     let records = [
         "--mx-host=lost.test,mx1.lost.test,10",
         "--mx-host=lost.test,mx2.lost.test,20",

@@ -16,7 +16,7 @@ fn hosts(route: Route) -> Vec<String> {
 
 #[tokio::test]
 async fn mx_order_implicit_mx_null_mx_and_overrides() {
-    let port = crate::helpers::free_udp_port();
+    let port = crate::helpers::free_port();
     let _dns = Dnsmasq::start(
         port,
         &[

@@ -10,7 +10,7 @@ use tern::delivery::worker::Worker;
 
 use crate::bounces::webhook;
 use crate::dkim::{dkim_txt, dkimpy_verifies};
-use crate::helpers::{Dnsmasq, assert_error, free_udp_port, json_of, loopback_route, spawn_app_with};
+use crate::helpers::{Dnsmasq, assert_error, free_port, json_of, loopback_route, spawn_app_with};
 use crate::inbound::deliver;
 use crate::peers::Sink;
 use crate::receiver::Receiver;
@@ -292,7 +292,7 @@ async fn tracked_html_is_rewritten_signed_followed_and_counted() {
 
 #[tokio::test]
 async fn a_verified_tracking_host_carries_the_tracked_urls() {
-    let port = free_udp_port();
+    let port = free_port();
     let _dns = Dnsmasq::start(
         port,
         &[

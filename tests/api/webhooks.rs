@@ -89,7 +89,7 @@ async fn endpoints_are_created_changed_rotated_and_deleted() {
 
 #[tokio::test]
 async fn endpoints_leading_to_internal_addresses_are_refused() {
-    let port = crate::helpers::free_udp_port();
+    let port = crate::helpers::free_port();
     let _dns = Dnsmasq::start(
         port,
         &[
