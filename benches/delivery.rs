@@ -372,14 +372,8 @@ impl Bench {
              state change to arrival p50 {p50:.0} ms, p99 {p99:.0} ms",
             args.webhook_rate
         );
-        let (ceiling, c50, c99) = webhooks::ceiling(
-            &self.db,
-            &receiver,
-            args.webhook_connections,
-            10,
-            &std::env::temp_dir(),
-        )
-        .await?;
+        let (ceiling, c50, c99) =
+            webhooks::ceiling(&receiver, args.webhook_connections, 10, &std::env::temp_dir()).await?;
         println!(
             "5c. ceiling: wrk posting the same body to the same receiver over {} connections: \
              {ceiling:.0} requests/s, p50 {c50}, p99 {c99}; dispatcher drain / ceiling {:.1}%",

@@ -19,17 +19,24 @@ use uuid::Uuid;
 pub struct Receiver {
     pub url: String,
     arrivals: Arc<Mutex<Vec<(String, SystemTime)>>>,
+    /// The first body that arrived, for the ceiling's load tool to post.
+    first_body: Arc<Mutex<Option<axum::body::Bytes>>>,
 }
 
 impl Receiver {
     pub async fn start() -> anyhow::Result<Receiver> {
         let arrivals = Arc::new(Mutex::new(Vec::new()));
-        let log = arrivals.clone();
+        let first_body = Arc::new(Mutex::new(None));
+        let (log, first) = (arrivals.clone(), first_body.clone());
         let app = axum::Router::new().route(
             "/hook",
-            axum::routing::post(move |headers: axum::http::HeaderMap, _body: axum::body::Bytes| {
-                let log = log.clone();
+            axum::routing::post(move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+                let (log, first) = (log.clone(), first.clone());
                 async move {
+                    first
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .get_or_insert(body);
                     let id = headers
                         .get("webhook-id")
                         .and_then(|v| v.to_str().ok())
@@ -47,7 +54,11 @@ impl Receiver {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("http://{}/hook", listener.local_addr()?);
         tokio::spawn(async move { axum::serve(listener, app).await });
-        Ok(Receiver { url, arrivals })
+        Ok(Receiver {
+            url,
+            arrivals,
+            first_body,
+        })
     }
 
     pub fn arrivals(&self) -> Vec<(String, SystemTime)> {
@@ -183,15 +194,18 @@ pub async fn steady(
 /// `connections` connections for `seconds`. Returns requests/s and its
 /// latency p50/p99 as wrk prints them.
 pub async fn ceiling(
-    db: &PgPool,
     receiver: &Receiver,
     connections: usize,
     seconds: u64,
     dir: &Path,
 ) -> anyhow::Result<(f64, String, String)> {
-    let body: serde_json::Value = sqlx::query_scalar("SELECT payload FROM webhook_deliveries LIMIT 1")
-        .fetch_one(db)
-        .await?;
+    let body = receiver
+        .first_body
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone()
+        .context("no webhook has arrived yet")?;
+    let body = String::from_utf8_lossy(&body);
     let script = dir.join("tern-bench-webhook.lua");
     let lua_string = |s: &str| format!("{s:?}");
     std::fs::write(
@@ -199,7 +213,7 @@ pub async fn ceiling(
         format!(
             "wrk.method = \"POST\"\nwrk.body = {}\nwrk.headers[\"Content-Type\"] = \"application/json\"\n\
 ",
-            lua_string(&body.to_string())
+            lua_string(&body)
         ),
     )?;
     let url = receiver.url.clone();

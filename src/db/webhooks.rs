@@ -199,12 +199,9 @@ pub async fn replay(
               ORDER BY e.created_at, e.id
               LIMIT $3
            ), queued AS (
-              INSERT INTO webhook_deliveries (endpoint_id, event_id, event_type, payload)
-              SELECT $1, 'evt_' || ev.id, 'message.' || ev.kind,
-                     tern_message_event_payload(ev.kind, ev.created_at, ev.detail, m, r)
+              INSERT INTO webhook_deliveries (endpoint_id, event_id, event_type, message_event_id)
+              SELECT $1, 'evt_' || ev.id, 'message.' || ev.kind, ev.id
               FROM ev
-              JOIN messages m ON m.id = ev.message_id
-              LEFT JOIN recipients r ON r.id = ev.recipient_id
               ON CONFLICT (endpoint_id, event_id) DO UPDATE
                   SET status = 'pending', next_attempt_at = now(), attempts = 0, delivered_at = NULL
                   WHERE webhook_deliveries.lease_owner IS NULL
@@ -267,8 +264,7 @@ pub struct ClaimedDelivery {
     pub id: Uuid,
     pub endpoint_id: Uuid,
     pub event_id: String,
-    /// The JSON body, as stored (`json`): sent as it is.
-    pub payload: String,
+    pub body: Body,
     /// Attempts so far, this one included.
     pub attempts: i32,
     pub url: String,
@@ -280,6 +276,93 @@ pub struct ClaimedDelivery {
     pub previous_secret: Option<Vec<u8>>,
     /// `events` (a webhook) or `route` (an inbound route's endpoint).
     pub purpose: String,
+}
+
+/// What a claimed delivery sends.
+#[derive(Debug)]
+pub enum Body {
+    /// The JSON payload stored with the delivery (`json`): sent as it is.
+    Stored(String),
+    /// A message event: the dispatcher builds its payload
+    /// (`webhooks::message_payload`).
+    MessageEvent(MessageEvent),
+    /// The message event it reports is no longer stored.
+    Missing,
+}
+
+/// A stored message event, with its message and recipient: what a
+/// `message.*` payload is made of.
+#[derive(Debug, Clone)]
+pub struct MessageEvent {
+    /// `sent`, `bounced`... (the type without `message.`).
+    pub kind: String,
+    pub at: DateTime<Utc>,
+    pub detail: serde_json::Value,
+    pub message_id: Uuid,
+    pub server_id: Uuid,
+    pub tag: Option<String>,
+    pub metadata: serde_json::Value,
+    pub recipient_id: Option<Uuid>,
+    pub recipient: Option<String>,
+}
+
+/// A row of `tern_claim_webhook_deliveries`.
+struct ClaimedRow {
+    id: Uuid,
+    endpoint_id: Uuid,
+    event_id: String,
+    payload: Option<String>,
+    attempts: i32,
+    url: String,
+    signing: String,
+    secret: Vec<u8>,
+    purpose: String,
+    previous_secret: Option<Vec<u8>>,
+    event_kind: Option<String>,
+    event_at: Option<DateTime<Utc>>,
+    event_detail: Option<serde_json::Value>,
+    message_id: Option<Uuid>,
+    server_id: Option<Uuid>,
+    tag: Option<String>,
+    metadata: Option<serde_json::Value>,
+    recipient_id: Option<Uuid>,
+    recipient: Option<String>,
+}
+
+impl From<ClaimedRow> for ClaimedDelivery {
+    fn from(row: ClaimedRow) -> ClaimedDelivery {
+        let event = match (row.event_kind, row.event_at, row.message_id, row.server_id) {
+            (Some(kind), Some(at), Some(message_id), Some(server_id)) => Some(MessageEvent {
+                kind,
+                at,
+                detail: row.event_detail.unwrap_or_default(),
+                message_id,
+                server_id,
+                tag: row.tag,
+                metadata: row.metadata.unwrap_or_default(),
+                recipient_id: row.recipient_id,
+                recipient: row.recipient,
+            }),
+            _ => None,
+        };
+        let body = match (row.payload, event) {
+            (Some(payload), _) => Body::Stored(payload),
+            (None, Some(event)) => Body::MessageEvent(event),
+            (None, None) => Body::Missing,
+        };
+        ClaimedDelivery {
+            id: row.id,
+            endpoint_id: row.endpoint_id,
+            event_id: row.event_id,
+            body,
+            attempts: row.attempts,
+            url: row.url,
+            signing: row.signing,
+            secret: row.secret,
+            previous_secret: row.previous_secret,
+            purpose: row.purpose,
+        }
+    }
 }
 
 /// Claims up to `batch` due deliveries of enabled endpoints for `owner`
@@ -299,11 +382,12 @@ pub async fn claim(
     let (endpoints, counts): (Vec<Uuid>, Vec<i64>) = in_hand.iter().copied().unzip();
     // The statement is a function (migration `webhook_claim_in_due_order`)
     // so that its plan walks the due index in order.
-    sqlx::query_as!(
-        ClaimedDelivery,
-        r#"SELECT id AS "id!", endpoint_id AS "endpoint_id!", event_id AS "event_id!",
-                  payload AS "payload!", attempts AS "attempts!", url AS "url!", signing AS "signing!",
-                  secret AS "secret!", purpose AS "purpose!", previous_secret
+    let rows = sqlx::query_as!(
+        ClaimedRow,
+        r#"SELECT id AS "id!", endpoint_id AS "endpoint_id!", event_id AS "event_id!", payload,
+                  attempts AS "attempts!", url AS "url!", signing AS "signing!", secret AS "secret!",
+                  purpose AS "purpose!", previous_secret, event_kind, event_at,
+                  event_detail, message_id, server_id, tag, metadata, recipient_id, recipient
            FROM tern_claim_webhook_deliveries($1, $2, $3, $4, $5, $6)"#,
         owner,
         batch,
@@ -313,7 +397,8 @@ pub async fn claim(
         per_endpoint
     )
     .fetch_all(pool)
-    .await
+    .await?;
+    Ok(rows.into_iter().map(ClaimedDelivery::from).collect())
 }
 
 /// A 2xx answer, to record with others.
@@ -575,8 +660,7 @@ pub async fn claim_test_event(
     event_id: &str,
     payload: &serde_json::Value,
 ) -> sqlx::Result<Option<ClaimedDelivery>> {
-    sqlx::query_as!(
-        ClaimedDelivery,
+    let row = sqlx::query!(
         r#"INSERT INTO webhook_deliveries (endpoint_id, event_id, event_type, payload, attempts,
                                           lease_owner, lease_expires_at)
            SELECT w.id, $3, 'webhook.test', $4, 1, $2, now() + interval '1 minute'
@@ -594,7 +678,19 @@ pub async fn claim_test_event(
         payload
     )
     .fetch_optional(pool)
-    .await
+    .await?;
+    Ok(row.map(|row| ClaimedDelivery {
+        id: row.id,
+        endpoint_id: row.endpoint_id,
+        event_id: row.event_id,
+        body: Body::Stored(row.payload),
+        attempts: row.attempts,
+        url: row.url,
+        signing: row.signing,
+        secret: row.secret,
+        previous_secret: row.previous_secret,
+        purpose: row.purpose,
+    }))
 }
 
 /// Ends a test delivery after its one attempt: it is never retried.

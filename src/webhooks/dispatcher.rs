@@ -32,9 +32,10 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 use uuid::Uuid;
 
+use super::message_payload;
 use super::signature::{self, Signing};
 use crate::config::WebhookSettings;
-use crate::db::webhooks::{self as db, AttemptRecord, ClaimedDelivery, Delivered};
+use crate::db::webhooks::{self as db, AttemptRecord, Body, ClaimedDelivery, Delivered};
 use crate::domain::is_private_address;
 use crate::observability::logs::chain;
 use crate::state::AppState;
@@ -386,7 +387,11 @@ impl Dispatcher {
         if let Some(previous) = &delivery.previous_secret {
             keys.push(sealing.open(previous, row)?);
         }
-        let body = delivery.payload.clone().into_bytes();
+        let body = match &delivery.body {
+            Body::Stored(payload) => payload.clone().into_bytes(),
+            Body::MessageEvent(event) => message_payload::build(event).into_bytes(),
+            Body::Missing => anyhow::bail!("the message event it reports is no longer stored"),
+        };
         let timestamp = Utc::now().timestamp();
         let signing = Signing::parse(&delivery.signing).context("the endpoint's signing scheme")?;
         let signatures = signature::signatures(

@@ -1,10 +1,9 @@
 //! The webhook payloads as receivers get them: for each event type, the
 //! envelope `{"type", "timestamp", "data"}` and its data. Message payloads
-//! are built in SQL, in the transaction of the change they report
-//! (`tern_message_event_payload`, see the migrations); these types are
-//! their documentation, listed in the OpenAPI document's `webhooks`
-//! section so that generated clients get typed events. The tests check
-//! real payloads against these schemas.
+//! are built by the dispatcher from the stored event (`message_payload`);
+//! these types are their documentation, listed in the OpenAPI
+//! document's `webhooks` section so that generated clients get typed
+//! events. The tests check real payloads against these schemas.
 
 use std::collections::BTreeMap;
 
