@@ -78,8 +78,9 @@ struct Args {
     /// (`webhooks.per_endpoint_concurrency`), and wrk's connections.
     #[arg(long, default_value_t = 16)]
     webhook_connections: usize,
-    /// Rounds of phase 6 (endpoint off, then on); its figure is the median.
-    #[arg(long, default_value_t = 3)]
+    /// Rounds of phase 6 (endpoint off and on, which first alternating);
+    /// its figure is the median. Even, so that each order counts alike.
+    #[arg(long, default_value_t = 4)]
     cost_rounds: usize,
     /// Messages per round of the tracking phase (0 skips it).
     #[arg(long, default_value_t = 1000)]
@@ -396,22 +397,38 @@ impl Bench {
         // Off and on in turns, so that a drift of the machine's speed
         // (a shared VM's is several per cent within a minute) falls on both
         // alike; each round's pair gives one ratio, and the median is the
-        // figure.
+        // figure. Which of the pair goes first alternates (off first in odd
+        // rounds): every pass leaves the database bigger, so the second
+        // one always runs on more rows than the first.
         let mut rounds = Vec::new();
         for round in 1..=args.cost_rounds.max(1) {
             // What autovacuum does on an installation (this machine's
             // PostgreSQL may run without it): otherwise each round runs on
-            // the dead rows and index entries of all the rounds before, and
-            // the later ones, always with the endpoint on, pay for them.
+            // the dead rows and index entries of all the rounds before.
             sqlx::query("VACUUM (ANALYZE)").execute(&self.db).await?;
-            endpoint_on(false).await?;
-            let off = self
-                .end_to_end(args, client, body, None, &format!("6.{round}a"))
-                .await?;
-            endpoint_on(true).await?;
-            let on = self
-                .end_to_end(args, client, body, Some(&receiver), &format!("6.{round}b"))
-                .await?;
+            let mut off = None;
+            let mut on = None;
+            let order = if round % 2 == 1 {
+                [false, true]
+            } else {
+                [true, false]
+            };
+            for endpoint in order {
+                endpoint_on(endpoint).await?;
+                if endpoint {
+                    let label = format!("6.{round}b");
+                    on = Some(
+                        self.end_to_end(args, client, body, Some(&receiver), &label)
+                            .await?,
+                    );
+                } else {
+                    let label = format!("6.{round}a");
+                    off = Some(self.end_to_end(args, client, body, None, &label).await?);
+                }
+            }
+            let (Some(off), Some(on)) = (off, on) else {
+                bail!("round {round} ran without both passes");
+            };
             let (rate, cpu) = ((on.0 - off.0) / off.0, (on.1 - off.1) / off.1);
             println!(
                 "    round {round}: send rate {:+.1}% with the endpoint on, CPU per message {:+.1}%",
@@ -420,9 +437,15 @@ impl Bench {
             );
             rounds.push((rate, cpu, on));
         }
+        // Of an even number of rounds, the mean of the middle two.
         let median = |mut values: Vec<f64>| {
             values.sort_by(f64::total_cmp);
-            values[values.len() / 2]
+            let middle = values.len() / 2;
+            if values.len() % 2 == 0 {
+                (values[middle - 1] + values[middle]) / 2.0
+            } else {
+                values[middle]
+            }
         };
         let rate = median(rounds.iter().map(|r| r.0).collect());
         let cpu = median(rounds.iter().map(|r| r.1).collect());
