@@ -306,7 +306,8 @@ pub struct MessageEvent {
     pub recipient: Option<String>,
 }
 
-/// A row of `tern_claim_webhook_deliveries`.
+/// A row of `tern_claim_webhook_deliveries` (or a test event, with no
+/// message event).
 struct ClaimedRow {
     id: Uuid,
     endpoint_id: Uuid,
@@ -380,8 +381,9 @@ pub async fn claim(
     in_hand: &[(Uuid, i64)],
 ) -> sqlx::Result<Vec<ClaimedDelivery>> {
     let (endpoints, counts): (Vec<Uuid>, Vec<i64>) = in_hand.iter().copied().unzip();
-    // The statement is a function (migration `webhook_claim_in_due_order`)
-    // so that its plan walks the due index in order.
+    // The statement is a function (migrations `webhook_claim_in_due_order`
+    // and `message_payloads_at_claim`) so that its plan walks the due index
+    // in order.
     let rows = sqlx::query_as!(
         ClaimedRow,
         r#"SELECT id AS "id!", endpoint_id AS "endpoint_id!", event_id AS "event_id!", payload,
@@ -660,18 +662,23 @@ pub async fn claim_test_event(
     event_id: &str,
     payload: &serde_json::Value,
 ) -> sqlx::Result<Option<ClaimedDelivery>> {
-    let row = sqlx::query!(
+    let row = sqlx::query_as!(
+        ClaimedRow,
         r#"INSERT INTO webhook_deliveries (endpoint_id, event_id, event_type, payload, attempts,
                                           lease_owner, lease_expires_at)
            SELECT w.id, $3, 'webhook.test', $4, 1, $2, now() + interval '1 minute'
            FROM webhook_endpoints w WHERE w.id = $1
-           RETURNING id, endpoint_id, event_id, payload::text AS "payload!", attempts,
+           RETURNING id, endpoint_id, event_id, payload::text AS payload, attempts,
                      (SELECT signing FROM webhook_endpoints WHERE id = $1) AS "signing!",
                      (SELECT secret FROM webhook_endpoints WHERE id = $1) AS "secret!",
                      (SELECT previous_secret FROM webhook_endpoints
                       WHERE id = $1 AND previous_secret_expires_at > now()) AS "previous_secret?",
                      (SELECT url FROM webhook_endpoints WHERE id = $1) AS "url!",
-                     (SELECT purpose FROM webhook_endpoints WHERE id = $1) AS "purpose!""#,
+                     (SELECT purpose FROM webhook_endpoints WHERE id = $1) AS "purpose!",
+                     NULL::text AS event_kind, NULL::timestamptz AS event_at,
+                     NULL::jsonb AS event_detail, NULL::uuid AS message_id, NULL::uuid AS server_id,
+                     NULL::text AS tag, NULL::jsonb AS metadata, NULL::uuid AS recipient_id,
+                     NULL::text AS recipient"#,
         endpoint,
         owner,
         event_id,
@@ -679,18 +686,7 @@ pub async fn claim_test_event(
     )
     .fetch_optional(pool)
     .await?;
-    Ok(row.map(|row| ClaimedDelivery {
-        id: row.id,
-        endpoint_id: row.endpoint_id,
-        event_id: row.event_id,
-        body: Body::Stored(row.payload),
-        attempts: row.attempts,
-        url: row.url,
-        signing: row.signing,
-        secret: row.secret,
-        previous_secret: row.previous_secret,
-        purpose: row.purpose,
-    }))
+    Ok(row.map(ClaimedDelivery::from))
 }
 
 /// Ends a test delivery after its one attempt: it is never retried.
